@@ -1,0 +1,306 @@
+"""The feedforward network: `Dense` layers and the `FFN` module."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from beartype import beartype
+from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
+
+from ._activations import resolve_activation
+from ._init import check_init, init_dense
+
+
+def _describe(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return type(x).__name__
+    return f"{type(x).__name__} of shape {tuple(shape)} and dtype {getattr(x, 'dtype', '?')}"
+
+
+def _one_sample(fn: Callable) -> Callable:
+    """Decorate `__call__(self, x)`: a clear error for a wrong sample, then jaxtyping + beartype.
+
+    The checks run in Python, so under `jax.jit` they cost nothing after tracing.
+    """
+    typed = jaxtyped(typechecker=beartype)(fn)
+
+    @functools.wraps(fn)
+    def wrapper(self, x):
+        name = type(self).__name__
+        if not isinstance(x, (jax.Array, np.ndarray)):
+            raise TypeError(
+                f"{name} expects `x` to be a JAX or NumPy array of shape ({self.in_size},); "
+                f"got {_describe(x)}. Convert it with jnp.asarray(x)."
+            )
+        if x.shape != (self.in_size,):
+            hint = ""
+            if x.ndim >= 2 and x.shape[-1] == self.in_size:
+                hint = (
+                    f" It looks like a batch: {name} takes ONE sample; batch with "
+                    f"jax.vmap(model)(x) (or eqx.filter_vmap)."
+                )
+            raise ValueError(
+                f"{name} expects one sample `x` of shape ({self.in_size},) (in_size="
+                f"{self.in_size}); got shape {tuple(x.shape)}.{hint or ' Batch with jax.vmap(model)(x).'}"
+            )
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(
+                f"{name} expects a floating-point `x` of shape ({self.in_size},); got dtype "
+                f"{x.dtype}. Cast it, e.g. x.astype(jnp.float32)."
+            )
+        return typed(self, x)
+
+    return wrapper
+
+
+class Dense(eqx.Module):
+    """An affine layer `y = weight @ x + bias` on one sample.
+
+    **Arguments:**
+
+    - `weight`: array of shape `(out_size, in_size)`.
+    - `bias`: array of shape `(out_size,)`, or `None` for no bias.
+    """
+
+    weight: Float[Array, "out_size in_size"]
+    bias: Float[Array, " out_size"] | None
+    in_size: int = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(self, weight: Any, bias: Any | None):
+        self.weight = jnp.asarray(weight)
+        self.bias = None if bias is None else jnp.asarray(bias)
+        if self.weight.ndim != 2:
+            raise ValueError(
+                f"Dense weight must have shape (out_size, in_size); got {self.weight.shape}."
+            )
+        self.out_size, self.in_size = (int(s) for s in self.weight.shape)
+        if self.bias is not None and self.bias.shape != (self.out_size,):
+            raise ValueError(
+                f"Dense bias must have shape ({self.out_size},) to match weight "
+                f"{self.weight.shape}; got {self.bias.shape}."
+            )
+
+    @_one_sample
+    def __call__(self, x: Float[Array, "{self.in_size}"]) -> Float[Array, "{self.out_size}"]:
+        y = self.weight @ x
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+
+def _check_size(value: Any, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{argument} must be an integer >= 1; got {value!r}.")
+    return int(value)
+
+
+def _set_fields(self, layers, activation, final_activation) -> None:
+    # object.__setattr__ so that this also serves `from_layers`, which bypasses __init__.
+    setattr_ = object.__setattr__
+    activation, activation_name = resolve_activation(activation)
+    final, final_name = resolve_activation(final_activation, argument="final_activation")
+    setattr_(self, "layers", tuple(layers))
+    setattr_(self, "activation", activation)
+    setattr_(self, "final_activation", final)
+    setattr_(self, "in_size", layers[0].in_size)
+    setattr_(self, "out_size", layers[-1].out_size)
+    setattr_(self, "hidden_sizes", tuple(layer.out_size for layer in layers[:-1]))
+    setattr_(self, "activation_name", activation_name)
+    setattr_(self, "final_activation_name", final_name)
+
+
+class FFN(eqx.Module):
+    """A feedforward network `y = L_k(σ(... σ(L_1 x)))` on ONE sample.
+
+    With the defaults it is the lecture's network `y = W2 tanh(W1 x + b1) + b2` with 16 hidden units.
+
+    **Arguments:**
+
+    - `in_size`: number of inputs `n_x >= 1`.
+    - `out_size`: number of outputs `n_y >= 1` (for classification: the number of classes).
+    - `hidden_sizes`: widths of the hidden layers, e.g. `(16,)` (default), `(16, 8)`, or `()` for an
+      affine map. An int means one hidden layer.
+    - `activation`: hidden activation, a name (`"tanh"` (default), `"relu"`, `"gelu"`, `"sigmoid"`,
+      `"softplus"`, `"silu"`, `"elu"`, `"identity"`) or any callable.
+    - `final_activation`: applied to the output; `None` (default) is the identity.
+    - `init`: `"normal"` (default: every weight AND bias standard normal, as the lecture does),
+      `"glorot_uniform"`, `"glorot_normal"`, `"kaiming_uniform"`, `"kaiming_normal"`,
+      `"lecun_normal"` (these four-plus-one draw weights from `jax.nn.initializers` and set biases to
+      zero), or `"equinox"` (exactly `eqx.nn.Linear`'s uniform weights and biases).
+    - `use_bias`: whether layers have biases.
+    - `dtype`: parameter dtype; default the JAX default float (float32, or float64 under
+      `jax_enable_x64`).
+    - `key`: a `jax.random` key (keyword-only).
+
+    **Call:** `model(x)` with `x` of shape `(in_size,)` returns shape `(out_size,)`. For a batch
+    `x` of shape `(N, in_size)` use `jax.vmap(model)(x)`, which returns `(N, out_size)`.
+
+    ```python
+    import jax, jax.random as jr
+    import eqx_ffn
+    model = eqx_ffn.FFN(1, 1, (16,), key=jr.key(0))
+    y = jax.vmap(model)(jnp.ones((200, 1)))   # (200, 1)
+    ```
+    """
+
+    layers: tuple[Dense, ...]
+    activation: Callable[[Array], Array]
+    final_activation: Callable[[Array], Array]
+    in_size: int = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+    hidden_sizes: tuple[int, ...] = eqx.field(static=True)
+    activation_name: str | None = eqx.field(static=True)
+    final_activation_name: str | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_size: int,
+        out_size: int,
+        hidden_sizes: Sequence[int] | int = (16,),
+        *,
+        activation: str | Callable = "tanh",
+        final_activation: str | Callable | None = None,
+        init: str = "normal",
+        use_bias: bool = True,
+        dtype: Any = None,
+        key: PRNGKeyArray,
+    ):
+        in_size = _check_size(in_size, "in_size")
+        out_size = _check_size(out_size, "out_size")
+        if isinstance(hidden_sizes, (int, np.integer)) and not isinstance(hidden_sizes, bool):
+            hidden_sizes = (hidden_sizes,)
+        if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence):
+            raise TypeError(
+                f"hidden_sizes must be a sequence of ints such as (16,) or (16, 8); "
+                f"got {hidden_sizes!r}."
+            )
+        hidden = tuple(_check_size(h, f"hidden_sizes[{i}]") for i, h in enumerate(hidden_sizes))
+        check_init(init)
+        if not isinstance(key, jax.Array):
+            raise TypeError(
+                f"key must be a jax.random key such as jax.random.key(0); got {_describe(key)}."
+            )
+        dtype = jnp.dtype(dtype) if dtype is not None else jnp.zeros(()).dtype
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"dtype must be a floating-point dtype; got {dtype}.")
+        sizes = (in_size, *hidden, out_size)
+        keys = jr.split(key, len(sizes) - 1)
+        layers = []
+        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True):
+            w, b = init_dense(init, n_in, n_out, use_bias, dtype, key=k)
+            layers.append(Dense(w, b))
+        _set_fields(self, tuple(layers), activation, final_activation)
+
+    @_one_sample
+    def __call__(self, x: Float[Array, "{self.in_size}"]) -> Float[Array, "{self.out_size}"]:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.final_activation(self.layers[-1](x))
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable scalars (weights and biases)."""
+        return sum(
+            int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(eqx.filter(self, eqx.is_array))
+        )
+
+    @property
+    def dtype(self) -> jnp.dtype:
+        """The dtype of the first layer's weight."""
+        return self.layers[0].weight.dtype
+
+    @classmethod
+    def from_layers(
+        cls,
+        layers: Sequence[Dense],
+        *,
+        activation: str | Callable = "tanh",
+        final_activation: str | Callable | None = None,
+    ) -> FFN:
+        """Build an FFN from `Dense` layers whose sizes chain (`layers[i].out == layers[i+1].in`)."""
+        layers = tuple(layers)
+        if not layers:
+            raise ValueError("layers must hold at least one Dense layer.")
+        for i in range(len(layers) - 1):
+            if layers[i].out_size != layers[i + 1].in_size:
+                raise ValueError(
+                    f"Layer sizes do not chain: layer {i + 1} gives {layers[i].out_size} outputs "
+                    f"but layer {i + 2} takes {layers[i + 1].in_size} inputs."
+                )
+        # Bypass __init__ (which draws new parameters); fields are set exactly as __init__ sets them.
+        self = object.__new__(cls)
+        _set_fields(self, layers, activation, final_activation)
+        return self
+
+    @classmethod
+    def from_params(
+        cls,
+        params: Mapping[str, Any],
+        *,
+        activation: str | Callable = "tanh",
+        final_activation: str | Callable | None = None,
+    ) -> FFN:
+        """Build the FFN computing the lecture's `nn(params, x)` from its parameter dictionary.
+
+        `params` holds `"W1", "b1", "W2", "b2", ...` (any number of layers; `Wi` of shape
+        `(out, in)`, `bi` of shape `(out,)`; biases may be left out). The arrays are used as given,
+        so the result is exactly the lecture's function:
+
+        ```python
+        model = FFN.from_params({"W1": W1, "b1": b1, "W2": W2, "b2": b2})
+        ```
+        """
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a dict like {{'W1': ..., 'b1': ...}}; got {params!r}.")
+        pattern = re.compile(r"^([Wb])([1-9][0-9]*)$")
+        for name in params:
+            if not isinstance(name, str) or not pattern.match(name):
+                raise ValueError(
+                    f"Unexpected key {name!r} in params: keys must be 'W1', 'b1', 'W2', 'b2', ..."
+                )
+        n = sum(1 for name in params if name.startswith("W"))
+        if n == 0:
+            raise ValueError("params holds no weight 'W1'.")
+        expected = {f"W{i}" for i in range(1, n + 1)}
+        given_w = {name for name in params if name.startswith("W")}
+        if given_w != expected:
+            raise ValueError(
+                f"params must hold consecutive weights W1..W{n}; got {sorted(given_w)}."
+            )
+        extra_b = {name for name in params if name.startswith("b")} - {
+            f"b{i}" for i in range(1, n + 1)
+        }
+        if extra_b:
+            raise ValueError(f"params has biases without weights: {sorted(extra_b)}.")
+        layers = []
+        for i in range(1, n + 1):
+            w = jnp.asarray(params[f"W{i}"])
+            b = params.get(f"b{i}")
+            if w.ndim != 2:
+                raise ValueError(f"params['W{i}'] must have shape (out, in); got {w.shape}.")
+            if b is not None and jnp.shape(b) != (w.shape[0],):
+                raise ValueError(
+                    f"params['b{i}'] must have shape ({w.shape[0]},) to match W{i} {w.shape}; "
+                    f"got {jnp.shape(b)}."
+                )
+            layers.append(Dense(w, b))
+        return cls.from_layers(layers, activation=activation, final_activation=final_activation)
+
+    def to_params(self) -> dict[str, Array]:
+        """The lecture's parameter dictionary `{"W1": ..., "b1": ..., ...}` (no copy)."""
+        params: dict[str, Array] = {}
+        for i, layer in enumerate(self.layers, start=1):
+            params[f"W{i}"] = layer.weight
+            if layer.bias is not None:
+                params[f"b{i}"] = layer.bias
+        return params
