@@ -48,15 +48,18 @@ def _one_sample(fn: Callable) -> Callable:
                     f" It looks like a batch: {name} takes ONE sample; batch with "
                     f"jax.vmap(model)(x) (or eqx.filter_vmap)."
                 )
+            hint = hint or " Batch with jax.vmap(model)(x)."
             raise ValueError(
                 f"{name} expects one sample `x` of shape ({self.in_size},) (in_size="
-                f"{self.in_size}); got shape {tuple(x.shape)}.{hint or ' Batch with jax.vmap(model)(x).'}"
+                f"{self.in_size}); got shape {tuple(x.shape)}.{hint}"
             )
         if not jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(
                 f"{name} expects a floating-point `x` of shape ({self.in_size},); got dtype "
                 f"{x.dtype}. Cast it, e.g. x.astype(jnp.float32)."
             )
+        if isinstance(x, np.ndarray):
+            x = jnp.asarray(x)
         return typed(self, x)
 
     return wrapper
@@ -122,7 +125,7 @@ def _set_fields(self, layers, activation, final_activation) -> None:
 class FFN(eqx.Module):
     """A feedforward network `y = L_k(σ(... σ(L_1 x)))` on ONE sample.
 
-    With the defaults it is the lecture's network `y = W2 tanh(W1 x + b1) + b2` with 16 hidden units.
+    With the defaults it is the lecture's network `y = W2 tanh(W1 x + b1) + b2`, 16 hidden units.
 
     **Arguments:**
 
@@ -135,8 +138,8 @@ class FFN(eqx.Module):
     - `final_activation`: applied to the output; `None` (default) is the identity.
     - `init`: `"normal"` (default: every weight AND bias standard normal, as the lecture does),
       `"glorot_uniform"`, `"glorot_normal"`, `"kaiming_uniform"`, `"kaiming_normal"`,
-      `"lecun_normal"` (these four-plus-one draw weights from `jax.nn.initializers` and set biases to
-      zero), or `"equinox"` (exactly `eqx.nn.Linear`'s uniform weights and biases).
+      `"lecun_normal"` (these draw weights from `jax.nn.initializers` and set biases to zero),
+      or `"equinox"` (exactly `eqx.nn.Linear`'s uniform weights and biases).
     - `use_bias`: whether layers have biases.
     - `dtype`: parameter dtype; default the JAX default float (float32, or float64 under
       `jax_enable_x64`).
@@ -227,7 +230,7 @@ class FFN(eqx.Module):
         activation: str | Callable = "tanh",
         final_activation: str | Callable | None = None,
     ) -> FFN:
-        """Build an FFN from `Dense` layers whose sizes chain (`layers[i].out == layers[i+1].in`)."""
+        """Build an FFN from `Dense` layers whose sizes chain."""
         layers = tuple(layers)
         if not layers:
             raise ValueError("layers must hold at least one Dense layer.")
@@ -237,7 +240,7 @@ class FFN(eqx.Module):
                     f"Layer sizes do not chain: layer {i + 1} gives {layers[i].out_size} outputs "
                     f"but layer {i + 2} takes {layers[i + 1].in_size} inputs."
                 )
-        # Bypass __init__ (which draws new parameters); fields are set exactly as __init__ sets them.
+        # Bypass __init__ (which draws new parameters); fields are set as __init__ sets them.
         self = object.__new__(cls)
         _set_fields(self, layers, activation, final_activation)
         return self

@@ -136,5 +136,5 @@ class Standardized(eqx.Module):
 
     def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, " out_size"]:
         z = x if self.x_scaler is None else self.x_scaler.transform(x)
-        out = self.model(z)  # the inner model checks the sample's shape
+        out = self.model(z)  # pyright: ignore[reportCallIssue]  (the inner model checks x)
         return out if self.y_scaler is None else self.y_scaler.inverse_transform(out)

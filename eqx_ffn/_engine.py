@@ -1,0 +1,213 @@
+"""The compiled training loop shared by `fit` and `fit_ensemble`.
+
+One XLA program runs up to `chunk` steps (`lax.fori_loop` with a dynamic trip count, so the last,
+shorter chunk reuses the same program). The host is visited once per chunk only: for the progress
+bar, validation bookkeeping, early stopping and the non-finite guard. Programs are compiled
+ahead of time and kept in a small cache keyed on the static settings and the argument shapes, so
+a second `fit` with the same shapes and settings compiles nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jax import lax
+
+from ._losses import Loss, weight_penalty
+from ._solvers import Solver
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything static about a training program (hashable: it keys the program cache)."""
+
+    solver: Solver
+    loss: Loss
+    static: PyTree  # the model's non-array part
+    n: int  # training samples
+    batch_size: int | None  # None: full batch
+    sampling: str  # "epoch" or "replacement"
+    drop_last: bool
+    chunk: int  # steps per program call (the loss buffer's length)
+    weighted: bool
+    has_val: bool
+    use_l1: bool
+    use_l2: bool
+    ensemble: bool  # state has a leading member axis (vmapped program)
+    batch_sharding: Any = None  # a NamedSharding for data-parallel batches, or None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        assert self.batch_size is not None
+        if self.drop_last:
+            return self.n // self.batch_size
+        return -(-self.n // self.batch_size)
+
+    @property
+    def last_batch(self) -> int:
+        """Size of an epoch's last batch (== batch_size when it divides N or with drop_last)."""
+        assert self.batch_size is not None
+        rem = self.n % self.batch_size
+        return self.batch_size if (rem == 0 or self.drop_last) else rem
+
+
+def _where(pred, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def _take(data, idx):
+    return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
+
+
+def _constrain(cfg: Config, batch):
+    if cfg.batch_sharding is None:
+        return batch
+    return jax.tree.map(lambda a: lax.with_sharding_constraint(a, cfg.batch_sharding), batch)
+
+
+def objective_fn(cfg: Config, frozen, l1, l2):
+    """`objective(params, (x, y, w)) -> scalar`: the data loss plus the weight penalty."""
+
+    def objective(params, batch):
+        model = eqx.combine(params, frozen, cfg.static)
+        x, y, w = batch
+        value = cfg.loss(model, x, y, w)
+        if cfg.use_l1 or cfg.use_l2:
+            value = value + weight_penalty(model, l1, l2, use_l1=cfg.use_l1, use_l2=cfg.use_l2)
+        return value
+
+    return objective
+
+
+def _member_chunk(cfg: Config, state, frozen, data, val, start, n, want_end):
+    """Run `n <= cfg.chunk` steps for ONE member, from absolute step `start`."""
+    objective = objective_fn(cfg, frozen, state["l1"], state["l2"])
+    key = state["key"]
+    solver = cfg.solver
+
+    def step_on(batch, params, opt):
+        return solver.step(objective, params, opt, _constrain(cfg, batch))
+
+    def body(i, carry):
+        params, opt, good, ok, perm, losses = carry
+        t = start + i
+        if cfg.batch_size is None:
+            new_params, new_opt, loss = step_on(data, params, opt)
+        elif cfg.sampling == "replacement":
+            idx = jr.randint(jr.fold_in(key, t), (cfg.batch_size,), 0, cfg.n)
+            new_params, new_opt, loss = step_on(_take(data, idx), params, opt)
+        else:
+            spe = cfg.steps_per_epoch
+            epoch, j = t // spe, t % spe
+            perm = lax.cond(
+                j == 0, lambda: jr.permutation(jr.fold_in(key, epoch), cfg.n), lambda: perm
+            )
+            bs = cfg.batch_size
+
+            def full():
+                idx = lax.dynamic_slice(perm, (j * bs,), (bs,))
+                return step_on(_take(data, idx), params, opt)
+
+            if cfg.last_batch == bs:
+                new_params, new_opt, loss = full()
+            else:  # the epoch's last, smaller batch is used, not dropped
+
+                def partial():
+                    idx = lax.dynamic_slice(perm, ((spe - 1) * bs,), (cfg.last_batch,))
+                    return step_on(_take(data, idx), params, opt)
+
+                new_params, new_opt, loss = lax.cond(j == spe - 1, partial, full)
+        finite = ok & jnp.isfinite(loss)
+        good = _where(finite, params, good)
+        params = _where(finite, new_params, params)
+        opt = _where(finite, new_opt, opt)
+        losses = losses.at[i].set(loss)
+        return params, opt, good, finite, perm, losses
+
+    losses = jnp.full((cfg.chunk,), jnp.nan, dtype=_loss_dtype(state["params"]))
+    carry = (state["params"], state["opt"], state["good"], state["ok"], state["perm"], losses)
+    params, opt, good, ok, perm, losses = lax.fori_loop(0, n, body, carry)
+    model_params = params
+
+    def full_loss(p, x, y, w):
+        return objective(p, (x, y, w))
+
+    nan = jnp.full((), jnp.nan, losses.dtype)
+    end_loss = lax.cond(
+        want_end, lambda: full_loss(model_params, *data).astype(losses.dtype), lambda: nan
+    )
+    if cfg.has_val:
+        vx, vy = val
+        model = eqx.combine(model_params, frozen, cfg.static)
+        val_loss = cfg.loss(model, vx, vy, None).astype(losses.dtype)
+    else:
+        val_loss = nan
+    new_state = dict(state, params=params, opt=opt, good=good, ok=ok, perm=perm)
+    return new_state, losses, val_loss, end_loss
+
+
+def _loss_dtype(params) -> jnp.dtype:
+    for leaf in jax.tree.leaves(params):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            return jnp.promote_types(leaf.dtype, jnp.float32)
+    return jnp.zeros(()).dtype
+
+
+def _program(cfg: Config, state, frozen, data, val, start, n, want_end):
+    if cfg.ensemble:
+        return jax.vmap(_member_chunk, in_axes=(None, 0, None, None, None, None, None, None))(
+            cfg, state, frozen, data, val, start, n, want_end
+        )
+    return _member_chunk(cfg, state, frozen, data, val, start, n, want_end)
+
+
+_jitted_program = jax.jit(_program, static_argnums=0)
+
+_CACHE_SIZE = 32
+_cache: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+_cache_lock = threading.Lock()
+compile_count = 0
+"""How many training programs this process has compiled (for tests and benchmarks)."""
+
+
+def _signature(leaf) -> Any:
+    if isinstance(leaf, jax.Array):
+        return (leaf.shape, leaf.dtype, leaf.sharding, getattr(leaf, "weak_type", False))
+    return (type(leaf), leaf)
+
+
+def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
+    """The compiled program for `cfg` and these arguments, and the seconds spent compiling."""
+    global compile_count
+    leaves, treedef = jax.tree.flatten(args)
+    key = (cfg, treedef, tuple(_signature(leaf) for leaf in leaves))
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit, 0.0
+    t0 = time.perf_counter()
+    compiled = _jitted_program.lower(cfg, *args).compile()
+    seconds = time.perf_counter() - t0
+    with _cache_lock:
+        compile_count += 1
+        _cache[key] = compiled
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return compiled, seconds
+
+
+def clear_cache() -> None:
+    """Forget every compiled training program of this process."""
+    with _cache_lock:
+        _cache.clear()

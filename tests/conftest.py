@@ -1,0 +1,44 @@
+"""Shared fixtures: the lecture's data and parameters, built once per session."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import pytest
+
+
+def lecture_data_and_params(n_keys: int = 5, hidden=(16,), n: int = 200):
+    """REFERENCE.md sections 1 and 2, written out as the lecture does (independent of the package)."""
+    keys = jr.split(jr.key(42), n_keys)
+    x = -1 + 2 * jr.uniform(keys[0], (n, 1))
+    y = 2 * jnp.sin(3 * x) - 3 * jnp.cos(7 * x)
+    sizes = (1, *hidden, 1)
+    params = {}
+    for i in range(len(sizes) - 1):
+        params[f"W{i + 1}"] = jr.normal(keys[1 + 2 * i], (sizes[i + 1], sizes[i]))
+        params[f"b{i + 1}"] = jr.normal(keys[2 + 2 * i], (sizes[i + 1],))
+    return x, y, params
+
+
+def lecture_nn(p, x):
+    """The lecture's network, any depth, written as in the slides."""
+    n = len([k for k in p if k.startswith("W")])
+    for i in range(1, n):
+        x = jnp.tanh(p[f"W{i}"] @ x + p[f"b{i}"])
+    return p[f"W{n}"] @ x + p[f"b{n}"]
+
+
+@pytest.fixture(scope="session")
+def lecture1():
+    return lecture_data_and_params(5, (16,))
+
+
+@pytest.fixture(scope="session")
+def lecture2():
+    return lecture_data_and_params(7, (16, 16))
+
+
+@pytest.fixture(scope="session")
+def batched():
+    return jax.vmap(lecture_nn, in_axes=(None, 0))
