@@ -4,6 +4,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._activations import ACTIVATIONS as ACTIVATIONS
 from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
+from ._ensemble import ensemble_member as ensemble_member
+from ._ensemble import ensemble_predict as ensemble_predict
+from ._ensemble import fit_ensemble as fit_ensemble
 from ._ffn import FFN as FFN
 from ._ffn import Dense as Dense
 from ._fit import NonFiniteLossWarning as NonFiniteLossWarning

@@ -1,0 +1,191 @@
+"""Ensembles: K networks trained in ONE compiled program (`eqx.filter_vmap` over members)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+from jaxtyping import Array, Float
+
+from ._fit import Prepared, initial_state, run, split_model
+from ._history import History
+from ._solvers import OptaxSolver, Solver
+
+PyTree = Any
+
+
+def _member_values(value: Any, k: int, argument: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(k, float(arr))
+    if arr.shape != (k,):
+        raise ValueError(
+            f"{argument} must be a number or an array of shape ({k},); got {arr.shape}."
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{argument} must be finite and >= 0.")
+    return arr
+
+
+def split_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """How `fit_ensemble` uses a member's key: `(model_key, fit_key) = jax.random.split(key)`."""
+    model_key, fit_key = jr.split(key)
+    return model_key, fit_key
+
+
+def fit_ensemble(
+    make_model: Callable[[jax.Array], PyTree],
+    x: Any,
+    y: Any,
+    *,
+    keys: jax.Array,
+    optimizer: str | optax.GradientTransformation | Solver = "adam",
+    learning_rate: float | Any | None = None,
+    l1: float | Any = 0.0,
+    l2: float | Any = 0.0,
+    steps: int = 2000,
+    batch_size: int | None = None,
+    loss: str | Callable = "mse",
+    validation: tuple[Any, Any] | None = None,
+    eval_every: int | None = None,
+    patience: int | None = None,
+    sample_weight: Any = None,
+    sampling: str = "epoch",
+    drop_last: bool = False,
+    progress: bool | None = None,
+) -> tuple[PyTree, list[History]]:
+    """Train K models at once, in one compiled program; returns `(stacked_model, histories)`.
+
+    Member `i` is what `fit` gives for `make_model(model_key_i)` trained with `key=fit_key_i`,
+    where `model_key_i, fit_key_i = jax.random.split(keys[i])` (up to floating-point rounding of
+    the batched arithmetic). Every `fit` behaviour holds per member: validation, early stopping
+    (a member that stops is frozen at its best model while the others go on), the non-finite
+    guard, the progress bar.
+
+    **Arguments:**
+
+    - `make_model`: `key -> model`, e.g. `lambda k: eqx_ffn.FFN(1, 1, (16,), key=k)`.
+    - `keys`: K keys, e.g. `jax.random.split(jax.random.key(0), 8)`.
+    - `learning_rate`: a number, or an array of shape `(K,)` of per-member learning rates (for an
+      optimizer given by name, except `"lbfgs"`).
+    - `l1`, `l2`: numbers or arrays of shape `(K,)` (per-member weight penalties).
+    - every other argument as in `fit`.
+
+    **Returns:** the members stacked along a leading axis of every array (use
+    `ensemble_member(models, i)` for one, `ensemble_predict(models, x)` for mean and spread), and
+    one `History` per member.
+    """
+    if isinstance(keys, jax.Array) and not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        if keys.ndim == 2:  # raw uint32 keys from jax.random.PRNGKey
+            keys = jr.wrap_key_data(keys)
+    if not isinstance(keys, jax.Array) or keys.ndim != 1 or keys.shape[0] < 1:
+        raise ValueError(
+            "keys must be a 1-D array of K >= 1 jax.random keys, e.g. "
+            f"jax.random.split(jax.random.key(0), 8); got {getattr(keys, 'shape', keys)!r}."
+        )
+    k = int(keys.shape[0])
+    model_keys, fit_keys = jax.vmap(split_keys)(keys)
+    models = eqx.filter_vmap(make_model)(model_keys)
+    template = ensemble_member(models, 0)
+    lrs = None
+    named_lr = learning_rate
+    if learning_rate is not None and np.ndim(learning_rate) > 0:
+        if not isinstance(optimizer, str) or optimizer == "lbfgs":
+            raise ValueError(
+                "Per-member learning rates need an optimizer given by name ('adam', 'adamw', "
+                "'sgd', 'rmsprop')."
+            )
+        lrs = _member_values(learning_rate, k, "learning_rate")
+        if np.any(lrs <= 0):
+            raise ValueError("learning_rate must be > 0.")
+        named_lr = None
+    l1s = _member_values(l1, k, "l1")
+    l2s = _member_values(l2, k, "l2")
+    prep = Prepared(
+        template,
+        x,
+        y,
+        optimizer=optimizer,
+        learning_rate=named_lr,
+        steps=steps,
+        batch_size=batch_size,
+        loss=loss,
+        validation=validation,
+        eval_every=eval_every,
+        patience=patience,
+        l1=l1s,
+        l2=l2s,
+        sample_weight=sample_weight,
+        sampling=sampling,
+        drop_last=drop_last,
+        progress=progress,
+        mesh=None,
+        ensemble=True,
+    )
+    params, _, _ = split_model(models)
+    dtype = jnp.result_type(*[p for p in jax.tree.leaves(params)])
+    state = eqx.filter_vmap(lambda p, kk, a, b: initial_state(prep, p, kk, a, b))(
+        params, fit_keys, jnp.asarray(l1s, dtype), jnp.asarray(l2s, dtype)
+    )
+    if lrs is not None:
+        state["opt"] = _with_learning_rates(prep.solver, state["opt"], jnp.asarray(lrs, dtype))
+    return run(prep, models, state, desc=f"fit_ensemble[{k}]")
+
+
+def _with_learning_rates(solver: Solver, opt_state: Any, lrs: Array) -> Any:
+    hyper = getattr(opt_state, "hyperparams", None)
+    if (
+        not isinstance(solver, OptaxSolver)
+        or not isinstance(hyper, dict)
+        or ("learning_rate" not in hyper)
+    ):
+        raise ValueError("This optimizer has no learning_rate hyperparameter to set per member.")
+    lr = jnp.asarray(lrs, hyper["learning_rate"].dtype).reshape(hyper["learning_rate"].shape)
+    return opt_state._replace(hyperparams={**hyper, "learning_rate": lr})
+
+
+def ensemble_size(models: PyTree) -> int:
+    """K, the number of stacked members."""
+    leaves = jax.tree.leaves(eqx.filter(models, eqx.is_array))
+    if not leaves:
+        raise ValueError("models holds no arrays.")
+    return int(leaves[0].shape[0])
+
+
+def ensemble_member(models: PyTree, i: int) -> PyTree:
+    """Member `i` of a stacked ensemble, as an ordinary model."""
+    k = ensemble_size(models)
+    if not -k <= i < k:
+        raise IndexError(f"member {i} out of range for an ensemble of {k}.")
+    arrays, static = eqx.partition(models, eqx.is_array)
+    return eqx.combine(jax.tree.map(lambda a: a[i], arrays), static)
+
+
+@eqx.filter_jit
+def _predict_all(models, x):
+    return eqx.filter_vmap(lambda m: jax.vmap(m)(x))(models)
+
+
+def ensemble_predict(
+    models: PyTree, x: Float[Array, "N in_size"]
+) -> tuple[Float[Array, "N out_size"], Float[Array, "N out_size"]]:
+    """Mean and standard deviation across members of the predictions for a batch `x`.
+
+    **Arguments:** `models` stacked as `fit_ensemble` returns them; `x` of shape `(N, in_size)`.
+
+    **Returns:** `(mean, std)`, each of shape `(N, out_size)`; `std` is a cheap uncertainty
+    estimate (it grows away from the training data).
+    """
+    template = ensemble_member(models, 0)
+    in_size = getattr(template, "in_size", None)
+    x = jnp.asarray(x)
+    if x.ndim != 2 or (in_size is not None and x.shape[1] != in_size):
+        raise ValueError(f"x must have shape (N, in_size) = (N, {in_size}); got {x.shape}.")
+    preds = _predict_all(models, x)
+    return jnp.mean(preds, axis=0), jnp.std(preds, axis=0)
