@@ -1,7 +1,13 @@
-"""eqx_ffn: feedforward neural networks on JAX and Equinox."""
+"""eqx_ffn: feedforward neural networks on JAX and Equinox.
+
+The public API is re-exported here; `eqx_ffn.datasets` holds the lecture's data sets and table
+I/O, `eqx_ffn.plot` the figures (imported on first use, as it loads matplotlib).
+"""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
+from . import datasets as datasets
 from ._activations import ACTIVATIONS as ACTIVATIONS
 from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
 from ._ensemble import ensemble_member as ensemble_member
@@ -14,7 +20,12 @@ from ._fit import fit as fit
 from ._fit import make_step as make_step
 from ._history import History as History
 from ._init import INITS as INITS
+from ._io import ModelFileError as ModelFileError
+from ._io import load as load
+from ._io import read_header as read_header
+from ._io import save as save
 from ._losses import LOSSES as LOSSES
+from ._predict import predict as predict
 from ._ravel import ravel as ravel
 from ._solvers import OPTIMIZERS as OPTIMIZERS
 from ._solvers import OptaxSolver as OptaxSolver
@@ -27,3 +38,11 @@ try:
     __version__ = version("eqx_ffn")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "plot":  # lazily: matplotlib adds ~0.3 s to the import
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'eqx_ffn' has no attribute {name!r}")
