@@ -378,6 +378,11 @@ def run(prep: Prepared, model: PyTree, state: PyTree, *, desc: str = "fit"):
             if bar is not None:
                 bar.update(n)
                 bar.set_postfix(_postfix(losses, val_losses), refresh=False)
+    except KeyboardInterrupt:
+        # Ctrl-C between or during chunks: keep what the finished chunks trained.
+        for m in np.flatnonzero(active):
+            reason[m] = "interrupted"
+        active[:] = False
     finally:
         if bar is not None:
             bar.close()
@@ -394,6 +399,11 @@ def run(prep: Prepared, model: PyTree, state: PyTree, *, desc: str = "fit"):
         reason[m] = "non_finite_loss"
         nonfinite_at[m] = int(steps_run[m])
     use_good |= blew_up
+    # an interrupted fit returns its latest model, or the last one with a finite loss
+    interrupted = np.array([reason[m] == "interrupted" for m in range(k)])
+    if interrupted.any():
+        finite = _finite_members(final_params, k, ens)
+        use_good |= interrupted & ~finite
     final_params = _select(use_good, state["good"], final_params, ens)
     if prep.patience is not None:
         use_best = ~use_good & (best_step >= 0)
@@ -418,6 +428,8 @@ def run(prep: Prepared, model: PyTree, state: PyTree, *, desc: str = "fit"):
                 f"Validation loss did not improve for {prep.patience} evaluations; stopped at "
                 f"step {steps_run[m]} and returned the best model (step {best_step[m]})."
             )
+        elif reason[m] == "interrupted":
+            msg = f"Interrupted after {steps_run[m]} steps; returned the model trained so far."
         else:
             msg = f"Completed {steps_run[m]} steps."
         histories.append(
@@ -460,6 +472,15 @@ def _select(mask: np.ndarray, a: PyTree, b: PyTree, ens: bool) -> PyTree:
         return b
     m = jnp.asarray(mask)
     return jax.tree.map(lambda x, y: jnp.where(m.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b)
+
+
+def _finite_members(params: PyTree, k: int, ens: bool) -> np.ndarray:
+    """Per member: are all its parameters finite?"""
+    ok = np.ones(k, bool)
+    for leaf in jax.tree.leaves(params):
+        arr = np.asarray(leaf).reshape(k, -1) if ens else np.asarray(leaf).reshape(1, -1)
+        ok &= np.isfinite(arr).all(axis=1)
+    return ok
 
 
 def _set_ok(ok, active, ens):
@@ -537,7 +558,8 @@ def fit(
 
     **Returns:** `(model, history)`. If the loss becomes NaN/inf the fit stops, warns
     (`NonFiniteLossWarning`) and returns the last model with a finite loss;
-    `history.stop_reason` says why it stopped.
+    `history.stop_reason` says why it stopped. Ctrl-C (KeyboardInterrupt) ends the fit early and
+    returns the model trained so far, with `stop_reason="interrupted"`.
 
     ```python
     model = eqx_ffn.FFN(1, 1, (16,), key=jr.key(0))

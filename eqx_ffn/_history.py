@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-STOP_REASONS = ("completed", "early_stopping", "non_finite_loss")
+STOP_REASONS = ("completed", "early_stopping", "non_finite_loss", "interrupted")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,8 @@ class History:
     - `steps`: steps run.
     - `stop_reason`: `"completed"`, `"early_stopping"` (validation loss stopped improving for
       `patience` evaluations; the best model is returned) or `"non_finite_loss"` (the loss became
-      NaN/inf; the last model with a finite loss is returned).
+      NaN/inf; the last model with a finite loss is returned) or `"interrupted"` (Ctrl-C; the
+      model trained so far is returned).
     - `best_step`: the step of the returned model when it is not the last one, else `None`.
     - `final_loss`: training loss of the returned model on the whole training set, when measured
       (a completed fit); `nan` otherwise.
