@@ -75,18 +75,55 @@ def _constrain(cfg: Config, batch):
     return jax.tree.map(lambda a: lax.with_sharding_constraint(a, cfg.batch_sharding), batch)
 
 
-def objective_fn(cfg: Config, frozen, l1, l2):
-    """`objective(params, (x, y, w)) -> scalar`: the data loss plus the weight penalty."""
+class Objective:
+    """What a `Solver` minimises: `objective(params, (x, y, w)) -> scalar`, the data loss plus
+    the weight penalty; for least-squares solvers also `objective.residuals(params, batch)`."""
 
-    def objective(params, batch):
-        model = eqx.combine(params, frozen, cfg.static)
+    def __init__(self, cfg: Config, frozen, l1, l2):
+        self.cfg, self.frozen, self.l1, self.l2 = cfg, frozen, l1, l2
+
+    def model(self, params):
+        return eqx.combine(params, self.frozen, self.cfg.static)
+
+    def __call__(self, params, batch):
+        cfg = self.cfg
+        model = self.model(params)
         x, y, w = batch
         value = cfg.loss(model, x, y, w)
         if cfg.use_l1 or cfg.use_l2:
-            value = value + weight_penalty(model, l1, l2, use_l1=cfg.use_l1, use_l2=cfg.use_l2)
+            value = value + weight_penalty(
+                model, self.l1, self.l2, use_l1=cfg.use_l1, use_l2=cfg.use_l2
+            )
         return value
 
-    return objective
+    def residuals(self, params, batch) -> jax.Array:
+        """A vector `r` with `sum(r**2) == objective(params, batch)`, for `loss="mse"` (with
+        sample weights and an L2 penalty, not L1): the interface for Gauss-Newton and
+        Levenberg-Marquardt solvers."""
+        cfg = self.cfg
+        if cfg.loss.name != "mse" or cfg.use_l1:
+            raise ValueError("Least-squares solvers need loss='mse' and no l1 penalty.")
+        model = self.model(params)
+        x, y, w = batch
+        r = jax.vmap(model)(x) - y  # (B, out)
+        scale = 1.0 / (r.shape[0] * r.shape[1]) if w is None else None
+        if w is None:
+            r = r * jnp.sqrt(scale)
+        else:
+            r = r * jnp.sqrt(w / (jnp.sum(w) * r.shape[1]))[:, None]
+        parts = [r.reshape(-1)]
+        if cfg.use_l2:
+            from ._ffn import Dense
+
+            for layer in jax.tree.leaves(model, is_leaf=lambda n: isinstance(n, Dense)):
+                if isinstance(layer, Dense):
+                    parts.append(jnp.sqrt(self.l2) * layer.weight.reshape(-1))
+        return jnp.concatenate(parts)
+
+
+def objective_fn(cfg: Config, frozen, l1, l2) -> Objective:
+    """The `Objective` of a training program."""
+    return Objective(cfg, frozen, l1, l2)
 
 
 def _member_chunk(cfg: Config, state, frozen, data, val, start, n, want_end):

@@ -2,7 +2,9 @@
 
 A solver turns `objective(params, batch) -> scalar` into steps. The engine only calls `init` and
 `step`, so full-batch least-squares solvers (Levenberg-Marquardt, Gauss-Newton) can plug in by
-subclassing `Solver` without touching the rest.
+subclassing `Solver` without touching the rest: the objective the engine passes also has
+`objective.residuals(params, batch)`, a vector whose squared norm is the objective (for
+`loss="mse"`).
 """
 
 from __future__ import annotations

@@ -427,11 +427,47 @@ def test_ctrl_c_returns_the_model_trained_so_far(lecture1, monkeypatch):
 
     monkeypatch.setattr(_engine, "compiled_program", interrupt_third_call)
     model = FFN.from_params(params)
-    out, h = fit(model, x, y, optimizer=ADAM, steps=100, validation=(x, y), eval_every=10,
-                 progress=False)
+    out, h = fit(
+        model, x, y, optimizer=ADAM, steps=100, validation=(x, y), eval_every=10, progress=False
+    )
     assert h.stop_reason == "interrupted" and h.steps == 20
     _, ref = fit(model, x, y, optimizer=ADAM, steps=20, progress=False)
     np.testing.assert_array_equal(h.loss, ref.loss)
     np.testing.assert_allclose(h.val_loss[-1], ref.final_loss, rtol=1e-6)
     mse = jnp.mean((jax.vmap(out)(x) - y) ** 2)
     np.testing.assert_allclose(mse, ref.final_loss, rtol=1e-5)
+
+
+class _GaussNewton(eqx_ffn.Solver):
+    """A minimal damped Gauss-Newton step written against the public Solver interface."""
+
+    damping: float = 0.1
+
+    @property
+    def full_batch_only(self) -> bool:
+        return True
+
+    def init(self, params):
+        return None
+
+    def step(self, objective, params, state, batch):
+        from jax.flatten_util import ravel_pytree
+
+        flat, unravel = ravel_pytree(params)
+        r = objective.residuals(params, batch)
+        jac = jax.jacfwd(lambda p: objective.residuals(unravel(p), batch))(flat)
+        lhs = jac.T @ jac + self.damping * jnp.eye(flat.size)
+        delta = jnp.linalg.solve(lhs, -jac.T @ r)
+        return unravel(flat + delta), state, objective(params, batch)
+
+
+def test_a_least_squares_solver_plugs_in(lecture1):
+    x, y, params = lecture1
+    model = FFN.from_params(params)
+    _, h = fit(model, x, y, optimizer=_GaussNewton(), steps=100, l2=1e-6, progress=False)
+    mse = jnp.mean((y - jax.vmap(model)(x)) ** 2)
+    pen = 1e-6 * (jnp.sum(params["W1"] ** 2) + jnp.sum(params["W2"] ** 2))
+    np.testing.assert_allclose(h.loss[0], mse + pen, rtol=1e-6)  # sum(r**2) is the objective
+    assert h.final_loss < 0.02 and h.loss[10] < 0.05 * h.loss[0]
+    with pytest.raises(ValueError, match="L-BFGS|full batch"):
+        fit(model, x, y, optimizer=_GaussNewton(), batch_size=10)
