@@ -106,9 +106,8 @@ class Objective:
         model = self.model(params)
         x, y, w = batch
         r = jax.vmap(model)(x) - y  # (B, out)
-        scale = 1.0 / (r.shape[0] * r.shape[1]) if w is None else None
         if w is None:
-            r = r * jnp.sqrt(scale)
+            r = r / jnp.sqrt(float(r.shape[0] * r.shape[1]))
         else:
             r = r * jnp.sqrt(w / (jnp.sum(w) * r.shape[1]))[:, None]
         parts = [r.reshape(-1)]
