@@ -7,6 +7,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from ._errors import unknown_name
+
 
 def identity(x: jax.Array) -> jax.Array:
     """Return `x` unchanged (the 'linear' activation)."""
@@ -39,10 +41,11 @@ def resolve_activation(
         try:
             return ACTIVATIONS[activation], activation
         except KeyError:
-            valid = ", ".join(repr(n) for n in ACTIVATIONS)
-            raise ValueError(
-                f"Unknown {argument} {activation!r}. Valid names are {valid}, "
-                "or pass any callable that maps an array to an array of the same shape."
+            raise unknown_name(
+                argument,
+                activation,
+                ACTIVATIONS,
+                ", or pass any callable that maps an array to an array of the same shape",
             ) from None
     if callable(activation):
         for name, fn in ACTIVATIONS.items():

@@ -17,6 +17,18 @@ def _as_numpy(value: Any, argument: str) -> np.ndarray:
     return np.asarray(value)
 
 
+def _check_real_finite(arr: np.ndarray, argument: str) -> np.ndarray:
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{argument} must hold real numbers; got dtype {arr.dtype}.")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{argument} contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
+            "remove or impute those samples."
+        )
+    return arr
+
+
 def check_features(
     x: Any, in_size: int, argument: str = "x", *, allow_empty: bool = False
 ) -> np.ndarray:
@@ -33,15 +45,7 @@ def check_features(
         )
     if arr.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{argument} is empty (shape {arr.shape}): need at least one sample.")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{argument} must hold real numbers; got dtype {arr.dtype}.")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(
-            f"{argument} contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
-            "remove or impute those samples."
-        )
-    return arr
+    return _check_real_finite(arr, argument)
 
 
 def check_targets(
@@ -82,15 +86,7 @@ def check_targets(
         raise ValueError(
             f"{argument} must have shape (N, out_size) = ({n}, {out_size}); got {arr.shape}.{hint}"
         )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{argument} must hold real numbers; got dtype {arr.dtype}.")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(
-            f"{argument} contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
-            "remove or impute those samples."
-        )
-    return arr
+    return _check_real_finite(arr, argument)
 
 
 def check_sample_weight(w: Any, n: int) -> np.ndarray:

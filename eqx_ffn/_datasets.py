@@ -26,6 +26,8 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._ffn import check_hidden_sizes
+
 __all__ = [
     "Dataset",
     "lecture_params",
@@ -251,14 +253,7 @@ def lecture_params(
     model(x[10])                               # Array([1.5116649], dtype=float32)
     ```
     """
-    if isinstance(hidden_sizes, (int, np.integer)) and not isinstance(hidden_sizes, bool):
-        hidden_sizes = (hidden_sizes,)
-    if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence):
-        raise TypeError(
-            f"hidden_sizes must be a sequence of ints such as (16,) or (16, 16); "
-            f"got {hidden_sizes!r}."
-        )
-    hidden = tuple(_check_count(h, f"hidden_sizes[{i}]") for i, h in enumerate(hidden_sizes))
+    hidden = check_hidden_sizes(hidden_sizes)
     sizes = (_check_count(n_x, "n_x"), *hidden, _check_count(n_y, "n_y"))
     return dict(_lecture_params(_check_key(key), sizes))
 

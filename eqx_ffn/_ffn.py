@@ -122,6 +122,18 @@ def _set_fields(self, layers, activation, final_activation) -> None:
     setattr_(self, "final_activation_name", final_name)
 
 
+def check_hidden_sizes(hidden_sizes: Sequence[int] | int) -> tuple[int, ...]:
+    """`(16,)`, `(16, 8)`, `()`, or an int for one layer; each width an integer >= 1."""
+    if isinstance(hidden_sizes, (int, np.integer)) and not isinstance(hidden_sizes, bool):
+        hidden_sizes = (hidden_sizes,)
+    if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence):
+        raise TypeError(
+            f"hidden_sizes must be a sequence of ints such as (16,) or (16, 8); "
+            f"got {hidden_sizes!r}."
+        )
+    return tuple(_check_size(h, f"hidden_sizes[{i}]") for i, h in enumerate(hidden_sizes))
+
+
 class FFN(eqx.Module):
     """A feedforward network `y = L_k(σ(... σ(L_1 x)))` on ONE sample.
 
@@ -180,14 +192,7 @@ class FFN(eqx.Module):
     ):
         in_size = _check_size(in_size, "in_size")
         out_size = _check_size(out_size, "out_size")
-        if isinstance(hidden_sizes, (int, np.integer)) and not isinstance(hidden_sizes, bool):
-            hidden_sizes = (hidden_sizes,)
-        if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence):
-            raise TypeError(
-                f"hidden_sizes must be a sequence of ints such as (16,) or (16, 8); "
-                f"got {hidden_sizes!r}."
-            )
-        hidden = tuple(_check_size(h, f"hidden_sizes[{i}]") for i, h in enumerate(hidden_sizes))
+        hidden = check_hidden_sizes(hidden_sizes)
         check_init(init)
         if not isinstance(key, jax.Array):
             raise TypeError(

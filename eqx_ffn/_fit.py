@@ -24,6 +24,7 @@ from ._data import (
     float_dtype,
     model_sizes,
 )
+from ._errors import unknown_name
 from ._history import History
 from ._losses import Loss, resolve_loss
 from ._solvers import Solver, resolve_solver
@@ -139,9 +140,11 @@ class Prepared:
         self.loss: Loss = resolve_loss(loss)
         self.solver: Solver = resolve_solver(optimizer, learning_rate)
         if sampling not in ("epoch", "replacement"):
-            raise ValueError(
-                f"Unknown sampling {sampling!r}. Valid names are 'epoch' (a fresh permutation "
-                "every epoch, each sample once) and 'replacement'."
+            raise unknown_name(
+                "sampling",
+                sampling,
+                ("epoch", "replacement"),
+                " ('epoch': a fresh permutation every epoch, each sample once)",
             )
         dtype = float_dtype(model)
         x_np = check_features(x, in_size, "x")

@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jax.nn import initializers
 
+from ._errors import unknown_name
+
 # Our weights are stored (out, in), as in the lecture's `W @ x`, so fan-in is the last axis.
 _FAN = {"in_axis": -1, "out_axis": -2}
 
@@ -26,8 +28,7 @@ INITS: tuple[str, ...] = ("normal", "equinox", *_WEIGHT_INITS)
 def check_init(init: str) -> str:
     """Raise `ValueError` naming the valid schemes when `init` is not one of them."""
     if not isinstance(init, str) or init not in INITS:
-        valid = ", ".join(repr(n) for n in INITS)
-        raise ValueError(f"Unknown init {init!r}. Valid names are {valid}.")
+        raise unknown_name("init", init, INITS)
     return init
 
 

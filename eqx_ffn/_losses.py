@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
+from ._errors import unknown_name
+
 LOSSES: tuple[str, ...] = ("mse", "mae", "huber", "softmax_cross_entropy")
 """Names accepted by `fit(loss=...)`."""
 
@@ -66,10 +68,8 @@ def resolve_loss(loss: str | Callable | Loss) -> Loss:
         return loss
     if isinstance(loss, str):
         if loss not in LOSSES:
-            valid = ", ".join(repr(n) for n in LOSSES)
-            raise ValueError(
-                f"Unknown loss {loss!r}. Valid names are {valid}, or pass a callable "
-                "loss(model, x, y) -> scalar."
+            raise unknown_name(
+                "loss", loss, LOSSES, ", or pass a callable loss(model, x, y) -> scalar"
             )
         return Loss(loss)
     if callable(loss):

@@ -18,6 +18,8 @@ import equinox as eqx
 import jax
 import optax
 
+from ._errors import unknown_name
+
 PyTree = Any
 Objective = Callable[[PyTree, Any], jax.Array]
 
@@ -109,10 +111,8 @@ def resolve_solver(
         return optimizer
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
-            valid = ", ".join(repr(n) for n in OPTIMIZERS)
-            raise ValueError(
-                f"Unknown optimizer {optimizer!r}. Valid names are {valid}, or pass any "
-                "optax.GradientTransformation."
+            raise unknown_name(
+                "optimizer", optimizer, OPTIMIZERS, ", or pass any optax.GradientTransformation"
             )
         if learning_rate is not None and not (
             isinstance(learning_rate, (int, float)) and learning_rate > 0
