@@ -19,6 +19,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jax import lax
 
 from ._losses import Loss, weight_penalty
@@ -52,6 +53,14 @@ class Config:
         if self.drop_last:
             return self.n // self.batch_size
         return -(-self.n // self.batch_size)
+
+    @property
+    def perm_rows(self) -> int:
+        """The most epochs that `chunk` consecutive steps can touch: rows of the `perms` input."""
+        if self.batch_size is None or self.sampling != "epoch":
+            return 0
+        spe = self.steps_per_epoch
+        return (self.chunk + spe - 2) // spe + 1
 
     @property
     def last_batch(self) -> int:
@@ -125,8 +134,12 @@ def objective_fn(cfg: Config, frozen, l1, l2) -> Objective:
     return Objective(cfg, frozen, l1, l2)
 
 
-def _member_chunk(cfg: Config, state, frozen, data, val, start, n, want_end):
-    """Run `n <= cfg.chunk` steps for ONE member, from absolute step `start`."""
+def _member_chunk(cfg: Config, state, perms, frozen, data, val, start, n, want_end, epoch0):
+    """Run `n <= cfg.chunk` steps for ONE member, from absolute step `start`.
+
+    With epoch sampling, `perms[e - epoch0]` is the permutation of epoch `e` (drawn on the host:
+    XLA's sort-based `jax.random.permutation` costs more than the steps of an epoch on a CPU).
+    """
     objective = objective_fn(cfg, frozen, state["l1"], state["l2"])
     key = state["key"]
     solver = cfg.solver
@@ -135,7 +148,7 @@ def _member_chunk(cfg: Config, state, frozen, data, val, start, n, want_end):
         return solver.step(objective, params, opt, _constrain(cfg, batch))
 
     def body(i, carry):
-        params, opt, good, ok, perm, losses = carry
+        params, opt, good, ok, losses = carry
         t = start + i
         if cfg.batch_size is None:
             new_params, new_opt, loss = step_on(data, params, opt)
@@ -144,14 +157,11 @@ def _member_chunk(cfg: Config, state, frozen, data, val, start, n, want_end):
             new_params, new_opt, loss = step_on(_take(data, idx), params, opt)
         else:
             spe = cfg.steps_per_epoch
-            epoch, j = t // spe, t % spe
-            perm = lax.cond(
-                j == 0, lambda: jr.permutation(jr.fold_in(key, epoch), cfg.n), lambda: perm
-            )
+            row, j = t // spe - epoch0, t % spe
             bs = cfg.batch_size
 
             def full():
-                idx = lax.dynamic_slice(perm, (j * bs,), (bs,))
+                idx = lax.dynamic_slice(perms, (row, j * bs), (1, bs))[0]  # int32 indices
                 return step_on(_take(data, idx), params, opt)
 
             if cfg.last_batch == bs:
@@ -159,20 +169,23 @@ def _member_chunk(cfg: Config, state, frozen, data, val, start, n, want_end):
             else:  # the epoch's last, smaller batch is used, not dropped
 
                 def partial():
-                    idx = lax.dynamic_slice(perm, ((spe - 1) * bs,), (cfg.last_batch,))
+                    last = jnp.int32((spe - 1) * bs)
+                    idx = lax.dynamic_slice(perms, (row, last), (1, cfg.last_batch))[0]
                     return step_on(_take(data, idx), params, opt)
 
                 new_params, new_opt, loss = lax.cond(j == spe - 1, partial, full)
         finite = ok & jnp.isfinite(loss)
         good = _where(finite, params, good)
         params = _where(finite, new_params, params)
-        opt = _where(finite, new_opt, opt)
+        # The optimiser state needs no guard: once `ok` is False the member's params stay frozen
+        # and it is returned from `good` (or the host's best), never from `opt`.
+        opt = new_opt
         losses = losses.at[i].set(loss)
-        return params, opt, good, finite, perm, losses
+        return params, opt, good, finite, losses
 
     losses = jnp.full((cfg.chunk,), jnp.nan, dtype=_loss_dtype(state["params"]))
-    carry = (state["params"], state["opt"], state["good"], state["ok"], state["perm"], losses)
-    params, opt, good, ok, perm, losses = lax.fori_loop(0, n, body, carry)
+    carry = (state["params"], state["opt"], state["good"], state["ok"], losses)
+    params, opt, good, ok, losses = lax.fori_loop(0, n, body, carry)
     model_params = params
 
     def full_loss(p, x, y, w):
@@ -188,7 +201,7 @@ def _member_chunk(cfg: Config, state, frozen, data, val, start, n, want_end):
         val_loss = cfg.loss(model, vx, vy, None).astype(losses.dtype)
     else:
         val_loss = nan
-    new_state = dict(state, params=params, opt=opt, good=good, ok=ok, perm=perm)
+    new_state = dict(state, params=params, opt=opt, good=good, ok=ok)
     return new_state, losses, val_loss, end_loss
 
 
@@ -199,12 +212,36 @@ def _loss_dtype(params) -> jnp.dtype:
     return jnp.zeros(()).dtype
 
 
-def _program(cfg: Config, state, frozen, data, val, start, n, want_end):
+def _program(cfg: Config, state, perms, frozen, data, val, start, n, want_end, epoch0):
+    args = (cfg, state, perms, frozen, data, val, start, n, want_end, epoch0)
     if cfg.ensemble:
-        return jax.vmap(_member_chunk, in_axes=(None, 0, None, None, None, None, None, None))(
-            cfg, state, frozen, data, val, start, n, want_end
-        )
-    return _member_chunk(cfg, state, frozen, data, val, start, n, want_end)
+        axes = (None, 0, 0, None, None, None, None, None, None, None)
+        return jax.vmap(_member_chunk, in_axes=axes)(*args)
+    return _member_chunk(*args)
+
+
+def epoch_permutation(key_data: np.ndarray, epoch: int, n: int) -> np.ndarray:
+    """The permutation of `range(n)` for `epoch`: a NumPy PCG64 stream seeded by the fit's key
+    and the epoch, so it does not depend on how the steps are cut into chunks."""
+    seed = np.random.SeedSequence([*(int(v) for v in np.ravel(key_data)), int(epoch)])
+    return np.random.Generator(np.random.PCG64(seed)).permutation(n).astype(np.int32)
+
+
+def epoch_permutations(cfg: Config, key_data: np.ndarray, start: int, n: int) -> np.ndarray:
+    """`perms` for steps `start .. start + n - 1`: shape `(perm_rows, N)`, or `(K, perm_rows, N)`
+    for an ensemble (`key_data` then has a leading member axis)."""
+    rows = cfg.perm_rows
+    if rows == 0:
+        shape = (key_data.shape[0], 0, 0) if cfg.ensemble else (0, 0)
+        return np.zeros(shape, np.int32)
+    spe = cfg.steps_per_epoch
+    first, last = start // spe, (start + n - 1) // spe
+    members = key_data if cfg.ensemble else key_data[None]
+    out = np.zeros((members.shape[0], rows, cfg.n), np.int32)
+    for m, kd in enumerate(members):
+        for e in range(first, last + 1):
+            out[m, e - first] = epoch_permutation(kd, e, cfg.n)
+    return out if cfg.ensemble else out[0]
 
 
 _jitted_program = jax.jit(_program, static_argnums=0)

@@ -259,10 +259,6 @@ class Prepared:
             batch_sharding=self.batch_sharding,
         )
 
-    def perm_init(self) -> jax.Array:
-        size = self.n if (self.batch_size is not None and self.sampling == "epoch") else 1
-        return jnp.zeros((size,), dtype=jnp.arange(1).dtype)
-
 
 def _mesh_shardings(mesh, n, batch_size):
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -321,20 +317,25 @@ def run(prep: Prepared, model: PyTree, state: PyTree, *, desc: str = "fit"):
     best_params = state["params"] if prep.patience is not None else None
     end_loss = np.full(k, np.nan)
     compile_time = 0.0
+    key_data = np.asarray(jax.random.key_data(state["key"]))
     bar = _tqdm(steps, prep.progress, desc)
     t = 0
     try:
         while t < steps and active.any():
             n = min(prep.chunk, steps - t)
             want_end = t + n >= steps
+            perms = _engine.epoch_permutations(cfg, key_data, t, n)
+            epoch0 = t // cfg.steps_per_epoch if cfg.perm_rows else 0
             args = (
                 state,
+                jnp.asarray(perms),
                 frozen,
                 prep.data,
                 prep.val,
                 jnp.asarray(t, jnp.int32),
                 jnp.asarray(n, jnp.int32),
                 jnp.asarray(want_end),
+                jnp.asarray(epoch0, jnp.int32),
             )
             program, seconds = _engine.compiled_program(cfg, *args)
             compile_time += seconds
@@ -492,15 +493,20 @@ def _set_ok(ok, active, ens):
     return jnp.asarray(active)
 
 
+@eqx.filter_jit
+def _init_solver(solver: Solver, params: PyTree) -> PyTree:
+    # One compiled call instead of a dozen eager ones (optax's zeros_like per leaf).
+    return solver.init(params)
+
+
 def initial_state(prep: Prepared, params, key, l1, l2) -> dict:
-    opt = prep.solver.init(params)
+    opt = _init_solver(prep.solver, params)
     dtype = _engine._loss_dtype(params)
     return {
         "params": params,
         "opt": opt,
         "good": params,
         "ok": jnp.asarray(True),
-        "perm": prep.perm_init(),
         "key": key,
         "l1": jnp.asarray(l1, dtype),
         "l2": jnp.asarray(l2, dtype),
