@@ -377,9 +377,12 @@ def _ensemble(c: dict[str, Any], dev: str) -> str:
     return "\n".join(
         [
             f"{c['members']} members of 1-16-1 tanh, Adam 1e-2, {c['steps']} full-batch steps, "
-            f"on **{dev}**. Cold includes compiling (ensemble "
+            f"on **{dev}**. Both build their {c['members']} models (`FFN(..., key=k)`) inside "
+            "the timing. Cold includes compiling: the training program (ensemble "
             f"{_s(c.get('ensemble_compile_s'))}; sequential: the first call compiles, "
-            f"{_s(c.get('sequential_compile_s'))}, the other {c['members'] - 1} reuse it).",
+            f"{_s(c.get('sequential_compile_s'))}, the other {c['members'] - 1} reuse it) and, "
+            "on a CPU, most of the rest of the ensemble's cold setup: XLA compiling the batched "
+            "random draws of the initialisation.",
             "",
             table(["runner", "cold", "warm", "member-steps/s (warm)"], rows),
             "",

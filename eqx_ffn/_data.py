@@ -113,6 +113,7 @@ def model_sizes(model: Any) -> tuple[int, int]:
 def float_dtype(model: Any) -> jnp.dtype:
     """The dtype of the model's first floating-point array (the data are cast to it)."""
     for leaf in jax.tree.leaves(model):
-        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jnp.floating):
+        is_array = isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct))
+        if is_array and jnp.issubdtype(leaf.dtype, jnp.floating):
             return leaf.dtype
     return jnp.zeros(()).dtype

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -92,7 +93,7 @@ def fit_ensemble(
     k = int(keys.shape[0])
     model_keys, fit_keys = jax.vmap(split_keys)(keys)
     models = eqx.filter_vmap(make_model)(model_keys)
-    template = ensemble_member(models, 0)
+    template = eqx.filter_eval_shape(ensemble_member, models, 0)  # shapes only: no slicing
     lrs = None
     named_lr = learning_rate
     if learning_rate is not None and np.ndim(learning_rate) > 0:
@@ -130,12 +131,21 @@ def fit_ensemble(
     )
     params, _, _ = split_model(models)
     dtype = jnp.result_type(*[p for p in jax.tree.leaves(params)])
-    state = eqx.filter_vmap(lambda p, kk, a, b: initial_state(prep, p, kk, a, b))(
-        params, fit_keys, jnp.asarray(l1s, dtype), jnp.asarray(l2s, dtype)
+    state = _member_states(
+        prep.solver, params, fit_keys, jnp.asarray(l1s, dtype), jnp.asarray(l2s, dtype)
     )
     if lrs is not None:
         state["opt"] = _with_learning_rates(prep.solver, state["opt"], jnp.asarray(lrs, dtype))
     return run(prep, models, state, desc=f"fit_ensemble[{k}]")
+
+
+# The solver's state in one compiled call rather than eager ops under vmap (each eager op
+# compiles once per shape and K: 5-20 ms apiece on a CPU). `make_model` itself runs eagerly
+# under vmap: jitting it would compile again for every new function object (a lambda re-made
+# in a notebook cell), while eager ops are cached by shape.
+@eqx.filter_jit
+def _member_states(solver: Solver, params: PyTree, fit_keys, l1s, l2s) -> dict:
+    return jax.vmap(functools.partial(initial_state, solver))(params, fit_keys, l1s, l2s)
 
 
 def _with_learning_rates(solver: Solver, opt_state: Any, lrs: Array) -> Any:

@@ -499,8 +499,8 @@ def _init_solver(solver: Solver, params: PyTree) -> PyTree:
     return solver.init(params)
 
 
-def initial_state(prep: Prepared, params, key, l1, l2) -> dict:
-    opt = _init_solver(prep.solver, params)
+def initial_state(solver: Solver, params, key, l1, l2) -> dict:
+    opt = _init_solver(solver, params)
     dtype = _engine._loss_dtype(params)
     return {
         "params": params,
@@ -601,7 +601,7 @@ def fit(
     key = _check_key(key)
     params, _, _ = split_model(model)
     params = prep.replicate(params)
-    state = initial_state(prep, params, key, l1, l2)
+    state = initial_state(prep.solver, params, key, l1, l2)
     out, (history,) = run(prep, model, state)
     return out, history
 
