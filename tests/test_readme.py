@@ -28,8 +28,9 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_quick_start_runs(tmp_path):
     quick = _blocks("python")[0]
     assert "eqx_ffn.fit(" in quick
-    proc = subprocess.run([sys.executable, "-c", quick], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", quick], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert "[1.5116649]" in proc.stdout
