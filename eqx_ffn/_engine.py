@@ -63,6 +63,14 @@ class Config:
         return (self.chunk + spe - 2) // spe + 1
 
     @property
+    def perm_width(self) -> int:
+        """Columns of `perms`: N, padded to whole batches when the last batch is smaller (the
+        padding repeats the epoch's first indices and is masked out or never read)."""
+        if self.perm_rows == 0:
+            return 0
+        return self.steps_per_epoch * self.batch_size if not self.drop_last else self.n
+
+    @property
     def last_batch(self) -> int:
         """Size of an epoch's last batch (== batch_size when it divides N or with drop_last)."""
         assert self.batch_size is not None
@@ -75,7 +83,9 @@ def _where(pred, new, old):
 
 
 def _take(data, idx):
-    return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
+    # Indices come from permutations of range(N) or randint(0, N): always in bounds, so the
+    # gather needs no clamping (about 8% of a 256-sample mini-batch step on a CPU).
+    return jax.tree.map(lambda a: a.at[idx].get(mode="promise_in_bounds"), data)
 
 
 def _constrain(cfg: Config, batch):
@@ -159,18 +169,24 @@ def _member_chunk(cfg: Config, state, perms, frozen, data, val, start, n, want_e
             spe = cfg.steps_per_epoch
             row, j = t // spe - epoch0, t % spe
             bs = cfg.batch_size
-
-            def full():
-                idx = lax.dynamic_slice(perms, (row, j * bs), (1, bs))[0]  # int32 indices
-                return step_on(_take(data, idx), params, opt)
-
+            idx = lax.dynamic_slice(perms, (row, j * bs), (1, bs))[0]  # int32 indices
             if cfg.last_batch == bs:
-                new_params, new_opt, loss = full()
-            else:  # the epoch's last, smaller batch is used, not dropped
+                new_params, new_opt, loss = step_on(_take(data, idx), params, opt)
+            elif cfg.loss.weightable:
+                # The epoch's last, smaller batch is used, not dropped: a full-size batch whose
+                # padding (slots past N) has weight 0, so one step body serves every batch.
+                x, y, w = _take(data, idx)
+                mask = (j * bs + jnp.arange(bs) < cfg.n).astype(x.dtype)
+                batch = (x, y, mask if w is None else w * mask)
+                new_params, new_opt, loss = step_on(batch, params, opt)
+            else:  # a callable loss cannot be weighted: a second step body for the last batch
 
                 def partial():
                     last = jnp.int32((spe - 1) * bs)
                     idx = lax.dynamic_slice(perms, (row, last), (1, cfg.last_batch))[0]
+                    return step_on(_take(data, idx), params, opt)
+
+                def full():
                     return step_on(_take(data, idx), params, opt)
 
                 new_params, new_opt, loss = lax.cond(j == spe - 1, partial, full)
@@ -228,8 +244,8 @@ def epoch_permutation(key_data: np.ndarray, epoch: int, n: int) -> np.ndarray:
 
 
 def epoch_permutations(cfg: Config, key_data: np.ndarray, start: int, n: int) -> np.ndarray:
-    """`perms` for steps `start .. start + n - 1`: shape `(perm_rows, N)`, or `(K, perm_rows, N)`
-    for an ensemble (`key_data` then has a leading member axis)."""
+    """`perms` for steps `start .. start + n - 1`: shape `(perm_rows, perm_width)`, or
+    `(K, perm_rows, perm_width)` for an ensemble (`key_data` then has a leading member axis)."""
     rows = cfg.perm_rows
     if rows == 0:
         shape = (key_data.shape[0], 0, 0) if cfg.ensemble else (0, 0)
@@ -237,10 +253,12 @@ def epoch_permutations(cfg: Config, key_data: np.ndarray, start: int, n: int) ->
     spe = cfg.steps_per_epoch
     first, last = start // spe, (start + n - 1) // spe
     members = key_data if cfg.ensemble else key_data[None]
-    out = np.zeros((members.shape[0], rows, cfg.n), np.int32)
+    out = np.zeros((members.shape[0], rows, cfg.perm_width), np.int32)
     for m, kd in enumerate(members):
         for e in range(first, last + 1):
-            out[m, e - first] = epoch_permutation(kd, e, cfg.n)
+            perm = epoch_permutation(kd, e, cfg.n)
+            out[m, e - first, : cfg.n] = perm
+            out[m, e - first, cfg.n :] = perm[: cfg.perm_width - cfg.n]
     return out if cfg.ensemble else out[0]
 
 

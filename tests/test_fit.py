@@ -145,6 +145,48 @@ def test_each_sample_once_per_epoch(index_data, drop_last):
     assert batches[:per_epoch] != batches[per_epoch : 2 * per_epoch]
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_minibatch_fit_equals_a_hand_written_loop(weighted):
+    # N=22, batch 8: batches of 8, 8 and a last one of 6 each epoch. fit pads that last batch
+    # with zero-weight slots; the reference loop below takes the 6 samples themselves.
+    n, bs, steps = 22, 8, 9
+    x = jr.normal(jr.key(1), (n, 2))
+    y = jnp.stack([jnp.sin(x[:, 0]), x[:, 0] * x[:, 1]], axis=1)
+    w = jr.uniform(jr.key(2), (n,), minval=0.5, maxval=2.0) if weighted else None
+    model = FFN(2, 2, (5,), key=jr.key(3))
+    key = jr.key(7)
+    opt = optax.sgd(0.1)
+    trained, h = fit(
+        model,
+        x,
+        y,
+        optimizer=opt,
+        batch_size=bs,
+        steps=steps,
+        key=key,
+        sample_weight=w,
+        progress=False,
+    )
+
+    def weighted_mse(m, xb, yw):  # the sample weights ride in y's last column
+        per = jnp.mean((yw[:, :2] - jax.vmap(m)(xb)) ** 2, axis=1)
+        return jnp.sum(yw[:, 2] * per) / jnp.sum(yw[:, 2])
+
+    step = eqx_ffn.make_step(weighted_mse if weighted else "mse", opt)
+    ref, opt_state, ref_losses = model, opt.init(eqx.filter(model, eqx.is_inexact_array)), []
+    key_data = np.asarray(jr.key_data(key))
+    for t in range(steps):
+        e, j = divmod(t, 3)
+        idx = _engine.epoch_permutation(key_data, e, n)[j * bs : (j + 1) * bs]
+        yb = y[idx] if w is None else jnp.concatenate([y[idx], w[idx, None]], axis=1)
+        ref, opt_state, value = step(ref, opt_state, x[idx], yb)
+        ref_losses.append(float(value))
+    np.testing.assert_allclose(h.loss, ref_losses, rtol=2e-6)
+    flat, _ = eqx_ffn.ravel(trained)
+    ref_flat, _ = eqx_ffn.ravel(ref)
+    np.testing.assert_allclose(flat, ref_flat, rtol=1e-5, atol=1e-6)
+
+
 def test_replacement_sampling_uses_the_whole_data_set():
     # The lecture's worked solution samples from the first 200 points only; we must not.
     n = 2000
