@@ -66,9 +66,9 @@ class Config:
     def perm_width(self) -> int:
         """Columns of `perms`: N, padded to whole batches when the last batch is smaller (the
         padding repeats the epoch's first indices and is masked out or never read)."""
-        if self.perm_rows == 0:
+        if self.perm_rows == 0 or self.batch_size is None:
             return 0
-        return self.steps_per_epoch * self.batch_size if not self.drop_last else self.n
+        return self.n if self.drop_last else self.steps_per_epoch * self.batch_size
 
     @property
     def last_batch(self) -> int:
