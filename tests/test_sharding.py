@@ -40,6 +40,10 @@ SCRIPT = textwrap.dedent(
         w = out.layers[0].weight
         assert w.sharding.is_fully_replicated and len(w.sharding.device_set) == 4
         assert h4.stop_reason == "completed"
+    # a named loss with a smaller last batch (200 = 4 * 48 + 8): zero-weight padding, sharded
+    _, h1 = eqx_ffn.fit(model, x, y, steps=30, batch_size=48, progress=False)
+    _, h4 = eqx_ffn.fit(model, x, y, steps=30, batch_size=48, mesh=mesh, progress=False)
+    np.testing.assert_allclose(h4.loss, h1.loss, rtol=1e-5)
     # a list of devices is a 1-D mesh too
     _, h = eqx_ffn.fit(model, x, y, steps=10, mesh=jax.devices(), progress=False)
     np.testing.assert_allclose(h.loss, one_device[None].loss[:10], rtol=1e-5)
