@@ -114,9 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         help=f"which cases (default all): {', '.join(CASES)}",
     )
     parser.add_argument(
-        "--md", type=Path, default=HERE / "BENCHMARKS.md", help="the rendered tables"
+        "--md",
+        type=Path,
+        default=None,
+        help="the rendered tables (default: benchmarks/BENCHMARKS.md, or OUT/BENCHMARKS.md "
+        "when --out is not the default folder)",
     )
     args = parser.parse_args(argv)
+    if args.md is None:
+        default_out = args.out.resolve() == (HERE / "results").resolve()
+        args.md = HERE / "BENCHMARKS.md" if default_out else args.out / "BENCHMARKS.md"
     t0 = time.perf_counter()
     # Several JAX processes share one GPU here (the parent and the whole-process workers): no
     # process may grab 75% of its memory up front. Set before JAX is imported; inherited.

@@ -52,19 +52,22 @@ def _record(
     optimizer: str,
     *,
     setup_s: float | None,
-    run_s: float,
+    timing: dict[str, float],
     steps: int,
     final_mse: float,
     loss: Any = None,
     note: str = "",
     **extra: Any,
 ) -> dict[str, Any]:
+    """One runner's row; `timing` holds the median and the minimum of its warm runs."""
+    run_s = timing["median"]
     rec: dict[str, Any] = {
         "name": name,
         "label": label,
         "optimizer": optimizer,
         "setup_s": setup_s,
         "run_s": run_s,
+        "run_min_s": timing["min"],
         "steps": steps,
         "per_step_s": run_s / max(steps, 1),
         "final_mse": final_mse,
@@ -106,21 +109,49 @@ def lecture_loop(mode: Mode, x, y, params) -> dict[str, Any]:
             losses.append(loss_val)
         return p, losses
 
-    setup, _ = timed(lambda: train(1))  # compiles value_and_grad, warms optax's eager ops
-    m = median_time(lambda: train(ADAM_STEPS), mode.slow_repeats, warmup=0)
-    p, losses = m["result"]
-    return _record(
+    # the first call compiles value_and_grad and warms optax's eager ops
+    return _timed_loop(
+        mode,
         "lecture_loop",
         "lecture loop: jit(value_and_grad) + optax in Python, dict params",
-        "adam",
-        setup_s=setup,
-        run_s=m["median"],
-        run_min_s=m["min"],
-        steps=ADAM_STEPS,
-        final_mse=mse_of(p, x, y),
-        loss=np.asarray(losses),
+        train,
+        lambda p: mse_of(p, x, y),
         _call=train,
     )
+
+
+def _timed_loop(mode: Mode, name: str, label: str, train, final_mse_of, **extra) -> dict:
+    """Time a Python training loop `train(steps) -> (result, losses)`: a first call of one step
+    (compiling), then the median of warm `ADAM_STEPS`-step runs."""
+    setup, _ = timed(lambda: train(1))
+    m = median_time(lambda: train(ADAM_STEPS), mode.slow_repeats, warmup=0)
+    result, losses = m["result"]
+    return _record(
+        name,
+        label,
+        "adam",
+        setup_s=setup,
+        timing=m,
+        steps=ADAM_STEPS,
+        final_mse=final_mse_of(result),
+        loss=np.asarray(losses),
+        **extra,
+    )
+
+
+def _python_loop(step, model0, optimizer, init_filter, x, y) -> Callable[[int], Any]:
+    """`train(steps)`: the Equinox-style loop, one jitted `step(model, opt_state, x, y)` a step."""
+
+    def train(steps):
+        model = model0
+        opt_state = optimizer.init(eqx.filter(model, init_filter))
+        losses = []
+        for _ in range(steps):
+            model, opt_state, loss = step(model, opt_state, x, y)
+            losses.append(loss)
+        return model, losses
+
+    return train
 
 
 # -- (b) Equinox, hand-written filter_jit step ---------------------------------------------------
@@ -145,29 +176,12 @@ def equinox_mlp_loop(mode: Mode, x, y, params) -> dict[str, Any]:
         updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         return eqx.apply_updates(model, updates), opt_state, loss
 
-    def train(steps):
-        model = mlp
-        opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
-        losses = []
-        for _ in range(steps):
-            model, opt_state, loss = step(model, opt_state, x, y)
-            losses.append(loss)
-        return model, losses
-
-    setup, _ = timed(lambda: train(1))
-    m = median_time(lambda: train(ADAM_STEPS), mode.slow_repeats, warmup=0)
-    model, losses = m["result"]
-    final = float(loss_fn(model, x, y))
-    return _record(
+    return _timed_loop(
+        mode,
         "eqx_mlp_loop",
         "eqx.nn.MLP + hand-written eqx.filter_jit step, Python loop",
-        "adam",
-        setup_s=setup,
-        run_s=m["median"],
-        run_min_s=m["min"],
-        steps=ADAM_STEPS,
-        final_mse=final,
-        loss=np.asarray(losses),
+        _python_loop(step, mlp, optimizer, eqx.is_array, x, y),
+        lambda model: float(loss_fn(model, x, y)),
     )
 
 
@@ -179,29 +193,12 @@ def make_step_loop(mode: Mode, x, y, params) -> dict[str, Any]:
     model0 = eqx_ffn.FFN.from_params(params)
     optimizer = optax.adam(LR)
     step = eqx_ffn.make_step("mse", optimizer)
-
-    def train(steps):
-        model = model0
-        opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-        losses = []
-        for _ in range(steps):
-            model, opt_state, loss = step(model, opt_state, x, y)
-            losses.append(loss)
-        return model, losses
-
-    setup, _ = timed(lambda: train(1))
-    m = median_time(lambda: train(ADAM_STEPS), mode.slow_repeats, warmup=0)
-    model, losses = m["result"]
-    return _record(
+    return _timed_loop(
+        mode,
         "make_step_loop",
         "eqx_ffn.make_step, Python loop",
-        "adam",
-        setup_s=setup,
-        run_s=m["median"],
-        run_min_s=m["min"],
-        steps=ADAM_STEPS,
-        final_mse=mse_of(model.to_params(), x, y),
-        loss=np.asarray(losses),
+        _python_loop(step, model0, optimizer, eqx.is_inexact_array, x, y),
+        lambda model: mse_of(model.to_params(), x, y),
     )
 
 
@@ -237,8 +234,7 @@ def fit_runner(mode: Mode, x, y, params, optimizer: str) -> dict[str, Any]:
         f"eqx_ffn.fit, {'Adam 1e-2' if optimizer == 'adam' else 'L-BFGS (zoom line search)'}",
         optimizer,
         setup_s=first_hist.compile_time,
-        run_s=m["median"],
-        run_min_s=m["min"],
+        timing=m,
         steps=hist.steps,
         final_mse=float(hist.final_loss),
         loss=hist.loss,
@@ -302,8 +298,7 @@ def bare_scan(mode: Mode, x, y, params, optimizer: str) -> dict[str, Any]:
         f"bare jax.jit(lax.scan) of the {'Adam' if optimizer == 'adam' else 'L-BFGS'} step (floor)",
         optimizer,
         setup_s=setup,
-        run_s=m["median"],
-        run_min_s=m["min"],
+        timing=m,
         steps=steps,
         final_mse=final,
         loss=np.asarray(losses),
@@ -338,8 +333,7 @@ def sklearn_runner(mode: Mode, x, y, params, solver: str) -> dict[str, Any]:
         f"scikit-learn MLPRegressor, solver={solver!r} (float64, CPU)",
         solver if solver == "adam" else "lbfgs",
         setup_s=setup,
-        run_s=run_s,
-        run_min_s=run_min_s,
+        timing={"median": run_s, "min": run_min_s},
         steps=iters,
         final_mse=mse,
         loss=curve,
@@ -428,8 +422,7 @@ def torch_runner(mode: Mode, x, y, params, optimizer: str) -> dict[str, Any]:
         f"{torch.get_num_threads()} threads)",
         optimizer,
         setup_s=setup,
-        run_s=m["median"],
-        run_min_s=m["min"],
+        timing=m,
         steps=steps,
         final_mse=final,
         loss=curve,
@@ -486,8 +479,7 @@ def flax_nnx_runner(mode: Mode, x, y, params) -> dict[str, Any]:
         f"Flax NNX {flax.__version__}: nnx.jit train step + nnx.Optimizer, Python loop",
         "adam",
         setup_s=setup,
-        run_s=m["median"],
-        run_min_s=m["min"],
+        timing=m,
         steps=ADAM_STEPS,
         final_mse=final,
         loss=np.asarray(losses),
