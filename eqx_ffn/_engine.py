@@ -18,7 +18,6 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 from jax import lax
 
@@ -56,18 +55,24 @@ class Config:
 
     @property
     def perm_rows(self) -> int:
-        """The most epochs that `chunk` consecutive steps can touch: rows of the `perms` input."""
-        if self.batch_size is None or self.sampling != "epoch":
+        """Rows of the `perms` input: with epoch sampling the most epochs that `chunk`
+        consecutive steps can touch; with replacement sampling one row a step."""
+        if self.batch_size is None:
             return 0
+        if self.sampling == "replacement":
+            return self.chunk
         spe = self.steps_per_epoch
         return (self.chunk + spe - 2) // spe + 1
 
     @property
     def perm_width(self) -> int:
-        """Columns of `perms`: N, padded to whole batches when the last batch is smaller (the
-        padding repeats the epoch's first indices and is masked out or never read)."""
-        if self.perm_rows == 0 or self.batch_size is None:
+        """Columns of `perms`. Epoch sampling: N, padded to whole batches when the last batch is
+        smaller (the padding repeats the epoch's first indices and is masked out or never
+        read). Replacement sampling: the batch size."""
+        if self.batch_size is None:
             return 0
+        if self.sampling == "replacement":
+            return self.batch_size
         return self.n if self.drop_last else self.steps_per_epoch * self.batch_size
 
     @property
@@ -148,10 +153,11 @@ def _member_chunk(cfg: Config, state, perms, frozen, data, val, start, n, want_e
     """Run `n <= cfg.chunk` steps for ONE member, from absolute step `start`.
 
     With epoch sampling, `perms[e - epoch0]` is the permutation of epoch `e` (drawn on the host:
-    XLA's sort-based `jax.random.permutation` costs more than the steps of an epoch on a CPU).
+    XLA's sort-based `jax.random.permutation` costs more than the steps of an epoch on a CPU);
+    with replacement sampling `perms[i]` holds the indices of step `start + i` (also drawn on the
+    host: a threefry draw in every step costs as much as the step itself on a CPU).
     """
     objective = objective_fn(cfg, frozen, state["l1"], state["l2"])
-    key = state["key"]
     solver = cfg.solver
 
     def step_on(batch, params, opt):
@@ -163,7 +169,7 @@ def _member_chunk(cfg: Config, state, perms, frozen, data, val, start, n, want_e
         if cfg.batch_size is None:
             new_params, new_opt, loss = step_on(data, params, opt)
         elif cfg.sampling == "replacement":
-            idx = jr.randint(jr.fold_in(key, t), (cfg.batch_size,), 0, cfg.n)
+            idx = lax.dynamic_index_in_dim(perms, i, keepdims=False)  # drawn on the host
             new_params, new_opt, loss = step_on(_take(data, idx), params, opt)
         else:
             spe = cfg.steps_per_epoch
@@ -243,6 +249,19 @@ def epoch_permutation(key_data: np.ndarray, epoch: int, n: int) -> np.ndarray:
     return np.random.Generator(np.random.PCG64(seed)).permutation(n).astype(np.int32)
 
 
+REPLACEMENT_BLOCK = 256
+"""Steps whose replacement-sampling indices come from one seeded NumPy stream."""
+
+
+def replacement_block(key_data: np.ndarray, block: int, n: int, batch_size: int) -> np.ndarray:
+    """Indices, shape `(REPLACEMENT_BLOCK, batch_size)`, drawn uniformly with replacement from
+    `range(n)` for steps `block * REPLACEMENT_BLOCK ...`: a NumPy PCG64 stream seeded by the fit's
+    key and the block, so it does not depend on how the steps are cut into chunks."""
+    seed = np.random.SeedSequence([*(int(v) for v in np.ravel(key_data)), int(block), 1])
+    rng = np.random.Generator(np.random.PCG64(seed))
+    return rng.integers(0, n, size=(REPLACEMENT_BLOCK, batch_size), dtype=np.int32)
+
+
 def epoch_permutations(cfg: Config, key_data: np.ndarray, start: int, n: int) -> np.ndarray:
     """`perms` for steps `start .. start + n - 1`: shape `(perm_rows, perm_width)`, or
     `(K, perm_rows, perm_width)` for an ensemble (`key_data` then has a leading member axis)."""
@@ -250,10 +269,18 @@ def epoch_permutations(cfg: Config, key_data: np.ndarray, start: int, n: int) ->
     if rows == 0:
         shape = (key_data.shape[0], 0, 0) if cfg.ensemble else (0, 0)
         return np.zeros(shape, np.int32)
-    spe = cfg.steps_per_epoch
-    first, last = start // spe, (start + n - 1) // spe
     members = key_data if cfg.ensemble else key_data[None]
     out = np.zeros((members.shape[0], rows, cfg.perm_width), np.int32)
+    if cfg.sampling == "replacement":
+        assert cfg.batch_size is not None
+        b0, b1 = start // REPLACEMENT_BLOCK, (start + n - 1) // REPLACEMENT_BLOCK
+        off = start - b0 * REPLACEMENT_BLOCK
+        for m, kd in enumerate(members):
+            blocks = [replacement_block(kd, b, cfg.n, cfg.batch_size) for b in range(b0, b1 + 1)]
+            out[m, :n] = np.concatenate(blocks)[off : off + n]
+        return out if cfg.ensemble else out[0]
+    spe = cfg.steps_per_epoch
+    first, last = start // spe, (start + n - 1) // spe
     for m, kd in enumerate(members):
         for e in range(first, last + 1):
             perm = epoch_permutation(kd, e, cfg.n)

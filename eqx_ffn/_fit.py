@@ -211,6 +211,10 @@ class Prepared:
             chunk = max(1, -(-self.steps // 50))
         else:
             chunk = self.steps
+        if batch_size is not None and sampling == "replacement" and val is None:
+            # the host draws a chunk's indices up front: keep that under 16 MiB of int32
+            # (with validation, chunks end where validation runs: every eval_every steps)
+            chunk = min(chunk, max(1, (1 << 22) // batch_size))
         self.patience = patience
         self.eval_every = eval_every
 
@@ -318,6 +322,7 @@ def run(prep: Prepared, model: PyTree, state: PyTree, *, desc: str = "fit"):
     end_loss = np.full(k, np.nan)
     compile_time = 0.0
     key_data = np.asarray(jax.random.key_data(state["key"]))
+    sampling_epochs = prep.sampling == "epoch"
     bar = _tqdm(steps, prep.progress, desc)
     t = 0
     try:
@@ -325,7 +330,7 @@ def run(prep: Prepared, model: PyTree, state: PyTree, *, desc: str = "fit"):
             n = min(prep.chunk, steps - t)
             want_end = t + n >= steps
             perms = _engine.epoch_permutations(cfg, key_data, t, n)
-            epoch0 = t // cfg.steps_per_epoch if cfg.perm_rows else 0
+            epoch0 = t // cfg.steps_per_epoch if cfg.perm_rows and sampling_epochs else 0
             args = (
                 state,
                 jnp.asarray(perms),
@@ -555,7 +560,9 @@ def fit(
     - `loss`: `"mse"` (default), `"mae"`, `"huber"`, `"softmax_cross_entropy"`, or a callable
       `loss(model, x_batch, y_batch) -> scalar`.
     - `key`: a `jax.random` key for batch sampling; `None` means `jax.random.key(0)`. The same key
-      gives the same result, bit for bit.
+      gives the same result, bit for bit. (The batch indices are drawn on the host with NumPy's
+      PCG64, seeded by the key and the epoch, or the block of 256 steps with replacement: a
+      device-side draw costs more than a small network's step on a CPU.)
     - `validation`: `(x_val, y_val)`, evaluated every `eval_every` steps (default `steps // 50`).
     - `patience`: stop after this many evaluations without a better validation loss and return
       the best model.

@@ -209,6 +209,19 @@ def test_replacement_sampling_uses_the_whole_data_set():
     assert np.max(h.loss) > 1800 and np.all(h.loss < n)
 
 
+@pytest.mark.parametrize("sampling", ["epoch", "replacement"])
+def test_batches_do_not_depend_on_chunking(lecture1, sampling):
+    # Validation every 7 steps cuts the run into 7-step programs; without it, one program runs
+    # all 600 steps (crossing 256-step replacement blocks at other offsets). Same batches.
+    x, y, params = lecture1
+    kw = dict(batch_size=24, sampling=sampling, steps=600, key=jr.key(3), progress=False)
+    _, whole = fit(FFN.from_params(params), x, y, **kw)
+    _, cut = fit(FFN.from_params(params), x, y, validation=(x, y), eval_every=7, **kw)
+    np.testing.assert_allclose(cut.loss, whole.loss, rtol=1e-6)
+    _, other = fit(FFN.from_params(params), x, y, **{**kw, "key": jr.key(4)})
+    assert not np.allclose(other.loss, whole.loss, rtol=1e-3)
+
+
 def test_reference_section3_minibatch_runs():
     x, y, params = lecture_data_and_params(n=20000)
     model = FFN.from_params(params)
