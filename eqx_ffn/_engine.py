@@ -301,6 +301,8 @@ compile_count = 0
 def _signature(leaf) -> Any:
     if isinstance(leaf, jax.Array):
         return (leaf.shape, leaf.dtype, leaf.sharding, getattr(leaf, "weak_type", False))
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        return (np.ndarray, leaf.shape, leaf.dtype)
     return (type(leaf), leaf)
 
 

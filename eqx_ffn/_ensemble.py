@@ -129,14 +129,14 @@ def fit_ensemble(
         mesh=None,
         ensemble=True,
     )
-    params, _, _ = split_model(models)
+    params, frozen, static = split_model(models)
     dtype = jnp.result_type(*[p for p in jax.tree.leaves(params)])
     state = _member_states(
         prep.solver, params, fit_keys, jnp.asarray(l1s, dtype), jnp.asarray(l2s, dtype)
     )
     if lrs is not None:
         state["opt"] = _with_learning_rates(prep.solver, state["opt"], jnp.asarray(lrs, dtype))
-    return run(prep, models, state, desc=f"fit_ensemble[{k}]")
+    return run(prep, frozen, static, state, desc=f"fit_ensemble[{k}]")
 
 
 # The solver's state in one compiled call rather than eager ops under vmap (each eager op

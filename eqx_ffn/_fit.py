@@ -296,14 +296,16 @@ def _tqdm(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=True)
 
 
-def run(prep: Prepared, model: PyTree, state: PyTree, *, desc: str = "fit"):
+def run(prep: Prepared, frozen: PyTree, static: PyTree, state: PyTree, *, desc: str = "fit"):
     """Drive the compiled program chunk by chunk. Works for one model or a stacked ensemble.
+
+    `frozen` and `static` are the model's untrained parts (`split_model`); the trained ones
+    are in `state`.
 
     Returns `(model, histories)`: `histories` is a list with one `History` per member (one for a
     plain fit).
     """
     t_start = time.perf_counter()
-    _, frozen, static = split_model(model)
     cfg = prep.config(static)
     ens = prep.ensemble
     k = jax.tree.leaves(state["ok"])[0].shape[0] if ens else 1
@@ -331,16 +333,17 @@ def run(prep: Prepared, model: PyTree, state: PyTree, *, desc: str = "fit"):
             want_end = t + n >= steps
             perms = _engine.epoch_permutations(cfg, key_data, t, n)
             epoch0 = t // cfg.steps_per_epoch if cfg.perm_rows and sampling_epochs else 0
+            # NumPy scalars go in with the call: no eager device_put apiece
             args = (
                 state,
-                jnp.asarray(perms),
+                perms,
                 frozen,
                 prep.data,
                 prep.val,
-                jnp.asarray(t, jnp.int32),
-                jnp.asarray(n, jnp.int32),
-                jnp.asarray(want_end),
-                jnp.asarray(epoch0, jnp.int32),
+                np.int32(t),
+                np.int32(n),
+                np.bool_(want_end),
+                np.int32(epoch0),
             )
             program, seconds = _engine.compiled_program(cfg, *args)
             compile_time += seconds
@@ -498,24 +501,22 @@ def _set_ok(ok, active, ens):
     return jnp.asarray(active)
 
 
-@eqx.filter_jit
-def _init_solver(solver: Solver, params: PyTree) -> PyTree:
-    # One compiled call instead of a dozen eager ones (optax's zeros_like per leaf).
-    return solver.init(params)
-
-
 def initial_state(solver: Solver, params, key, l1, l2) -> dict:
-    opt = _init_solver(solver, params)
+    """The training state the program carries (traceable: `fit` compiles it, ensembles vmap it)."""
     dtype = _engine._loss_dtype(params)
     return {
         "params": params,
-        "opt": opt,
+        "opt": solver.init(params),
         "good": params,
         "ok": jnp.asarray(True),
         "key": key,
         "l1": jnp.asarray(l1, dtype),
         "l2": jnp.asarray(l2, dtype),
     }
+
+
+# One compiled call instead of a dozen eager ones (optax's zeros_like per leaf, the scalars).
+_initial_state = eqx.filter_jit(initial_state)
 
 
 def fit(
@@ -606,10 +607,11 @@ def fit(
     if np.ndim(l1) or np.ndim(l2):
         raise ValueError("l1 and l2 must be scalars in fit (arrays are for fit_ensemble).")
     key = _check_key(key)
-    params, _, _ = split_model(model)
+    params, frozen, static = split_model(model)
     params = prep.replicate(params)
-    state = initial_state(prep.solver, params, key, l1, l2)
-    out, (history,) = run(prep, model, state)
+    dtype = _engine._loss_dtype(params)  # penalties as arrays: traced, not baked in
+    state = _initial_state(prep.solver, params, key, np.asarray(l1, dtype), np.asarray(l2, dtype))
+    out, (history,) = run(prep, frozen, static, state)
     return out, history
 
 
