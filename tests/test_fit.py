@@ -216,7 +216,9 @@ def test_batches_do_not_depend_on_chunking(lecture1, sampling):
     x, y, params = lecture1
     kw = dict(batch_size=24, sampling=sampling, steps=600, key=jr.key(3), progress=False)
     _, whole = fit(FFN.from_params(params), x, y, **kw)
+    before = _engine.compile_count
     _, cut = fit(FFN.from_params(params), x, y, validation=(x, y), eval_every=7, **kw)
+    assert _engine.compile_count - before <= 1  # 86 chunks (the last shorter), one program
     np.testing.assert_allclose(cut.loss, whole.loss, rtol=1e-6)
     _, other = fit(FFN.from_params(params), x, y, **{**kw, "key": jr.key(4)})
     assert not np.allclose(other.loss, whole.loss, rtol=1e-3)
