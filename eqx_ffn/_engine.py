@@ -262,31 +262,33 @@ def replacement_block(key_data: np.ndarray, block: int, n: int, batch_size: int)
     return rng.integers(0, n, size=(REPLACEMENT_BLOCK, batch_size), dtype=np.int32)
 
 
-def epoch_permutations(cfg: Config, key_data: np.ndarray, start: int, n: int) -> np.ndarray:
-    """`perms` for steps `start .. start + n - 1`: shape `(perm_rows, perm_width)`, or
-    `(K, perm_rows, perm_width)` for an ensemble (`key_data` then has a leading member axis)."""
+def batch_indices(cfg: Config, key_data: np.ndarray, start: int, n: int) -> tuple[np.ndarray, int]:
+    """The program's `perms` input for steps `start .. start + n - 1`, and its `epoch0`.
+
+    `perms` has shape `(perm_rows, perm_width)`, or `(K, perm_rows, perm_width)` for an ensemble
+    (`key_data` then has a leading member axis): one permutation a row with epoch sampling (row
+    0 is epoch `epoch0`), one step's indices a row with replacement sampling (`epoch0` is 0).
+    """
     rows = cfg.perm_rows
-    if rows == 0:
-        shape = (key_data.shape[0], 0, 0) if cfg.ensemble else (0, 0)
-        return np.zeros(shape, np.int32)
     members = key_data if cfg.ensemble else key_data[None]
     out = np.zeros((members.shape[0], rows, cfg.perm_width), np.int32)
-    if cfg.sampling == "replacement":
+    epoch0 = 0
+    if rows and cfg.sampling == "replacement":
         assert cfg.batch_size is not None
         b0, b1 = start // REPLACEMENT_BLOCK, (start + n - 1) // REPLACEMENT_BLOCK
         off = start - b0 * REPLACEMENT_BLOCK
         for m, kd in enumerate(members):
             blocks = [replacement_block(kd, b, cfg.n, cfg.batch_size) for b in range(b0, b1 + 1)]
             out[m, :n] = np.concatenate(blocks)[off : off + n]
-        return out if cfg.ensemble else out[0]
-    spe = cfg.steps_per_epoch
-    first, last = start // spe, (start + n - 1) // spe
-    for m, kd in enumerate(members):
-        for e in range(first, last + 1):
-            perm = epoch_permutation(kd, e, cfg.n)
-            out[m, e - first, : cfg.n] = perm
-            out[m, e - first, cfg.n :] = perm[: cfg.perm_width - cfg.n]
-    return out if cfg.ensemble else out[0]
+    elif rows:
+        spe = cfg.steps_per_epoch
+        epoch0, last = start // spe, (start + n - 1) // spe
+        for m, kd in enumerate(members):
+            for e in range(epoch0, last + 1):
+                perm = epoch_permutation(kd, e, cfg.n)
+                out[m, e - epoch0, : cfg.n] = perm
+                out[m, e - epoch0, cfg.n :] = perm[: cfg.perm_width - cfg.n]
+    return (out if cfg.ensemble else out[0]), epoch0
 
 
 _jitted_program = jax.jit(_program, static_argnums=0)

@@ -14,6 +14,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
+from . import _engine
 from ._fit import Prepared, initial_state, run, split_model
 from ._history import History
 from ._solvers import OptaxSolver, Solver
@@ -130,7 +131,7 @@ def fit_ensemble(
         ensemble=True,
     )
     params, frozen, static = split_model(models)
-    dtype = jnp.result_type(*[p for p in jax.tree.leaves(params)])
+    dtype = _engine._loss_dtype(params)  # as in fit
     state = _member_states(
         prep.solver, params, fit_keys, jnp.asarray(l1s, dtype), jnp.asarray(l2s, dtype)
     )

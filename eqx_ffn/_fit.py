@@ -324,15 +324,13 @@ def run(prep: Prepared, frozen: PyTree, static: PyTree, state: PyTree, *, desc: 
     end_loss = np.full(k, np.nan)
     compile_time = 0.0
     key_data = np.asarray(jax.random.key_data(state["key"]))
-    sampling_epochs = prep.sampling == "epoch"
     bar = _tqdm(steps, prep.progress, desc)
     t = 0
     try:
         while t < steps and active.any():
             n = min(prep.chunk, steps - t)
             want_end = t + n >= steps
-            perms = _engine.epoch_permutations(cfg, key_data, t, n)
-            epoch0 = t // cfg.steps_per_epoch if cfg.perm_rows and sampling_epochs else 0
+            perms, epoch0 = _engine.batch_indices(cfg, key_data, t, n)
             # NumPy scalars go in with the call: no eager device_put apiece
             args = (
                 state,
