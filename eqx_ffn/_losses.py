@@ -53,12 +53,19 @@ class Loss(eqx.Module):
             if weight is not None:
                 raise ValueError("A callable loss cannot take sample weights.")
             return jnp.asarray(self.fn(model, x, y))
-        pred = jax.vmap(model)(x)
+        return self.on_predictions(jax.vmap(model)(x), y, weight)
+
+    def on_predictions(self, pred: Array, y: Array, weight: Array | None = None) -> Array:
+        """The loss of predictions `pred` (`(B, out)`) against targets `y` (named losses only),
+        weighted per sample when `weight` (`(B,)`) is given."""
+        if self.fn is not None:
+            raise ValueError("A callable loss needs the model, not predictions.")
         per = _per_sample(self.name, pred, y)
         if weight is None:
             return jnp.mean(per)
         if per.ndim == 2:
             per = jnp.mean(per, axis=1)
+        weight = weight.astype(per.dtype)
         return jnp.sum(weight * per) / jnp.sum(weight)
 
 

@@ -30,22 +30,41 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")
 class Solver(eqx.Module):
     """Interface: `init(params) -> state`, `step(objective, params, state, batch)`.
 
-    `step` returns `(new_params, new_state, loss)` where `loss = objective(params, batch)` is the
-    value BEFORE the update (as the lecture records it). `full_batch_only` solvers are refused with
-    mini-batches.
+    `step` returns `(new_params, new_state, loss)` or `(new_params, new_state, loss, converged)`:
+    `loss = objective(params, batch)` is the value BEFORE the update (as the lecture records it)
+    and `converged` a boolean scalar, `True` when the solver's own test against `objective.tol`
+    says the fit has converged (the engine then stops with `stop_reason="converged"`).
+
+    `objective` is an `eqx_ffn.Objective`: `objective(params, batch)` is the loss plus penalty;
+    `objective.tol`, `objective.l1`, `objective.l2` are traced scalars (changing them never
+    recompiles); least-squares solvers also use `objective.residuals`,
+    `objective.data_residuals` and `objective.penalty_mask`. `batch = (x, y, w)`, with `w` the
+    per-sample weights (0 on padding rows).
+
+    Properties a solver may override: `full_batch_only` (refused with mini-batches),
+    `least_squares` (needs `loss="mse"` and no `l1`), `default_tol` (the `tol` a fit uses when
+    given `tol=None`; 0 means the solver never declares convergence by itself).
     """
 
     @property
     def full_batch_only(self) -> bool:
         return False
 
+    @property
+    def least_squares(self) -> bool:
+        return False
+
+    @property
+    def default_tol(self) -> float:
+        return 0.0
+
     @abc.abstractmethod
     def init(self, params: PyTree) -> PyTree: ...
 
     @abc.abstractmethod
     def step(
-        self, objective: Objective, params: PyTree, state: PyTree, batch: Any
-    ) -> tuple[PyTree, PyTree, jax.Array]: ...
+        self, objective: Any, params: PyTree, state: PyTree, batch: Any
+    ) -> tuple[PyTree, PyTree, jax.Array] | tuple[PyTree, PyTree, jax.Array, jax.Array]: ...
 
 
 class OptaxSolver(Solver):
