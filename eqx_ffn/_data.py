@@ -1,4 +1,10 @@
-"""Checking training data before anything is compiled."""
+"""Checking training data before anything is compiled, and padding it to a size bucket.
+
+Inputs may be JAX arrays, NumPy arrays, or anything `numpy.asarray` turns into real numbers
+(pandas DataFrames and Series, nested lists). JAX arrays are checked where they live: the shape
+from their metadata, finiteness with one reduction on their device (one boolean comes back),
+never a copy of the data through the host.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +14,95 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def _as_numpy(value: Any, argument: str) -> np.ndarray:
-    if isinstance(value, (list, tuple)):
-        value = np.asarray(value)
-    if not isinstance(value, (np.ndarray, jax.Array)):
-        raise TypeError(f"{argument} must be a JAX or NumPy array; got {type(value).__name__}.")
-    return np.asarray(value)
+Array = Any  # a NumPy or JAX array
 
 
-def _check_real_finite(arr: np.ndarray, argument: str) -> np.ndarray:
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{argument} must hold real numbers; got dtype {arr.dtype}.")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(
-            f"{argument} contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
-            "remove or impute those samples."
+def _is_real(dtype: Any) -> bool:
+    return bool(
+        jnp.issubdtype(dtype, jnp.floating)
+        or jnp.issubdtype(dtype, jnp.integer)
+        or jnp.issubdtype(dtype, jnp.bool_)
+    )
+
+
+def as_array(value: Any, argument: str) -> Array:
+    """`value` as a NumPy or JAX array of real numbers, or a `TypeError` naming `argument`."""
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            f"{argument} is a traced JAX value: call eqx_ffn.fit/predict outside jax.jit or "
+            "jax.vmap (they compile their own programs)."
+        )
+    if isinstance(value, (jax.Array, np.ndarray)):
+        arr = value
+    elif isinstance(value, (str, bytes, dict, set)) or value is None:
+        raise TypeError(
+            f"{argument} must be an array of numbers (a JAX or NumPy array, a pandas DataFrame, "
+            f"nested lists); got {type(value).__name__}."
+        )
+    else:
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"{argument} must be an array of numbers (a JAX or NumPy array, a pandas "
+                f"DataFrame, nested lists); got {type(value).__name__} that NumPy cannot turn "
+                f"into one ({err})."
+            ) from None
+    if not _is_real(arr.dtype):
+        raise TypeError(
+            f"{argument} must hold real numbers; got dtype {arr.dtype} (from "
+            f"{type(value).__name__}). Convert or encode the non-numeric values first."
         )
     return arr
 
 
+def _where_bad(arr: np.ndarray, mask: np.ndarray) -> str:
+    bad = np.argwhere(mask)[0]
+    if arr.ndim == 1:
+        return f"row {bad[0]}"
+    return f"row {bad[0]}, column {bad[1]}"
+
+
+def cast_finite(arr: Array, dtype: Any, argument: str) -> Array:
+    """`arr` cast to `dtype`, refusing NaN/inf and values that overflow `dtype` (float64 data
+    beyond float32's range become inf in the cast: that is an error, not a training failure)."""
+    dtype = jnp.dtype(dtype)
+    if isinstance(arr, jax.Array):
+        cast = arr.astype(dtype)
+        if bool(jnp.all(jnp.isfinite(cast))):  # one reduction on the device
+            return cast
+        host = np.asarray(arr)
+    else:
+        cast = np.asarray(arr).astype(dtype)
+        if bool(np.all(np.isfinite(cast))):
+            return cast
+        host = arr
+    host = np.asarray(host)
+    if jnp.issubdtype(host.dtype, jnp.floating) and not np.all(np.isfinite(host)):
+        where = _where_bad(host, ~np.isfinite(host))
+        raise ValueError(
+            f"{argument} contains NaN or inf (first at {where}); remove or impute those samples."
+        )
+    finite = np.isfinite(np.asarray(cast))
+    where = _where_bad(host, ~finite)
+    value = host[tuple(np.argwhere(~finite)[0])]
+    raise ValueError(
+        f"{argument} has values too large for {dtype} (first at {where}: {float(value):g}); "
+        "standardise or rescale the data"
+        + (
+            ", or enable float64 with jax.config.update('jax_enable_x64', True)."
+            if dtype.itemsize < 8
+            else "."
+        )
+    )
+
+
 def check_features(
-    x: Any, in_size: int, argument: str = "x", *, allow_empty: bool = False
-) -> np.ndarray:
-    """`x` must be `(N, in_size)`, real, finite, N > 0."""
-    arr = _as_numpy(x, argument)
+    x: Any, in_size: int, argument: str = "x", *, dtype: Any = None, allow_empty: bool = False
+) -> Array:
+    """`x` must be `(N, in_size)`, real, finite, N > 0; returned cast to `dtype` (default: the
+    default float)."""
+    arr = as_array(x, argument)
     if arr.ndim != 2 or arr.shape[1] != in_size:
         hint = ""
         if arr.ndim == 1 and in_size == 1:
@@ -41,63 +110,94 @@ def check_features(
         elif arr.ndim == 1 and arr.shape[0] == in_size:
             hint = f" For one sample call the model directly, or use {argument}[None, :]."
         raise ValueError(
-            f"{argument} must have shape (N, in_size) = (N, {in_size}); got {arr.shape}.{hint}"
+            f"{argument} must have shape (N, in_size) = (N, {in_size}); got "
+            f"{tuple(arr.shape)}.{hint}"
         )
     if arr.shape[0] == 0 and not allow_empty:
-        raise ValueError(f"{argument} is empty (shape {arr.shape}): need at least one sample.")
-    return _check_real_finite(arr, argument)
+        raise ValueError(
+            f"{argument} is empty (shape {tuple(arr.shape)}): need at least one sample."
+        )
+    return cast_finite(arr, jnp.zeros(()).dtype if dtype is None else dtype, argument)
 
 
 def check_targets(
-    y: Any, n: int, out_size: int, classification: bool, argument: str = "y"
-) -> np.ndarray:
-    """`y` must be `(N, out_size)` floats, or `(N,)` integer labels in `[0, out_size)`."""
-    arr = _as_numpy(y, argument)
+    y: Any,
+    n: int,
+    out_size: int,
+    classification: bool,
+    argument: str = "y",
+    *,
+    dtype: Any = None,
+) -> Array:
+    """`y` must be `(N, out_size)` real numbers (or `(N,)` when `out_size == 1`), or for a
+    classifier `(N,)` integer labels in `[0, out_size)`."""
+    arr = as_array(y, argument)
     if classification:
-        if arr.shape != (n,):
+        if tuple(arr.shape) != (n,):
             raise ValueError(
                 f"{argument} must hold one integer class label per sample, shape ({n},); got "
-                f"{arr.shape}."
+                f"{tuple(arr.shape)}."
             )
-        if not np.issubdtype(arr.dtype, np.integer):
+        if not jnp.issubdtype(arr.dtype, jnp.integer):
+            host = np.asarray(arr)
             if (
-                np.issubdtype(arr.dtype, np.floating)
-                and np.all(np.isfinite(arr))
-                and np.all(arr == np.round(arr))
+                jnp.issubdtype(host.dtype, jnp.floating)
+                and np.all(np.isfinite(host))
+                and np.all(host == np.round(host))
             ):
-                arr = arr.astype(np.int32)
+                arr = host.astype(np.int64)
             else:
                 raise TypeError(
-                    f"{argument} must hold integer class labels for softmax_cross_entropy; got "
-                    f"dtype {arr.dtype}."
+                    f"{argument} must hold integer class labels 0..{out_size - 1} for "
+                    f"softmax_cross_entropy; got dtype {arr.dtype}."
                 )
-        if arr.size and (arr.min() < 0 or arr.max() >= out_size):
-            raise ValueError(
-                f"{argument} labels must lie in [0, {out_size}) for a model with out_size="
-                f"{out_size}; got labels from {arr.min()} to {arr.max()}."
-            )
-        return arr.astype(np.int32)
-    if arr.shape != (n, out_size):
+        if n:
+            lo, hi = (int(v) for v in (arr.min(), arr.max()))
+            if lo < 0 or hi >= out_size:
+                raise ValueError(
+                    f"{argument} labels must lie in [0, {out_size}) for a model with out_size="
+                    f"{out_size}; got labels from {lo} to {hi}."
+                )
+        return arr.astype(jnp.int32)
+    if arr.ndim == 1 and out_size == 1 and arr.shape[0] == n:
+        arr = arr.reshape(n, 1)
+    if tuple(arr.shape) != (n, out_size):
         hint = ""
-        if arr.shape == (n,) and out_size == 1:
-            hint = f" Reshape it with {argument}[:, None]."
-        elif arr.ndim == 2 and arr.shape[0] != n:
+        if arr.ndim == 2 and arr.shape[0] != n:
+            hint = " x and y must have the same number of rows."
+        elif arr.ndim == 1 and arr.shape[0] != n:
             hint = " x and y must have the same number of rows."
         raise ValueError(
-            f"{argument} must have shape (N, out_size) = ({n}, {out_size}); got {arr.shape}.{hint}"
+            f"{argument} must have shape (N, out_size) = ({n}, {out_size}); got "
+            f"{tuple(arr.shape)}.{hint}"
         )
-    return _check_real_finite(arr, argument)
+    return cast_finite(arr, jnp.zeros(()).dtype if dtype is None else dtype, argument)
 
 
-def check_sample_weight(w: Any, n: int) -> np.ndarray:
-    arr = _as_numpy(w, "sample_weight")
-    if arr.shape != (n,):
-        raise ValueError(f"sample_weight must have shape (N,) = ({n},); got {arr.shape}.")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError("sample_weight must be finite and >= 0.")
-    if not np.any(arr > 0):
+def check_sample_weight(w: Any, n: int, *, dtype: Any = None) -> Array:
+    """Per-sample weights, shape `(N,)`, finite, >= 0, not all zero."""
+    arr = as_array(w, "sample_weight")
+    if tuple(arr.shape) != (n,):
+        raise ValueError(f"sample_weight must have shape (N,) = ({n},); got {tuple(arr.shape)}.")
+    arr = cast_finite(arr, jnp.zeros(()).dtype if dtype is None else dtype, "sample_weight")
+    lo, hi = (float(v) for v in (arr.min(), arr.max()))
+    if lo < 0:
+        raise ValueError(f"sample_weight must be >= 0; got a minimum of {lo:g}.")
+    if hi <= 0:
         raise ValueError("sample_weight is zero everywhere: nothing to fit.")
     return arr
+
+
+def pad_rows(arr: Array, size: int) -> Array:
+    """`arr` with zero rows appended up to `size` rows (on the host for NumPy arrays, on the
+    array's device for JAX arrays)."""
+    extra = size - arr.shape[0]
+    if extra == 0:
+        return arr
+    widths = [(0, extra)] + [(0, 0)] * (arr.ndim - 1)
+    if isinstance(arr, jax.Array):
+        return jnp.pad(arr, widths)
+    return np.pad(arr, widths)
 
 
 def model_sizes(model: Any) -> tuple[int, int]:
@@ -108,10 +208,15 @@ def model_sizes(model: Any) -> tuple[int, int]:
             f"model must have in_size and out_size (an eqx_ffn.FFN, or a Standardized wrapping "
             f"one); got {type(model).__name__}."
         ) from None
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"model.in_size and model.out_size must be integers; got "
+            f"{getattr(model, 'in_size', None)!r} and {getattr(model, 'out_size', None)!r}."
+        ) from None
 
 
 def float_dtype(model: Any) -> jnp.dtype:
-    """The dtype of the model's first floating-point array (the data are cast to it)."""
+    """The dtype of the model's first floating-point array."""
     for leaf in jax.tree.leaves(model):
         is_array = isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct))
         if is_array and jnp.issubdtype(leaf.dtype, jnp.floating):

@@ -1,15 +1,29 @@
-"""The compiled training loop shared by `fit` and `fit_ensemble`.
+"""The compiled training program shared by `fit` and `fit_ensemble`.
 
-One XLA program runs up to `chunk` steps (`lax.fori_loop` with a dynamic trip count, so the last,
-shorter chunk reuses the same program). The host is visited once per chunk only: for the progress
-bar, validation bookkeeping, early stopping and the non-finite guard. Programs are compiled
-ahead of time and kept in a small cache keyed on the static settings and the argument shapes, so
-a second `fit` with the same shapes and settings compiles nothing.
+One program per network structure. Its cache key (`Config` plus the shapes, dtypes and placement
+of its inputs) holds only what changes the program's shape: the model's structure, the loss, the
+optimizer's `update` function by value, the batch size and sampling mode, the padded data sizes,
+the compute dtype and matmul precision. Everything else is a run-time input: the learning rate
+(in the optimizer state), `l1`, `l2`, `tol`, the number of steps, the sample weights, the real
+number of samples, the validation data, `eval_every`, `patience` and the key.
+
+One call of the program runs
+
+    while chunk < max_chunks and t < end and some member is running:   # once per chunk
+        the chunk's batch indices (a host input, or drawn on the device)
+        lax.scan over `chunk` steps                                      # static trip count
+        (steps past `end`, or of a member that has stopped, leave its state unchanged)
+
+and returns the per-step losses, each member's status and the model it would return. The
+validation loss, the best parameters, the patience counter, the non-finite guard and the
+convergence test all live in the loop, so the host only calls again to update a progress bar or
+to stay responsive to Ctrl-C (about every half second of run time).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import threading
 import time
@@ -18,69 +32,116 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
 from jax import lax
 
-from ._losses import Loss, weight_penalty
+from ._cache_key import pytree_key, signature, value_key
+from ._losses import Loss
+from ._objective import Objective, loss_dtype
 from ._solvers import Solver
 
 PyTree = Any
 
+RUNNING, EARLY_STOPPING, NON_FINITE, CONVERGED = 0, 1, 2, 3
+"""A member's status inside the program."""
 
-@dataclasses.dataclass(frozen=True)
+
+def bucket(n: int, multiple: int = 1) -> int:
+    """The padded size for `n` rows: `n` rounded up to 4 sizes per octave (at most 25% padding,
+    12% on average), and to a multiple of `multiple` (the number of devices of a mesh).
+
+    Fits whose N falls in the same bucket (cross-validation folds, N = 160 and 161) share one
+    compiled program; the padding rows carry weight zero.
+    """
+    if n <= 16:
+        size = n
+    else:
+        step = 1 << (n.bit_length() - 3)  # a quarter of the octave [2^k, 2^(k+1))
+        size = -(-n // step) * step
+    return -(-size // multiple) * multiple
+
+
+def bucket_floor(size: int) -> int:
+    """The smallest `n` with `bucket(n) == size` (a lower bound on N for a padded size)."""
+    lo, hi = 1, size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if bucket(mid) >= size:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Config:
-    """Everything static about a training program (hashable: it keys the program cache)."""
+    """Everything static about a training program; compared by value (it keys the cache)."""
 
     solver: Solver
     loss: Loss
     static: PyTree  # the model's non-array part
-    n: int  # training samples
     batch_size: int | None  # None: full batch
     sampling: str  # "epoch" or "replacement"
     drop_last: bool
-    chunk: int  # steps per program call (the loss buffer's length)
-    weighted: bool
+    weighted: bool  # data carry per-sample weights (False only for a callable loss)
+    n_floor: int  # a lower bound on the real N (to size the epoch rows of a chunk)
+    device_sampling: bool  # draw batch indices on the device (else they are a host input)
+    chunk: int  # steps per scan (static)
+    max_chunks: int  # chunks one call can run: the loss buffers hold chunk * max_chunks steps
+    unroll: int
     has_val: bool
-    use_l1: bool
-    use_l2: bool
-    ensemble: bool  # state has a leading member axis (vmapped program)
+    ensemble: bool  # state leaves have a leading member axis
+    compute_dtype: Any = None
+    precision: str | None = None
     batch_sharding: Any = None  # a NamedSharding for data-parallel batches, or None
 
+    def __post_init__(self):
+        solver_key = getattr(self.solver, "program_key", None)
+        key = (
+            solver_key() if callable(solver_key) else value_key(self.solver),
+            value_key(self.loss),
+            pytree_key(self.static),
+            self.batch_size,
+            self.sampling,
+            self.drop_last,
+            self.weighted,
+            self.n_floor if self.batch_size is not None else None,
+            self.device_sampling,
+            self.chunk,
+            self.max_chunks,
+            self.unroll,
+            self.has_val,
+            self.ensemble,
+            None if self.compute_dtype is None else str(jnp.dtype(self.compute_dtype)),
+            self.precision,
+            self.batch_sharding,
+        )
+        object.__setattr__(self, "_key", key)
+
+    def __hash__(self) -> int:
+        return hash(self._key)  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self._key == other._key  # type: ignore[attr-defined]
+
     @property
-    def steps_per_epoch(self) -> int:
-        assert self.batch_size is not None
+    def steps_per_call(self) -> int:
+        return self.chunk * self.max_chunks
+
+    def steps_per_epoch(self, n):
+        """Mini-batch steps in an epoch of `n` samples (a traced or a Python int)."""
+        bs = self.batch_size
+        assert bs is not None
         if self.drop_last:
-            return self.n // self.batch_size
-        return -(-self.n // self.batch_size)
+            return n // bs
+        return (n + bs - 1) // bs
 
     @property
-    def perm_rows(self) -> int:
-        """Rows of the `perms` input: with epoch sampling the most epochs that `chunk`
-        consecutive steps can touch; with replacement sampling one row a step."""
-        if self.batch_size is None:
-            return 0
-        if self.sampling == "replacement":
-            return self.chunk
-        spe = self.steps_per_epoch
-        return (self.chunk + spe - 2) // spe + 1
-
-    @property
-    def perm_width(self) -> int:
-        """Columns of `perms`. Epoch sampling: N, padded to whole batches when the last batch is
-        smaller (the padding repeats the epoch's first indices and is masked out or never
-        read). Replacement sampling: the batch size."""
-        if self.batch_size is None:
-            return 0
-        if self.sampling == "replacement":
-            return self.batch_size
-        return self.n if self.drop_last else self.steps_per_epoch * self.batch_size
-
-    @property
-    def last_batch(self) -> int:
-        """Size of an epoch's last batch (== batch_size when it divides N or with drop_last)."""
-        assert self.batch_size is not None
-        rem = self.n % self.batch_size
-        return self.batch_size if (rem == 0 or self.drop_last) else rem
+    def epoch_rows(self) -> int:
+        """The most epochs that `chunk` consecutive steps can touch."""
+        spe_min = max(1, self.steps_per_epoch(self.n_floor))
+        return min(self.chunk, (self.chunk - 1) // spe_min + 2)
 
 
 def _where(pred, new, old):
@@ -99,152 +160,268 @@ def _constrain(cfg: Config, batch):
     return jax.tree.map(lambda a: lax.with_sharding_constraint(a, cfg.batch_sharding), batch)
 
 
-class Objective:
-    """What a `Solver` minimises: `objective(params, (x, y, w)) -> scalar`, the data loss plus
-    the weight penalty; for least-squares solvers also `objective.residuals(params, batch)`."""
-
-    def __init__(self, cfg: Config, frozen, l1, l2):
-        self.cfg, self.frozen, self.l1, self.l2 = cfg, frozen, l1, l2
-
-    def model(self, params):
-        return eqx.combine(params, self.frozen, self.cfg.static)
-
-    def __call__(self, params, batch):
-        cfg = self.cfg
-        model = self.model(params)
-        x, y, w = batch
-        value = cfg.loss(model, x, y, w)
-        if cfg.use_l1 or cfg.use_l2:
-            value = value + weight_penalty(
-                model, self.l1, self.l2, use_l1=cfg.use_l1, use_l2=cfg.use_l2
-            )
-        return value
-
-    def residuals(self, params, batch) -> jax.Array:
-        """A vector `r` with `sum(r**2) == objective(params, batch)`, for `loss="mse"` (with
-        sample weights and an L2 penalty, not L1): the interface for Gauss-Newton and
-        Levenberg-Marquardt solvers."""
-        cfg = self.cfg
-        if cfg.loss.name != "mse" or cfg.use_l1:
-            raise ValueError("Least-squares solvers need loss='mse' and no l1 penalty.")
-        model = self.model(params)
-        x, y, w = batch
-        r = jax.vmap(model)(x) - y  # (B, out)
-        if w is None:
-            r = r / jnp.sqrt(float(r.shape[0] * r.shape[1]))
-        else:
-            r = r * jnp.sqrt(w / (jnp.sum(w) * r.shape[1]))[:, None]
-        parts = [r.reshape(-1)]
-        if cfg.use_l2:
-            from ._ffn import Dense
-
-            for layer in jax.tree.leaves(model, is_leaf=lambda n: isinstance(n, Dense)):
-                if isinstance(layer, Dense):
-                    parts.append(jnp.sqrt(self.l2) * layer.weight.reshape(-1))
-        return jnp.concatenate(parts)
-
-
-def objective_fn(cfg: Config, frozen, l1, l2) -> Objective:
-    """The `Objective` of a training program."""
-    return Objective(cfg, frozen, l1, l2)
-
-
-def _member_chunk(cfg: Config, state, perms, frozen, data, val, start, n, want_end, epoch0):
-    """Run `n <= cfg.chunk` steps for ONE member, from absolute step `start`.
-
-    With epoch sampling, `perms[e - epoch0]` is the permutation of epoch `e` (drawn on the host:
-    XLA's sort-based `jax.random.permutation` costs more than the steps of an epoch on a CPU);
-    with replacement sampling `perms[i]` holds the indices of step `start + i` (also drawn on the
-    host: a threefry draw in every step costs as much as the step itself on a CPU).
-    """
-    objective = objective_fn(cfg, frozen, state["l1"], state["l2"])
-    solver = cfg.solver
-
-    def step_on(batch, params, opt):
-        return solver.step(objective, params, opt, _constrain(cfg, batch))
-
-    def body(i, carry):
-        params, opt, good, ok, losses = carry
-        t = start + i
-        if cfg.batch_size is None:
-            new_params, new_opt, loss = step_on(data, params, opt)
-        elif cfg.sampling == "replacement":
-            idx = lax.dynamic_index_in_dim(perms, i, keepdims=False)  # drawn on the host
-            new_params, new_opt, loss = step_on(_take(data, idx), params, opt)
-        else:
-            spe = cfg.steps_per_epoch
-            row, j = t // spe - epoch0, t % spe
-            bs = cfg.batch_size
-            idx = lax.dynamic_slice(perms, (row, j * bs), (1, bs))[0]  # int32 indices
-            if cfg.last_batch == bs:
-                new_params, new_opt, loss = step_on(_take(data, idx), params, opt)
-            elif cfg.loss.weightable:
-                # The epoch's last, smaller batch is used, not dropped: a full-size batch whose
-                # padding (slots past N) has weight 0, so one step body serves every batch.
-                x, y, w = _take(data, idx)
-                mask = (j * bs + jnp.arange(bs) < cfg.n).astype(x.dtype)
-                batch = (x, y, mask if w is None else w * mask)
-                new_params, new_opt, loss = step_on(batch, params, opt)
-            else:  # a callable loss cannot be weighted: a second step body for the last batch
-
-                def partial():
-                    last = jnp.int32((spe - 1) * bs)
-                    idx = lax.dynamic_slice(perms, (row, last), (1, cfg.last_batch))[0]
-                    return step_on(_take(data, idx), params, opt)
-
-                def full():
-                    return step_on(_take(data, idx), params, opt)
-
-                new_params, new_opt, loss = lax.cond(j == spe - 1, partial, full)
-        finite = ok & jnp.isfinite(loss)
-        good = _where(finite, params, good)
-        params = _where(finite, new_params, params)
-        # The optimiser state needs no guard: once `ok` is False the member's params stay frozen
-        # and it is returned from `good` (or the host's best), never from `opt`.
-        opt = new_opt
-        losses = losses.at[i].set(loss)
-        return params, opt, good, finite, losses
-
-    losses = jnp.full((cfg.chunk,), jnp.nan, dtype=_loss_dtype(state["params"]))
-    carry = (state["params"], state["opt"], state["good"], state["ok"], losses)
-    params, opt, good, ok, losses = lax.fori_loop(0, n, body, carry)
-    model_params = params
-
-    def full_loss(p, x, y, w):
-        return objective(p, (x, y, w))
-
-    nan = jnp.full((), jnp.nan, losses.dtype)
-    end_loss = lax.cond(
-        want_end, lambda: full_loss(model_params, *data).astype(losses.dtype), lambda: nan
+def objective_of(cfg: Config, member: dict) -> Objective:
+    """The `Objective` one member's solver minimises."""
+    return Objective(
+        cfg.loss,
+        member["frozen"],
+        cfg.static,
+        l1=member["l1"],
+        l2=member["l2"],
+        tol=member["tol"],
+        compute_dtype=cfg.compute_dtype,
     )
+
+
+# --- batch indices drawn on the device -------------------------------------------------------
+
+
+def device_epoch_permutation(key: jax.Array, epoch, n, width: int) -> jax.Array:
+    """A permutation of `range(n)` (`n` traced) in the first `n` of `width` slots: padding rows
+    (indices `n .. width-1`) sort last. Keyed by the fit's key and the epoch."""
+    bits = jr.bits(jr.fold_in(key, epoch), (width,), jnp.uint32) >> 1
+    bits = jnp.where(jnp.arange(width) < n, bits, jnp.uint32(0xFFFFFFFF))
+    return jnp.argsort(bits, stable=True).astype(jnp.int32)
+
+
+def _device_chunk_indices(cfg: Config, member: dict, t0, n, width: int):
+    """`(chunk, batch_size)` indices for steps `t0 .. t0 + chunk - 1`, drawn on the device, and
+    the member's updated permutation cache."""
+    bs = cfg.batch_size
+    assert bs is not None
+    c = cfg.chunk
+    steps = t0 + jnp.arange(c)
+    if cfg.sampling == "replacement":
+        keys = jax.vmap(lambda t: jr.fold_in(member["key"], t))(steps)
+        return jax.vmap(lambda k: jr.randint(k, (bs,), 0, n, dtype=jnp.int32))(keys), member
+    spe = cfg.steps_per_epoch(n)
+    e0 = t0 // spe
+    e_last = (t0 + c - 1) // spe
+    # `perm` holds the permutation of the last epoch the previous chunk touched: a function of
+    # t0 alone, so the test below is the same for every member (a real branch under vmap)
+    cached, cached_epoch = member["perm"], jnp.where(t0 > 0, (t0 - 1) // spe, -1)
+    rows = []
+    for r in range(cfg.epoch_rows):
+        e = e0 + r
+        need = (e <= e_last) & (e != cached_epoch)
+        rows.append(
+            lax.cond(
+                need,
+                lambda e=e: device_epoch_permutation(member["key"], e, n, width),
+                lambda: cached,
+            )
+        )
+    perms = jnp.stack(rows)
+    perms = jnp.concatenate([perms, jnp.zeros((perms.shape[0], bs), jnp.int32)], axis=1)
+    row, slot = steps // spe - e0, steps % spe
+    idx = jax.vmap(lambda r, s: lax.dynamic_slice(perms[r], (s * bs,), (bs,)))(row, slot)
+    last = jnp.clip(e_last - e0, 0, cfg.epoch_rows - 1)
+    return idx, dict(member, perm=perms[last, :width])
+
+
+# --- the program -----------------------------------------------------------------------------
+
+
+def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
+    """One call: up to `sc["max_chunks"]` chunks from step `sc["t0"]`. See the module docstring."""
+    mmap = (
+        (lambda f, in_axes=0: jax.vmap(f, in_axes=in_axes))
+        if cfg.ensemble
+        else (lambda f, in_axes=0: f)
+    )
+    c_len = cfg.chunk
+    s_len = cfg.steps_per_call
+    end, n = sc["end"], sc["n"]
+    ldt = loss_dtype(state["params"])
+    nan = jnp.asarray(jnp.nan, ldt)
+    bs = cfg.batch_size
+    width = data[0].shape[0]
+
+    def batch_for(ids, t):
+        """The batch of step `t` from indices `ids` (None: full batch)."""
+        if ids is None:
+            return data
+        x, y, w = _take(data, ids)
+        if cfg.sampling == "epoch" and not cfg.drop_last:
+            # the epoch's last, smaller batch: a full-size batch whose extra slots weigh 0
+            j = t % cfg.steps_per_epoch(n)
+            mask = (j * bs + jnp.arange(bs)) < n
+            w = mask.astype(x.dtype) if w is None else w * mask.astype(w.dtype)
+        return x, y, w
+
+    def member_step(m, ids, t, in_range):
+        objective = objective_of(cfg, m)
+        params, opt = m["params"], m["opt"]
+        if ids is None or cfg.weighted or cfg.sampling == "replacement" or cfg.drop_last:
+            out = cfg.solver.step(objective, params, opt, _constrain(cfg, batch_for(ids, t)))
+        else:  # a callable loss cannot be weighted: a second body for the epoch's last batch
+            last = cfg.n_floor % bs  # a callable loss trains on exactly N rows: N is static
+
+            def partial():
+                sub = _take(data, ids[:last])  # the epoch's last batch holds `last` samples
+                return cfg.solver.step(objective, params, opt, _constrain(cfg, sub))
+
+            def full():
+                return cfg.solver.step(objective, params, opt, _constrain(cfg, _take(data, ids)))
+
+            if last:
+                out = lax.cond(
+                    t % cfg.steps_per_epoch(n) == cfg.steps_per_epoch(n) - 1, partial, full
+                )
+            else:
+                out = full()
+        new_params, new_opt, loss = out[:3]
+        converged = jnp.asarray(out[3], bool) if len(out) > 3 else jnp.asarray(False)
+        loss = jnp.asarray(loss).astype(ldt)
+        active = (m["status"] == RUNNING) & in_range
+        finite = jnp.isfinite(loss)
+        ok = active & finite
+        bad = active & ~finite
+        done = ok & converged
+        m = dict(
+            m,
+            good=_where(ok, params, m["good"]),
+            good_loss=jnp.where(ok, loss, m["good_loss"]),
+            params=_where(ok, new_params, params),
+            # the optimiser state needs no guard: a stopped member never steps again
+            opt=new_opt,
+            status=jnp.where(bad, NON_FINITE, jnp.where(done, CONVERGED, m["status"])),
+            stop_step=jnp.where(bad, t, jnp.where(done, t + 1, m["stop_step"])),
+        )
+        return m, jnp.where(active, loss, nan), ok
+
+    def member_eval(m, ok, t):
+        vx, vy, vw = val
+        objective = objective_of(cfg, m)
+        v = objective.data_loss(m["params"], (vx, vy, vw)).astype(ldt)
+        v = jnp.where(ok, v, nan)
+        improved = ok & (v < m["best_val"])
+        since = jnp.where(ok, jnp.where(improved, 0, m["since"] + 1), m["since"])
+        stop = ok & (sc["patience"] > 0) & (since >= sc["patience"]) & (m["status"] == RUNNING)
+        m = dict(
+            m,
+            best=_where(improved, m["params"], m["best"]),
+            best_val=jnp.where(improved, v, m["best_val"]),
+            best_step=jnp.where(improved, t + 1, m["best_step"]),
+            since=since,
+            status=jnp.where(stop, EARLY_STOPPING, m["status"]),
+            stop_step=jnp.where(stop, t + 1, m["stop_step"]),
+        )
+        return m, v
+
+    def step(carry, xs):
+        members, t0 = carry
+        i, ids = xs
+        t = t0 + i
+        in_range = t < end
+        in_axes = (0, None if ids is None else 0, None, None)
+        members, loss, ok = mmap(member_step, in_axes)(members, ids, t, in_range)
+        if not cfg.has_val:
+            return (members, t0), (loss,)
+        eval_now = in_range & (((t + 1) % sc["eval_every"] == 0) | (t + 1 == end))
+
+        def evaluate(ms):
+            return mmap(member_eval, (0, 0, None))(ms, ok, t)
+
+        def skip(ms):
+            return ms, jnp.full_like(loss, jnp.nan)
+
+        members, v = lax.cond(eval_now, evaluate, skip, members)
+        return (members, t0), (loss, v)
+
+    def chunk_indices(members, c, t0):
+        """The chunk's indices, step-major: `(chunk, batch)` or `(chunk, K, batch)`."""
+        if bs is None:
+            return None, members
+        if cfg.device_sampling:
+            ids, members = mmap(lambda m: _device_chunk_indices(cfg, m, t0, n, width))(members)
+            return (jnp.swapaxes(ids, 0, 1) if cfg.ensemble else ids), members
+        return lax.dynamic_slice_in_dim(idx, c * c_len, c_len, axis=0), members
+
+    def chunk(carry):
+        c, t0, members, bufs = carry
+        ids, members = chunk_indices(members, c, t0)
+        (members, _), outs = lax.scan(
+            step, (members, t0), (jnp.arange(c_len, dtype=jnp.int32), ids), unroll=cfg.unroll
+        )
+        bufs = tuple(
+            lax.dynamic_update_slice_in_dim(buf, jnp.moveaxis(o, 0, -1), c * c_len, axis=-1)
+            for buf, o in zip(bufs, outs, strict=True)
+        )
+        return c + 1, t0 + c_len, members, bufs
+
+    def running(members):
+        return jnp.any(members["status"] == RUNNING)
+
+    def cond(carry):
+        c, t0, members, _ = carry
+        return (c < sc["max_chunks"]) & (t0 < end) & running(members)
+
+    k_shape = state["status"].shape  # () or (K,)
+    bufs = (jnp.full((*k_shape, s_len), jnp.nan, ldt),)
     if cfg.has_val:
-        vx, vy = val
-        model = eqx.combine(model_params, frozen, cfg.static)
-        val_loss = cfg.loss(model, vx, vy, None).astype(losses.dtype)
-    else:
-        val_loss = nan
-    new_state = dict(state, params=params, opt=opt, good=good, ok=ok)
-    return new_state, losses, val_loss, end_loss
+        bufs = (*bufs, jnp.full((*k_shape, s_len), jnp.nan, ldt))
+    carry = (jnp.int32(0), sc["t0"], state, bufs)
+    _, t_end, state, bufs = lax.while_loop(cond, chunk, carry)
+
+    # --- what each member would return now, and its final loss once the fit is over
+    def member_result(m):
+        use_good = m["status"] == NON_FINITE
+        use_best = (
+            (m["best_step"] >= 0) & (sc["patience"] > 0) & ~use_good
+            if cfg.has_val
+            else jnp.asarray(False)
+        )
+        result = _where(use_good, m["good"], m["params"])
+        if cfg.has_val:
+            result = _where(use_best, m["best"], result)
+        return result, use_good, use_best
+
+    result, use_good, use_best = mmap(member_result)(state)
+    finished = (state["status"] != RUNNING) | (t_end >= end)
+
+    def final(result, state, use_good, use_best):
+        def member_final(m, r, use_good, use_best):
+            value = objective_of(cfg, m)(r, data).astype(ldt)
+            # a last update that produced a non-finite model: return the last finite one
+            blew_up = ~jnp.isfinite(value) & ~use_good & ~use_best
+            steps_run = jnp.where(m["status"] == RUNNING, jnp.minimum(t_end, end), m["stop_step"])
+            m = dict(
+                m,
+                status=jnp.where(blew_up, NON_FINITE, m["status"]),
+                stop_step=jnp.where(blew_up, steps_run, m["stop_step"]),
+            )
+            r = _where(blew_up, m["good"], r)
+            return jnp.where(blew_up, m["good_loss"], value), r, m
+
+        return mmap(member_final)(state, result, use_good, use_best)
+
+    def not_yet(result, state, use_good, use_best):
+        del use_good, use_best
+        return jnp.full(state["status"].shape, jnp.nan, ldt), result, state
+
+    final_loss, result, state = lax.cond(
+        jnp.all(finished), final, not_yet, result, state, use_good, use_best
+    )
+    out = {
+        "t": t_end,
+        "status": state["status"],
+        "stop_step": state["stop_step"],
+        "best_step": state["best_step"] if cfg.has_val else jnp.full(k_shape, -1, jnp.int32),
+        "loss": bufs[0],
+        "val": bufs[1] if cfg.has_val else None,
+        "result": result,
+        "final_loss": final_loss,
+    }
+    return state, out
 
 
-def _loss_dtype(params) -> jnp.dtype:
-    for leaf in jax.tree.leaves(params):
-        if jnp.issubdtype(leaf.dtype, jnp.floating):
-            return jnp.promote_types(leaf.dtype, jnp.float32)
-    return jnp.zeros(()).dtype
-
-
-def _program(cfg: Config, state, perms, frozen, data, val, start, n, want_end, epoch0):
-    args = (cfg, state, perms, frozen, data, val, start, n, want_end, epoch0)
-    if cfg.ensemble:
-        axes = (None, 0, 0, None, None, None, None, None, None, None)
-        return jax.vmap(_member_chunk, in_axes=axes)(*args)
-    return _member_chunk(*args)
+# --- batch indices drawn on the host ---------------------------------------------------------
 
 
 def epoch_permutation(key_data: np.ndarray, epoch: int, n: int) -> np.ndarray:
     """The permutation of `range(n)` for `epoch`: a NumPy PCG64 stream seeded by the fit's key
-    and the epoch, so it does not depend on how the steps are cut into chunks."""
+    and the epoch, so it does not depend on how the steps are cut into calls."""
     seed = np.random.SeedSequence([*(int(v) for v in np.ravel(key_data)), int(epoch)])
     return np.random.Generator(np.random.PCG64(seed)).permutation(n).astype(np.int32)
 
@@ -256,80 +433,114 @@ REPLACEMENT_BLOCK = 256
 def replacement_block(key_data: np.ndarray, block: int, n: int, batch_size: int) -> np.ndarray:
     """Indices, shape `(REPLACEMENT_BLOCK, batch_size)`, drawn uniformly with replacement from
     `range(n)` for steps `block * REPLACEMENT_BLOCK ...`: a NumPy PCG64 stream seeded by the fit's
-    key and the block, so it does not depend on how the steps are cut into chunks."""
+    key and the block, so it does not depend on how the steps are cut into calls."""
     seed = np.random.SeedSequence([*(int(v) for v in np.ravel(key_data)), int(block), 1])
     rng = np.random.Generator(np.random.PCG64(seed))
     return rng.integers(0, n, size=(REPLACEMENT_BLOCK, batch_size), dtype=np.int32)
 
 
-def batch_indices(cfg: Config, key_data: np.ndarray, start: int, n: int) -> tuple[np.ndarray, int]:
-    """The program's `perms` input for steps `start .. start + n - 1`, and its `epoch0`.
-
-    `perms` has shape `(perm_rows, perm_width)`, or `(K, perm_rows, perm_width)` for an ensemble
-    (`key_data` then has a leading member axis): one permutation a row with epoch sampling (row
-    0 is epoch `epoch0`), one step's indices a row with replacement sampling (`epoch0` is 0).
-    """
-    rows = cfg.perm_rows
+def host_indices(cfg: Config, key_data: np.ndarray, n: int, start: int, count: int) -> np.ndarray:
+    """The program's index input for steps `start .. start + count - 1`: shape
+    `(steps_per_call, batch_size)`, or `(steps_per_call, K, batch_size)` for an ensemble
+    (`key_data` then has a leading member axis). Rows past `count` are zeros (never used)."""
+    bs = cfg.batch_size
+    assert bs is not None
     members = key_data if cfg.ensemble else key_data[None]
-    out = np.zeros((members.shape[0], rows, cfg.perm_width), np.int32)
-    epoch0 = 0
-    if rows and cfg.sampling == "replacement":
-        assert cfg.batch_size is not None
-        b0, b1 = start // REPLACEMENT_BLOCK, (start + n - 1) // REPLACEMENT_BLOCK
+    out = np.zeros((cfg.steps_per_call, members.shape[0], bs), np.int32)
+    if count > 0 and cfg.sampling == "replacement":
+        b0, b1 = start // REPLACEMENT_BLOCK, (start + count - 1) // REPLACEMENT_BLOCK
         off = start - b0 * REPLACEMENT_BLOCK
         for m, kd in enumerate(members):
-            blocks = [replacement_block(kd, b, cfg.n, cfg.batch_size) for b in range(b0, b1 + 1)]
-            out[m, :n] = np.concatenate(blocks)[off : off + n]
-    elif rows:
-        spe = cfg.steps_per_epoch
-        epoch0, last = start // spe, (start + n - 1) // spe
+            blocks = [replacement_block(kd, b, n, bs) for b in range(b0, b1 + 1)]
+            out[:count, m] = np.concatenate(blocks)[off : off + count]
+    elif count > 0:
+        spe = cfg.steps_per_epoch(n)
+        e0, e1 = start // spe, (start + count - 1) // spe
         for m, kd in enumerate(members):
-            for e in range(epoch0, last + 1):
-                perm = epoch_permutation(kd, e, cfg.n)
-                out[m, e - epoch0, : cfg.n] = perm
-                out[m, e - epoch0, cfg.n :] = perm[: cfg.perm_width - cfg.n]
-    return (out if cfg.ensemble else out[0]), epoch0
+            rows = []
+            for e in range(e0, e1 + 1):
+                perm = epoch_permutation(kd, e, n)[: spe * bs]
+                if perm.shape[0] < spe * bs:  # the last batch: pad with indices masked out
+                    perm = np.concatenate([perm, perm[: spe * bs - perm.shape[0]]])
+                rows.append(perm.reshape(spe, bs))
+            steps = np.concatenate(rows)
+            off = start - e0 * spe
+            out[:count, m] = steps[off : off + count]
+    return out if cfg.ensemble else out[:, 0]
+
+
+# --- compiling and caching -------------------------------------------------------------------
 
 
 _jitted_program = jax.jit(_program, static_argnums=0)
 
 _CACHE_SIZE = 32
 _cache: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+_chunk_seconds: dict[Any, float] = {}
 _cache_lock = threading.Lock()
 compile_count = 0
 """How many training programs this process has compiled (for tests and benchmarks)."""
 
 
-def _signature(leaf) -> Any:
-    if isinstance(leaf, jax.Array):
-        return (leaf.shape, leaf.dtype, leaf.sharding, getattr(leaf, "weak_type", False))
-    if isinstance(leaf, (np.ndarray, np.generic)):
-        return (np.ndarray, leaf.shape, leaf.dtype)
-    return (type(leaf), leaf)
+def precision_context(precision: str | None):
+    """`jax.default_matmul_precision(precision)`, or nothing for `None`."""
+    if precision is None:
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision(precision)
+
+
+def program_key(cfg: Config, args) -> Any:
+    leaves, treedef = jax.tree.flatten(args)
+    return (cfg, treedef, tuple(signature(leaf) for leaf in leaves))
 
 
 def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
     """The compiled program for `cfg` and these arguments, and the seconds spent compiling."""
     global compile_count
-    leaves, treedef = jax.tree.flatten(args)
-    key = (cfg, treedef, tuple(_signature(leaf) for leaf in leaves))
+    key = program_key(cfg, args)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit, 0.0
     t0 = time.perf_counter()
-    compiled = _jitted_program.lower(cfg, *args).compile()
+    with precision_context(cfg.precision):
+        compiled = _jitted_program.lower(cfg, *args).compile()
     seconds = time.perf_counter() - t0
     with _cache_lock:
         compile_count += 1
         _cache[key] = compiled
         while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+            old, _ = _cache.popitem(last=False)
+            _chunk_seconds.pop(old, None)
     return compiled, seconds
+
+
+def record_chunk_seconds(cfg: Config, args, seconds: float) -> None:
+    """Remember how long one chunk of this program takes (to size later calls)."""
+    key = program_key(cfg, args)
+    with _cache_lock:
+        old = _chunk_seconds.get(key)
+        _chunk_seconds[key] = seconds if old is None else 0.5 * (old + seconds)
+
+
+def chunk_seconds(cfg: Config, args) -> float | None:
+    with _cache_lock:
+        return _chunk_seconds.get(program_key(cfg, args))
 
 
 def clear_cache() -> None:
     """Forget every compiled training program of this process."""
     with _cache_lock:
         _cache.clear()
+        _chunk_seconds.clear()
+
+
+def lowered_text(cfg: Config, *args) -> str:
+    """The program's StableHLO text (for tests that inspect its loops)."""
+    with precision_context(cfg.precision):
+        return _jitted_program.lower(cfg, *args).as_text()
+
+
+def is_array_tree(tree: PyTree) -> bool:
+    return all(eqx.is_array(leaf) for leaf in jax.tree.leaves(tree))

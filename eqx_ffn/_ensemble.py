@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -14,10 +13,9 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
-from . import _engine
-from ._fit import Prepared, initial_state, run, split_model
+from ._fit import Model, Prepared, _as_master, _as_model_dtypes, initial_state, run, split_model
 from ._history import History
-from ._solvers import OptaxSolver, Solver
+from ._solvers import Solver
 
 PyTree = Any
 
@@ -42,7 +40,7 @@ def split_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def fit_ensemble(
-    make_model: Callable[[jax.Array], PyTree],
+    make_model: Callable[[jax.Array], Model],
     x: Any,
     y: Any,
     *,
@@ -51,9 +49,10 @@ def fit_ensemble(
     learning_rate: float | Any | None = None,
     l1: float | Any = 0.0,
     l2: float | Any = 0.0,
+    tol: float | None = None,
     steps: int = 2000,
     batch_size: int | None = None,
-    loss: str | Callable = "mse",
+    loss: str | Callable[..., Any] = "mse",
     validation: tuple[Any, Any] | None = None,
     eval_every: int | None = None,
     patience: int | None = None,
@@ -61,14 +60,17 @@ def fit_ensemble(
     sampling: str = "epoch",
     drop_last: bool = False,
     progress: bool | None = None,
-) -> tuple[PyTree, list[History]]:
+    device: str | jax.Device | None = None,
+    compute_dtype: Any = None,
+    precision: str | None = None,
+) -> tuple[Model, list[History]]:
     """Train K models at once, in one compiled program; returns `(stacked_model, histories)`.
 
     Member `i` is what `fit` gives for `make_model(model_key_i)` trained with `key=fit_key_i`,
     where `model_key_i, fit_key_i = jax.random.split(keys[i])` (up to floating-point rounding of
     the batched arithmetic). Every `fit` behaviour holds per member: validation, early stopping
-    (a member that stops is frozen at its best model while the others go on), the non-finite
-    guard, the progress bar.
+    (a member that stops is frozen at its best model while the others go on), convergence, the
+    non-finite guard, the progress bar.
 
     **Arguments:**
 
@@ -84,9 +86,14 @@ def fit_ensemble(
     one `History` per member.
     """
     if isinstance(keys, jax.Array) and not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        if keys.ndim == 2:  # raw uint32 keys from jax.random.PRNGKey
+        if keys.ndim == 2 and keys.dtype == jnp.uint32:  # raw keys from jax.random.PRNGKey
             keys = jr.wrap_key_data(keys)
-    if not isinstance(keys, jax.Array) or keys.ndim != 1 or keys.shape[0] < 1:
+    if (
+        not isinstance(keys, jax.Array)
+        or not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
+        or keys.ndim != 1
+        or keys.shape[0] < 1
+    ):
         raise ValueError(
             "keys must be a 1-D array of K >= 1 jax.random keys, e.g. "
             f"jax.random.split(jax.random.key(0), 8); got {getattr(keys, 'shape', keys)!r}."
@@ -98,7 +105,7 @@ def fit_ensemble(
     lrs = None
     named_lr = learning_rate
     if learning_rate is not None and np.ndim(learning_rate) > 0:
-        if not isinstance(optimizer, str) or optimizer == "lbfgs":
+        if not isinstance(optimizer, str) or optimizer not in ("adam", "adamw", "sgd", "rmsprop"):
             raise ValueError(
                 "Per-member learning rates need an optimizer given by name ('adam', 'adamw', "
                 "'sgd', 'rmsprop')."
@@ -123,42 +130,31 @@ def fit_ensemble(
         patience=patience,
         l1=l1s,
         l2=l2s,
+        tol=tol,
         sample_weight=sample_weight,
         sampling=sampling,
         drop_last=drop_last,
         progress=progress,
         mesh=None,
-        ensemble=True,
+        device=device,
+        compute_dtype=compute_dtype,
+        precision=precision,
+        ensemble=k,
     )
     params, frozen, static = split_model(models)
-    dtype = _engine._loss_dtype(params)  # as in fit
-    state = _member_states(
-        prep.solver, params, fit_keys, jnp.asarray(l1s, dtype), jnp.asarray(l2s, dtype)
-    )
+    master = _as_master(params, prep.master_dtype)
     if lrs is not None:
-        state["opt"] = _with_learning_rates(prep.solver, state["opt"], jnp.asarray(lrs, dtype))
-    return run(prep, frozen, static, state, desc=f"fit_ensemble[{k}]")
-
-
-# The solver's state in one compiled call rather than eager ops under vmap (each eager op
-# compiles once per shape and K: 5-20 ms apiece on a CPU). `make_model` itself runs eagerly
-# under vmap: jitting it would compile again for every new function object (a lambda re-made
-# in a notebook cell), while eager ops are cached by shape.
-@eqx.filter_jit
-def _member_states(solver: Solver, params: PyTree, fit_keys, l1s, l2s) -> dict:
-    return jax.vmap(functools.partial(initial_state, solver))(params, fit_keys, l1s, l2s)
-
-
-def _with_learning_rates(solver: Solver, opt_state: Any, lrs: Array) -> Any:
-    hyper = getattr(opt_state, "hyperparams", None)
-    if (
-        not isinstance(solver, OptaxSolver)
-        or not isinstance(hyper, dict)
-        or ("learning_rate" not in hyper)
-    ):
-        raise ValueError("This optimizer has no learning_rate hyperparameter to set per member.")
-    lr = jnp.asarray(lrs, hyper["learning_rate"].dtype).reshape(hyper["learning_rate"].shape)
-    return opt_state._replace(hyperparams={**hyper, "learning_rate": lr})
+        lr = lrs
+    elif prep.learning_rate is not None:
+        lr = np.full(k, prep.learning_rate)
+    else:
+        lr = None
+    state = initial_state(prep, master, frozen, fit_keys, l1s, l2s, lr)
+    cfg = prep.config(static)
+    result, histories = run(prep, cfg, state, desc=f"fit_ensemble[{k}]")
+    if prep.master_dtype is not None:
+        result = _as_model_dtypes(result, params)
+    return eqx.combine(result, state["frozen"], static), histories
 
 
 def ensemble_size(models: PyTree) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -101,9 +102,17 @@ class Dense(eqx.Module):
         return y
 
 
+MAX_SIZE = 2**31 - 1
+"""The largest layer width (XLA indexes arrays with 32-bit integers per dimension)."""
+
+
 def _check_size(value: Any, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{argument} must be an integer >= 1; got {value!r}.")
+    if value < 1:
         raise ValueError(f"{argument} must be an integer >= 1; got {value!r}.")
+    if value > MAX_SIZE:
+        raise ValueError(f"{argument} must be an integer <= {MAX_SIZE}; got {value!r}.")
     return int(value)
 
 
@@ -132,6 +141,95 @@ def check_hidden_sizes(hidden_sizes: Sequence[int] | int) -> tuple[int, ...]:
             f"got {hidden_sizes!r}."
         )
     return tuple(_check_size(h, f"hidden_sizes[{i}]") for i, h in enumerate(hidden_sizes))
+
+
+def check_param_dtype(dtype: Any) -> jnp.dtype:
+    """A floating parameter dtype that JAX can hold (float64 only with `jax_enable_x64`)."""
+    if dtype is None:
+        return jnp.zeros(()).dtype
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"dtype must be a floating dtype such as jnp.float32 or jnp.bfloat16; got {dtype!r}."
+        ) from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ValueError(f"dtype must be a floating-point dtype; got {dt}.")
+    if dt.itemsize == 8 and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
+        raise ValueError(
+            f"dtype={dt} needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
+            "first (otherwise JAX silently builds float32)."
+        )
+    return dt
+
+
+def _memory_limit() -> int:
+    """Bytes the default device can hold (its memory limit, or the host's physical memory)."""
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"])
+    except Exception:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 40
+
+
+def check_memory(sizes: Sequence[int], use_bias: bool, dtype: Any) -> None:
+    """Refuse, before allocating, a network whose parameters alone exceed the device memory."""
+    n = sum(a * b + (b if use_bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    need = n * jnp.dtype(dtype).itemsize
+    limit = _memory_limit()
+    if need > limit:
+        raise ValueError(
+            f"A network of sizes {tuple(sizes)} has {n:,} parameters: {need / 2**30:,.1f} GiB "
+            f"in {jnp.dtype(dtype)}, more than this device's {limit / 2**30:,.1f} GiB. Use "
+            "smaller hidden sizes."
+        )
+
+
+_FAST_COMPILE = {"xla_backend_optimization_level": 0}
+"""Compiler options for initialisation programs: they run once, so compiling fast (about half
+the time on a CPU) matters more than running fast."""
+
+
+def _draw_fn(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str) -> Callable:
+    def draw(key):
+        keys = jr.split(key, len(sizes) - 1)
+        weights, biases = [], []
+        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True):
+            w, b = init_dense(init, n_in, n_out, use_bias, jnp.dtype(dtype), key=k)
+            weights.append(w)
+            biases.append(b)
+        return weights, biases
+
+    return draw
+
+
+@functools.lru_cache(maxsize=64)
+def _init_compiled(
+    sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str, key_aval: Any
+) -> Callable:
+    lowered = jax.jit(_draw_fn(sizes, init, use_bias, dtype)).lower(key_aval)
+    try:
+        return lowered.compile(compiler_options=_FAST_COMPILE)
+    except Exception:
+        return lowered.compile()
+
+
+def _init_program(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str) -> Callable:
+    """One compiled program drawing every layer of an architecture (not one per eager op);
+    traced inline when the key is traced (`fit_ensemble` vmaps the model's constructor)."""
+
+    def call(key):
+        if isinstance(key, jax.core.Tracer):
+            return _draw_fn(sizes, init, use_bias, dtype)(key)
+        aval = jax.ShapeDtypeStruct(key.shape, key.dtype)
+        return _init_compiled(sizes, init, use_bias, dtype, aval)(key)
+
+    return call
 
 
 class FFN(eqx.Module):
@@ -194,19 +292,19 @@ class FFN(eqx.Module):
         out_size = _check_size(out_size, "out_size")
         hidden = check_hidden_sizes(hidden_sizes)
         check_init(init)
-        if not isinstance(key, jax.Array):
+        if not isinstance(use_bias, (bool, np.bool_)):
+            raise TypeError(f"use_bias must be True or False; got {use_bias!r}.")
+        if not isinstance(key, jax.Array) or not (
+            jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)
+        ):
             raise TypeError(
                 f"key must be a jax.random key such as jax.random.key(0); got {_describe(key)}."
             )
-        dtype = jnp.dtype(dtype) if dtype is not None else jnp.zeros(()).dtype
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise ValueError(f"dtype must be a floating-point dtype; got {dtype}.")
+        dtype = check_param_dtype(dtype)
         sizes = (in_size, *hidden, out_size)
-        keys = jr.split(key, len(sizes) - 1)
-        layers = []
-        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True):
-            w, b = init_dense(init, n_in, n_out, use_bias, dtype, key=k)
-            layers.append(Dense(w, b))
+        check_memory(sizes, bool(use_bias), dtype)
+        weights, biases = _init_program(sizes, init, bool(use_bias), dtype.name)(key)
+        layers = [Dense(w, b) for w, b in zip(weights, biases, strict=True)]
         _set_fields(self, tuple(layers), activation, final_activation)
 
     @_one_sample

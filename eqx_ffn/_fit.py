@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
@@ -17,28 +20,76 @@ import numpy as np
 import optax
 
 from . import _engine
+from ._cache_key import value_key
 from ._data import (
     check_features,
     check_sample_weight,
     check_targets,
     float_dtype,
     model_sizes,
+    pad_rows,
 )
 from ._errors import unknown_name
 from ._history import History
 from ._losses import Loss, resolve_loss
-from ._solvers import Solver, resolve_solver
+from ._objective import Objective, loss_dtype
+from ._solvers import Solver, resolve_solver, with_learning_rate
 from ._standardize import Standardizer
 
 PyTree = Any
+Model = TypeVar("Model")
+
+PRECISIONS = ("default", "high", "highest")
+"""Values of `fit(precision=...)`: JAX's matmul precisions (`"default"` is TF32 on recent
+NVIDIA GPUs, `"highest"` full float32)."""
+
+MAX_STEPS = 2**31 - 2**17
+"""The most steps one fit can run (the step counter is an int32 inside the program)."""
 
 
 class NonFiniteLossWarning(RuntimeWarning):
     """The training loss became NaN or inf; the last model with a finite loss was returned."""
 
 
+def _check_compute_dtype(compute_dtype: Any) -> jnp.dtype | None:
+    if compute_dtype is None:
+        return None
+    try:
+        dtype = jnp.dtype(compute_dtype)
+    except TypeError:
+        raise TypeError(
+            f"compute_dtype must be a floating dtype such as jnp.bfloat16 or jnp.float32; got "
+            f"{compute_dtype!r}."
+        ) from None
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(
+            f"compute_dtype must be a floating dtype such as jnp.bfloat16; got {dtype}."
+        )
+    if dtype.itemsize == 8 and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
+        raise ValueError(
+            "compute_dtype=float64 needs jax.config.update('jax_enable_x64', True) first."
+        )
+    return dtype
+
+
+def _check_precision(precision: Any) -> str | None:
+    """The matmul precision a program is traced under: `precision`, or JAX's current default."""
+    if precision is None:
+        current = jax.config.jax_default_matmul_precision  # type: ignore[attr-defined]
+        return None if current is None else str(current)
+    if precision not in PRECISIONS:
+        raise unknown_name(
+            "precision", precision, PRECISIONS, " (or None: JAX's default_matmul_precision)"
+        )
+    return str(precision)
+
+
 def make_step(
-    loss_fn: str | Callable = "mse", optimizer: optax.GradientTransformation | str = "adam"
+    loss_fn: str | Callable = "mse",
+    optimizer: optax.GradientTransformation | str = "adam",
+    *,
+    compute_dtype: Any = None,
+    precision: str | None = None,
 ) -> Callable:
     """The lecture's training step in Equinox form, for users who write their own loop.
 
@@ -47,6 +98,9 @@ def make_step(
     - `loss_fn`: a loss name (`"mse"`, `"mae"`, `"huber"`, `"softmax_cross_entropy"`) or a
       callable `loss(model, x, y) -> scalar` on a batch.
     - `optimizer`: an `optax.GradientTransformation` (or a name, with its default learning rate).
+    - `compute_dtype`: run the forward and backward pass in this dtype (e.g. `jnp.bfloat16`);
+      parameters and optimizer state keep theirs, the loss is reduced in float32.
+    - `precision`: matmul precision, `"default"`, `"high"` or `"highest"` (`None`: JAX's default).
 
     **Returns:** `step(model, opt_state, x, y) -> (model, opt_state, loss)`, an `eqx.filter_jit`
     function; `loss` is the value before the update. Initialise `opt_state` with
@@ -61,17 +115,17 @@ def make_step(
     ```
     """
     loss = resolve_loss(loss_fn)
-    solver = resolve_solver(optimizer)
+    solver, _ = resolve_solver(optimizer)  # a name: its default learning rate
+    dtype = _check_compute_dtype(compute_dtype)
+    prec = None if precision is None else _check_precision(precision)
 
     @eqx.filter_jit
     def step(model, opt_state, x, y):
         params, static = eqx.partition(model, eqx.is_inexact_array)
-
-        def objective(p, batch):
-            xb, yb = batch
-            return loss(eqx.combine(p, static), xb, yb, None)
-
-        params, opt_state, value = solver.step(objective, params, opt_state, (x, y))
+        objective = Objective(loss, None, static, l1=0.0, l2=0.0, tol=0.0, compute_dtype=dtype)
+        w = None if loss.fn is not None else jnp.ones(x.shape[0], loss_dtype(params))
+        with _engine.precision_context(prec):
+            params, opt_state, value = solver.step(objective, params, opt_state, (x, y, w))[:3]
         return eqx.combine(params, static), opt_state, value
 
     return step
@@ -95,16 +149,67 @@ def split_model(model: PyTree) -> tuple[PyTree, PyTree, PyTree]:
     return params, frozen, static
 
 
-def _check_nonneg(value: Any, argument: str) -> None:
-    if np.ndim(value) == 0:
-        if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{argument} must be a finite number >= 0; got {value!r}.")
+def check_penalty(value: Any, argument: str) -> Any:
+    """`l1`/`l2`: a finite number >= 0 (Python, NumPy or JAX scalar), or an array of them (for
+    ensembles)."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{argument} must be a finite number >= 0; got {value!r}.") from None
+    if isinstance(value, bool) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{argument} must be a finite number >= 0; got {value!r}.")
+    return arr
+
+
+def _check_int(value: Any, argument: str, lo: int, hi: int | None = None) -> int:
+    bad = isinstance(value, bool) or not isinstance(value, (int, np.integer))
+    if bad or value < lo or (hi is not None and value > hi):
+        upper = "" if hi is None else f" and <= {hi}"
+        raise ValueError(f"{argument} must be an integer >= {lo}{upper}; got {value!r}.")
+    return int(value)
+
+
+def _check_tol(tol: Any, default: float) -> float:
+    if tol is None:
+        return default
+    try:
+        value = float(tol)
+    except (TypeError, ValueError):
+        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}.") from None
+    if isinstance(tol, bool) or np.ndim(tol) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}.")
+    return value
 
 
 def _use_progress(progress: bool | None) -> bool:
     if progress is None:
         return bool(getattr(sys.stderr, "isatty", lambda: False)())
     return bool(progress)
+
+
+def resolve_device(device: Any) -> jax.Device | None:
+    """`None`, a platform name (`"cpu"`, `"gpu"`, ...) or a `jax.Device`."""
+    if device is None or isinstance(device, jax.Device):
+        return device
+    if isinstance(device, str):
+        try:
+            return jax.devices(device)[0]
+        except RuntimeError:
+            raise ValueError(
+                f"device={device!r}: no such JAX platform here; available: "
+                f"{sorted({d.platform for d in jax.devices()} | {'cpu'})}."
+            ) from None
+    raise TypeError(
+        f"device must be None, a platform name such as 'cpu', or a jax.Device; got "
+        f"{type(device).__name__}."
+    )
+
+
+LBFGS_ON_CPU_MAX_WORK = 2e7
+"""The documented placement rule: with `device=None` a full-batch line-search fit (L-BFGS)
+whose work per evaluation (rows * parameters) is at most this runs on the host CPU when JAX's
+default device is an accelerator. Each line-search iteration is a `while` whose condition the
+host reads; on the lecture's problem that costs more on a GPU than the whole step on a CPU."""
 
 
 class Prepared:
@@ -126,19 +231,21 @@ class Prepared:
         patience,
         l1,
         l2,
+        tol,
         sample_weight,
         sampling,
         drop_last,
         progress,
         mesh,
-        ensemble,
+        device,
+        compute_dtype,
+        precision,
+        ensemble: int | None,
     ):
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1; got {steps!r}.")
-        self.steps = int(steps)
+        self.steps = _check_int(steps, "steps", 1, MAX_STEPS)
         in_size, out_size = model_sizes(model)
         self.loss: Loss = resolve_loss(loss)
-        self.solver: Solver = resolve_solver(optimizer, learning_rate)
+        self.solver, self.learning_rate = resolve_solver(optimizer, learning_rate)
         if sampling not in ("epoch", "replacement"):
             raise unknown_name(
                 "sampling",
@@ -146,10 +253,19 @@ class Prepared:
                 ("epoch", "replacement"),
                 " ('epoch': a fresh permutation every epoch, each sample once)",
             )
-        dtype = float_dtype(model)
-        x_np = check_features(x, in_size, "x")
-        n = x_np.shape[0]
-        y_np = check_targets(y, n, out_size, self.loss.classification, "y")
+        self.compute_dtype = _check_compute_dtype(compute_dtype)
+        self.precision = _check_precision(precision)
+        param_dtype = float_dtype(model)
+        if jnp.dtype(param_dtype).itemsize < 4:  # a bfloat16/float16 model: float32 masters
+            self.master_dtype = jnp.dtype(jnp.float32)
+            self.compute_dtype = self.compute_dtype or jnp.dtype(param_dtype)
+        else:
+            self.master_dtype = None
+        work_dtype = jnp.promote_types(param_dtype, jnp.float32)
+        store_dtype = self.compute_dtype or work_dtype
+        x_arr = check_features(x, in_size, "x", dtype=store_dtype)
+        n = int(x_arr.shape[0])
+        y_arr = check_targets(y, n, out_size, self.loss.classification, "y", dtype=work_dtype)
         if batch_size is not None:
             if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
                 raise TypeError(f"batch_size must be an int or None; got {batch_size!r}.")
@@ -162,130 +278,222 @@ class Prepared:
                 )
             if self.solver.full_batch_only:
                 raise ValueError(
-                    "This optimizer (L-BFGS) works on the full batch; use batch_size=None."
+                    "This optimizer (L-BFGS, Levenberg-Marquardt, Gauss-Newton) works on the "
+                    "full batch; use batch_size=None."
                 )
             batch_size = int(batch_size)
             if batch_size == n and sampling == "epoch":
                 batch_size = None  # one batch of everything, every step: the full batch
         if drop_last and batch_size is not None and n // batch_size == 0:
             raise ValueError("drop_last=True leaves no full batch.")
-        w_np = None
+        w_arr = None
         if sample_weight is not None:
             if not self.loss.weightable:
                 raise ValueError(
                     "sample_weight needs a named loss; a callable loss cannot be weighted."
                 )
-            w_np = check_sample_weight(sample_weight, n)
-        _check_nonneg(l1, "l1")
-        _check_nonneg(l2, "l2")
+            w_arr = check_sample_weight(sample_weight, n, dtype=work_dtype)
+        self.l1 = check_penalty(l1, "l1")
+        self.l2 = check_penalty(l2, "l2")
+        self.tol = _check_tol(tol, self.solver.default_tol)
+        if self.solver.least_squares:
+            if self.loss.name != "mse":
+                raise ValueError(
+                    f"Least-squares solvers (Levenberg-Marquardt, Gauss-Newton) need loss='mse'; "
+                    f"got loss={self.loss.name!r}. Use optimizer='lbfgs' or 'adam' for other "
+                    "losses."
+                )
+            if np.any(self.l1 != 0):
+                raise ValueError(
+                    "Least-squares solvers (Levenberg-Marquardt, Gauss-Newton) do not support an "
+                    "l1 penalty; use l2, or optimizer='lbfgs'."
+                )
+        self.patience = 0
         if patience is not None:
             if validation is None:
                 raise ValueError("patience needs validation=(x_val, y_val) to watch.")
-            if (
-                isinstance(patience, bool)
-                or not isinstance(patience, (int, np.integer))
-                or (patience < 1)
-            ):
-                raise ValueError(f"patience must be an integer >= 1; got {patience!r}.")
+            self.patience = _check_int(patience, "patience", 1, 2**30)
         val = None
         if validation is not None:
             if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
                 raise TypeError("validation must be a pair (x_val, y_val).")
-            xv = check_features(validation[0], in_size, "validation x")
+            xv = check_features(validation[0], in_size, "validation x", dtype=store_dtype)
             yv = check_targets(
-                validation[1], xv.shape[0], out_size, self.loss.classification, "validation y"
+                validation[1],
+                int(xv.shape[0]),
+                out_size,
+                self.loss.classification,
+                "validation y",
+                dtype=work_dtype,
             )
             val = (xv, yv)
         if eval_every is None:
             eval_every = max(1, self.steps // 50)
-        if (
-            isinstance(eval_every, bool)
-            or not isinstance(eval_every, (int, np.integer))
-            or (eval_every < 1)
-        ):
-            raise ValueError(f"eval_every must be an integer >= 1; got {eval_every!r}.")
+        self.eval_every = _check_int(eval_every, "eval_every", 1, 2**30)
         self.progress = _use_progress(progress)
-        if val is not None:
-            chunk = min(int(eval_every), self.steps)
-        elif self.progress:
-            chunk = max(1, -(-self.steps // 50))
-        else:
-            chunk = self.steps
-        if batch_size is not None and sampling == "replacement" and val is None:
-            # the host draws a chunk's indices up front: keep that under 16 MiB of int32
-            # (with validation, chunks end where validation runs: every eval_every steps)
-            chunk = min(chunk, max(1, (1 << 22) // batch_size))
-        self.patience = patience
-        self.eval_every = eval_every
+        self.ensemble = ensemble
 
-        # --- put the data on the device(s)
-        ydtype = jnp.int32 if self.loss.classification else dtype
+        # --- where the fit runs
+        dev = resolve_device(device)
+        if mesh is not None and dev is not None:
+            raise ValueError("Pass mesh= or device=, not both.")
+        if dev is None and mesh is None:
+            dev = self._default_device(x_arr, model, n, batch_size)
+        self.device = dev
+
+        # --- pad to a size bucket (named losses) and put the data on the device(s)
+        weighted = self.loss.weightable
+        n_dev = 1
         batch_sharding = None
         if mesh is not None:
-            data_sharding, batch_sharding, replicated = _mesh_shardings(mesh, n, batch_size)
+            data_sharding, batch_sharding, replicated, n_dev = _mesh_shardings(
+                mesh, n, batch_size, weighted
+            )
             put = lambda a: jax.device_put(a, data_sharding)  # noqa: E731
             self.replicate = lambda tree: jax.device_put(tree, replicated)
         else:
-            put = jnp.asarray
-            self.replicate = lambda tree: tree
-        self.data = (
-            put(np.asarray(x_np, dtype)),
-            put(np.asarray(y_np, ydtype)),
-            None if w_np is None else put(np.asarray(w_np, dtype)),
-        )
+            target = dev
+            put = lambda a: jax.device_put(a, target)  # noqa: E731
+            self.replicate = lambda tree: jax.device_put(tree, target)
+        nb = _engine.bucket(n, n_dev) if weighted else n
+        ydtype = jnp.int32 if self.loss.classification else work_dtype
+        if weighted:
+            w_full = np.ones(n, work_dtype) if w_arr is None else w_arr
+            self.data = tuple(put(pad_rows(a, nb)) for a in (x_arr, y_arr, w_full))
+        else:
+            self.data = (put(x_arr), put(y_arr), None)
         self.val = None
         if val is not None:
-            self.val = (jnp.asarray(val[0], dtype), jnp.asarray(val[1], ydtype))
+            nv = int(val[0].shape[0])
+            vb = _engine.bucket(nv, n_dev) if weighted else nv
+            vw = np.ones(nv, work_dtype)
+            vput = self.replicate
+            if weighted:
+                self.val = tuple(vput(pad_rows(a, vb)) for a in (*val, vw))
+            else:
+                self.val = (vput(val[0]), vput(val[1]), None)
         self.n = n
+        self.n_floor = _engine.bucket_floor(nb) if weighted else n
         self.batch_size = batch_size
         self.sampling = sampling
         self.drop_last = bool(drop_last) and batch_size is not None
-        self.chunk = chunk
-        self.l1, self.l2 = l1, l2
-        self.ensemble = ensemble
         self.batch_sharding = batch_sharding
+        self.weighted = weighted
+        self.ydtype = ydtype
+        platform = dev.platform if dev is not None else jax.devices()[0].platform
+        self.platform = platform
+        self.device_sampling = batch_size is not None and platform != "cpu"
+        del y_arr, x_arr
 
-    def config(self, static) -> _engine.Config:
+        # --- the program's shape: steps per scan, per call
+        k = ensemble or 1
+        rows = batch_size if batch_size is not None else nb
+        weights = _n_weights(model)
+        factor = 6.0 if getattr(self.solver, "reuse_value", False) else 1.0
+        if self.solver.least_squares:
+            factor = 2.0 * max(1, weights // 8)
+        flops = 6.0 * rows * max(weights, 1) * k * factor
+        if platform == "cpu":
+            throughput, floor, chunk_target = 4e9, 1.5e-6, 4e-3
+        else:
+            throughput, floor, chunk_target = 2e13, 8e-6, 2e-3
+        self.step_seconds = max(floor, flops / throughput)
+        chunk = 1
+        while chunk < 256 and (2 * chunk) * self.step_seconds <= chunk_target:
+            chunk *= 2
+        self.chunk = chunk
+        self.unroll = 8 if (platform != "cpu" and chunk >= 16) else 1
+        per_step_ints = 0 if (batch_size is None or self.device_sampling) else batch_size * k
+        per_step_floats = k * (2 if val is not None else 1)
+        cap = (1 << 21) // max(per_step_floats, 1)
+        if per_step_ints:
+            cap = min(cap, (1 << 22) // per_step_ints)
+        self.max_chunks = max(1, min(64, cap // chunk))
+
+    def _default_device(self, x_arr, model, n, batch_size) -> jax.Device | None:
+        """`device=None`: where the data already are (a JAX array on one device), else JAX's
+        default, except that a small full-batch L-BFGS fit goes to the host CPU (see
+        `LBFGS_ON_CPU_MAX_WORK`)."""
+        default = jax.devices()[0]
+        if isinstance(x_arr, jax.Array) and len(x_arr.devices()) == 1:
+            default = next(iter(x_arr.devices()))
+        if (
+            default.platform != "cpu"
+            and batch_size is None
+            and getattr(self.solver, "reuse_value", False)
+            and n * max(_n_weights(model), 1) <= LBFGS_ON_CPU_MAX_WORK
+        ):
+            return jax.devices("cpu")[0]
+        return None if default == jax.devices()[0] else default
+
+    def config(self, static, solver=None) -> _engine.Config:
         return _engine.Config(
-            solver=self.solver,
+            solver=self.solver if solver is None else solver,
             loss=self.loss,
             static=static,
-            n=self.n,
             batch_size=self.batch_size,
             sampling=self.sampling,
             drop_last=self.drop_last,
+            weighted=self.weighted,
+            n_floor=self.n_floor,
+            device_sampling=self.device_sampling,
             chunk=self.chunk,
-            weighted=self.data[2] is not None,
+            max_chunks=self.max_chunks,
+            unroll=self.unroll,
             has_val=self.val is not None,
-            use_l1=bool(np.any(np.asarray(self.l1) != 0)),
-            use_l2=bool(np.any(np.asarray(self.l2) != 0)),
-            ensemble=self.ensemble,
+            ensemble=self.ensemble is not None,
+            compute_dtype=self.compute_dtype,
+            precision=self.precision,
             batch_sharding=self.batch_sharding,
         )
 
+    @property
+    def perm_width(self) -> int:
+        """Width of the device-side epoch permutation cache (0: none)."""
+        if self.device_sampling and self.sampling == "epoch":
+            return int(self.data[0].shape[0])
+        return 0
 
-def _mesh_shardings(mesh, n, batch_size):
+
+def _n_weights(model: PyTree) -> int:
+    """Trainable scalars of a model (or of a shape-only template)."""
+    total = 0
+    for leaf in jax.tree.leaves(model):
+        if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct, np.ndarray)) and jnp.issubdtype(
+            leaf.dtype, jnp.inexact
+        ):
+            total += int(np.prod(leaf.shape))
+    return total
+
+
+def _mesh_shardings(mesh, n, batch_size, weighted):
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    if isinstance(mesh, Sequence) and not isinstance(mesh, Mesh):
-        mesh = Mesh(np.asarray(list(mesh)), ("batch",))
+    if isinstance(mesh, Sequence) and not isinstance(mesh, (Mesh, str)):
+        devices = list(mesh)
+        if not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise TypeError("mesh must be a jax.sharding.Mesh or a non-empty list of jax.Devices.")
+        if len(set(devices)) != len(devices):
+            raise ValueError(f"mesh lists a device more than once: {devices}.")
+        mesh = Mesh(np.asarray(devices), ("batch",))
     if not isinstance(mesh, Mesh):
         raise TypeError(
             f"mesh must be a jax.sharding.Mesh or a list of devices; got {type(mesh).__name__}."
         )
     axis = mesh.axis_names[0]
     n_dev = mesh.shape[axis]
-    if n % n_dev:
+    if not weighted and n % n_dev:
         raise ValueError(
             f"Data-parallel fit splits the samples over the mesh axis {axis!r} of {n_dev} "
-            f"devices: N={n} must be a multiple of {n_dev}."
+            f"devices: with a callable loss N={n} must be a multiple of {n_dev} (named losses "
+            "pad the data with zero-weight rows)."
         )
     if batch_size is not None and batch_size % n_dev:
         raise ValueError(
             f"batch_size={batch_size} must be a multiple of the {n_dev} devices of the mesh."
         )
     data = NamedSharding(mesh, PartitionSpec(axis))
-    return data, data, NamedSharding(mesh, PartitionSpec())
+    return data, data, NamedSharding(mesh, PartitionSpec()), n_dev
 
 
 def _tqdm(total: int, enabled: bool, desc: str):
@@ -296,229 +504,333 @@ def _tqdm(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=True)
 
 
-def run(prep: Prepared, frozen: PyTree, static: PyTree, state: PyTree, *, desc: str = "fit"):
-    """Drive the compiled program chunk by chunk. Works for one model or a stacked ensemble.
+@contextlib.contextmanager
+def _sigint_as_flag():
+    """While training, Ctrl-C sets a flag that the host loop reads between program calls (so the
+    model and the History always agree); a second Ctrl-C interrupts at once."""
+    flag = {"set": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    old = signal.getsignal(signal.SIGINT)
 
-    `frozen` and `static` are the model's untrained parts (`split_model`); the trained ones
-    are in `state`.
+    def handler(signum, frame):
+        if flag["set"]:
+            signal.signal(signal.SIGINT, old)
+            raise KeyboardInterrupt
+        flag["set"] = True
 
-    Returns `(model, histories)`: `histories` is a list with one `History` per member (one for a
-    plain fit).
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # pragma: no cover - not allowed here
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+CALL_SECONDS = 0.5
+"""Run time of one program call without a progress bar: the host checks for Ctrl-C between
+calls. With a bar, calls last about 0.2 s."""
+
+_STATUS_NAMES = {
+    _engine.EARLY_STOPPING: "early_stopping",
+    _engine.NON_FINITE: "non_finite_loss",
+    _engine.CONVERGED: "converged",
+}
+
+
+def run(prep: Prepared, cfg: _engine.Config, state: dict, *, desc: str = "fit"):
+    """Drive the compiled program. Works for one model or a stacked ensemble.
+
+    Returns `(result_params, histories)`: the parameters each member returns (stacked for an
+    ensemble) and one `History` per member.
     """
     t_start = time.perf_counter()
-    cfg = prep.config(static)
-    ens = prep.ensemble
-    k = jax.tree.leaves(state["ok"])[0].shape[0] if ens else 1
+    k = prep.ensemble or 1
     steps = prep.steps
-    losses = [[] for _ in range(k)]
-    val_losses = [[] for _ in range(k)]
-    val_steps = [[] for _ in range(k)]
-    active = np.ones(k, bool)
-    reason = ["completed"] * k
-    nonfinite_at: list[int | None] = [None] * k
+    losses: list[list[np.ndarray]] = [[] for _ in range(k)]
+    val_losses: list[list[np.ndarray]] = [[] for _ in range(k)]
+    val_steps: list[list[np.ndarray]] = [[] for _ in range(k)]
     steps_run = np.zeros(k, int)
-    best_val = np.full(k, np.inf)
+    status = np.zeros(k, int)
     best_step = np.full(k, -1)
-    since_best = np.zeros(k, int)
-    best_params = state["params"] if prep.patience is not None else None
-    end_loss = np.full(k, np.nan)
+    final_loss = np.full(k, np.nan)
     compile_time = 0.0
-    key_data = np.asarray(jax.random.key_data(state["key"]))
+    host_sampling = prep.batch_size is not None and not prep.device_sampling
+    key_data = np.asarray(jax.random.key_data(state["key"])) if host_sampling else None
     bar = _tqdm(steps, prep.progress, desc)
+    target = 0.2 if bar is not None else CALL_SECONDS
+    ldt = loss_dtype(state["params"])
+    sc_base = {
+        "end": np.int32(steps),
+        "n": np.int32(prep.n),
+        "eval_every": np.int32(prep.eval_every),
+        "patience": np.int32(prep.patience),
+    }
+    dummy_idx = None
+    result = state["params"]
     t = 0
+    interrupted = False
+    c_len = cfg.chunk
     try:
-        while t < steps and active.any():
-            n = min(prep.chunk, steps - t)
-            want_end = t + n >= steps
-            perms, epoch0 = _engine.batch_indices(cfg, key_data, t, n)
-            # NumPy scalars go in with the call: no eager device_put apiece
-            args = (
-                state,
-                perms,
-                frozen,
-                prep.data,
-                prep.val,
-                np.int32(t),
-                np.int32(n),
-                np.bool_(want_end),
-                np.int32(epoch0),
-            )
-            program, seconds = _engine.compiled_program(cfg, *args)
-            compile_time += seconds
-            state, buf, vloss, eloss = program(*args)
-            buf = np.asarray(buf).reshape(k, -1)[:, :n]
-            ok = np.asarray(state["ok"]).reshape(k)
-            vloss = np.asarray(vloss).reshape(k)
-            eloss = np.asarray(eloss).reshape(k)
-            for m in range(k):
-                if not active[m]:
-                    continue
-                finite = np.isfinite(buf[m])
-                if not ok[m]:
-                    first = int(np.argmin(finite))  # the first non-finite loss
-                    losses[m].append(buf[m, :first])
-                    steps_run[m] = t + first
-                    nonfinite_at[m] = t + first
-                    reason[m] = "non_finite_loss"
-                    active[m] = False
-                    continue
-                losses[m].append(buf[m])
-                steps_run[m] = t + n
-                if want_end:
-                    end_loss[m] = eloss[m]
-                if prep.val is not None:
-                    val_losses[m].append(vloss[m])
-                    val_steps[m].append(t + n)
-            if prep.val is not None and prep.patience is not None:
-                improved = active & (vloss < best_val)
-                if improved.any():
-                    best_val = np.where(improved, vloss, best_val)
-                    best_step = np.where(improved, t + n, best_step)
-                    since_best = np.where(improved, 0, since_best)
-                    best_params = _select(improved, state["params"], best_params, ens)
-                since_best = np.where(active & ~improved, since_best + 1, since_best)
-                stop = active & (since_best >= prep.patience)
-                if stop.any():
-                    for m in np.flatnonzero(stop):
-                        reason[m] = "early_stopping"
-                    active &= ~stop
-                    # freeze stopped members (they no longer update inside the program)
-                    state = dict(state, ok=_set_ok(state["ok"], active, ens))
-            t += n
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix(_postfix(losses, val_losses), refresh=False)
-    except KeyboardInterrupt:
-        # Ctrl-C between or during chunks: keep what the finished chunks trained.
-        for m in np.flatnonzero(active):
-            reason[m] = "interrupted"
-        active[:] = False
+        with _sigint_as_flag() as sigint:
+            while t < steps:
+                remaining = -(-(steps - t) // c_len)
+                est = _engine.chunk_seconds(cfg, ()) or c_len * prep.step_seconds
+                m = max(1, min(cfg.max_chunks, remaining, int(target / max(est, 1e-9))))
+                if host_sampling:
+                    assert key_data is not None
+                    count = min(m * c_len, steps - t)
+                    idx = _engine.host_indices(cfg, key_data, prep.n, t, count)
+                else:
+                    idx = dummy_idx
+                sc = dict(sc_base, t0=np.int32(t), max_chunks=np.int32(m))
+                args = (state, prep.data, prep.val, idx, sc)
+                program, seconds = _engine.compiled_program(cfg, *args)
+                compile_time += seconds
+                t_call = time.perf_counter()
+                state, out = program(*args)
+                out = jax.device_get(
+                    {
+                        key: out[key]
+                        for key in (
+                            "t",
+                            "status",
+                            "stop_step",
+                            "best_step",
+                            "loss",
+                            "val",
+                            "final_loss",
+                        )
+                    }
+                ) | {"result": out["result"]}
+                elapsed = time.perf_counter() - t_call
+                t_end = int(out["t"])
+                chunks = max(1, (t_end - t) // c_len)
+                _engine.record_chunk_seconds(cfg, (), elapsed / chunks)
+                st = np.asarray(out["status"]).reshape(k)
+                stop = np.asarray(out["stop_step"]).reshape(k)
+                buf = np.asarray(out["loss"]).reshape(k, -1)
+                vbuf = None if out["val"] is None else np.asarray(out["val"]).reshape(k, -1)
+                for j in range(k):
+                    if status[j] != _engine.RUNNING or steps_run[j] >= steps:
+                        continue
+                    after = stop[j] if st[j] != _engine.RUNNING else min(t_end, steps)
+                    ran = int(after) - t
+                    losses[j].append(buf[j, :ran])
+                    if vbuf is not None:
+                        s = np.arange(t + 1, t + ran + 1)
+                        at = (s % prep.eval_every == 0) | (s == steps)
+                        # a member that stopped on a non-finite loss did not evaluate that step
+                        vals = vbuf[j, :ran][at]
+                        keep = np.isfinite(vals) | (st[j] != _engine.NON_FINITE)
+                        val_losses[j].append(vals[keep])
+                        val_steps[j].append(s[at][keep])
+                    steps_run[j] = after
+                status = st
+                best_step = np.asarray(out["best_step"]).reshape(k)
+                final_loss = np.asarray(out["final_loss"]).reshape(k)
+                result = out["result"]
+                t = t_end
+                if bar is not None:
+                    bar.update(min(t, steps) - bar.n)
+                    bar.set_postfix(_postfix(losses, val_losses), refresh=False)
+                if sigint["set"]:
+                    interrupted = True
+                    break
+                if not np.any(status == _engine.RUNNING):
+                    break
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, with what the finished calls trained
+        interrupted = True
     finally:
         if bar is not None:
             bar.close()
 
-    # --- choose what each member returns
-    final_params = state["params"]
-    best_steps: list[int | None] = [None] * k
-    use_good = np.array([reason[m] == "non_finite_loss" for m in range(k)])
-    # a completed fit whose very last update produced a non-finite model
-    blew_up = np.array(
-        [reason[m] == "completed" and not np.isfinite(end_loss[m]) for m in range(k)]
-    )
-    for m in np.flatnonzero(blew_up):
-        reason[m] = "non_finite_loss"
-        nonfinite_at[m] = int(steps_run[m])
-    use_good |= blew_up
-    # an interrupted fit returns its latest model, or the last one with a finite loss
-    interrupted = np.array([reason[m] == "interrupted" for m in range(k)])
-    if interrupted.any():
-        finite = _finite_members(final_params, k, ens)
-        use_good |= interrupted & ~finite
-    final_params = _select(use_good, state["good"], final_params, ens)
-    if prep.patience is not None:
-        use_best = ~use_good & (best_step >= 0)
-        final_params = _select(use_best, best_params, final_params, ens)
-        for m in np.flatnonzero(use_best):
-            best_steps[m] = int(best_step[m]) if best_step[m] != steps_run[m] else None
-    for m in np.flatnonzero(use_good):
-        best_steps[m] = max(int(steps_run[m]) - 1, 0) if nonfinite_at[m] is not None else None
-    out_model = eqx.combine(final_params, frozen, static)
     wall = time.perf_counter() - t_start
+    reasons = []
+    for j in range(k):
+        if status[j] != _engine.RUNNING:
+            reasons.append(_STATUS_NAMES[int(status[j])])
+        elif steps_run[j] >= steps:
+            reasons.append("completed")
+        else:
+            reasons.append("interrupted")
+    if interrupted and any(r == "interrupted" for r in reasons):
+        result = _keep_finite(result, state, reasons, prep.ensemble is not None)
     histories = []
-    for m in range(k):
-        loss_m = np.concatenate(losses[m]) if losses[m] else np.zeros(0)
-        if reason[m] == "non_finite_loss":
+    for j in range(k):
+        reason = reasons[j]
+        loss_j = np.concatenate(losses[j]) if losses[j] else np.zeros(0, ldt)
+        vals = np.concatenate(val_losses[j]) if val_losses[j] else np.zeros(0, ldt)
+        vsteps = np.concatenate(val_steps[j]) if val_steps[j] else np.zeros(0, int)
+        returned: int | None = None
+        if reason == "non_finite_loss":
+            returned = max(int(steps_run[j]) - 1, 0)
+        elif prep.patience and best_step[j] >= 0 and best_step[j] != steps_run[j]:
+            returned = int(best_step[j])
+        if reason == "non_finite_loss":
             msg = (
-                f"The training loss became non-finite at step {nonfinite_at[m]}; returned the "
-                f"model of step {best_steps[m]}, the last with a finite loss. Lower the "
+                f"The training loss became non-finite at step {steps_run[j]}; returned the "
+                f"model of step {returned}, the last with a finite loss. Lower the "
                 "learning rate or standardise the data."
             )
-        elif reason[m] == "early_stopping":
+        elif reason == "early_stopping":
             msg = (
                 f"Validation loss did not improve for {prep.patience} evaluations; stopped at "
-                f"step {steps_run[m]} and returned the best model (step {best_step[m]})."
+                f"step {steps_run[j]} and returned the best model (step {best_step[j]})."
             )
-        elif reason[m] == "interrupted":
-            msg = f"Interrupted after {steps_run[m]} steps; returned the model trained so far."
+        elif reason == "converged":
+            msg = f"Converged after {steps_run[j]} steps (tol={prep.tol:g})."
+        elif reason == "interrupted":
+            msg = f"Interrupted after {steps_run[j]} steps; returned the model trained so far."
         else:
-            msg = f"Completed {steps_run[m]} steps."
+            msg = f"Completed {steps_run[j]} steps."
         histories.append(
             History(
-                loss=loss_m,
-                val_loss=np.asarray(val_losses[m], dtype=loss_m.dtype),
-                val_steps=np.asarray(val_steps[m], dtype=int),
-                steps=int(steps_run[m]),
-                stop_reason=reason[m],
-                best_step=best_steps[m],
-                final_loss=float(end_loss[m]) if reason[m] == "completed" else float("nan"),
+                loss=loss_j,
+                val_loss=vals.astype(loss_j.dtype),
+                val_steps=vsteps.astype(int),
+                steps=int(steps_run[j]),
+                stop_reason=reason,
+                best_step=returned,
+                final_loss=float(final_loss[j]),
                 wall_time=wall,
                 compile_time=compile_time,
                 message=msg,
             )
         )
-        if reason[m] == "non_finite_loss":
-            who = f"Ensemble member {m}: " if ens else ""
+        if reason == "non_finite_loss":
+            who = f"Ensemble member {j}: " if prep.ensemble is not None else ""
             warnings.warn(who + msg, NonFiniteLossWarning, stacklevel=3)
-    return out_model, histories
+    return result, histories
 
 
-def _postfix(losses: list[list[np.ndarray]], val_losses: list[list[float]]) -> dict[str, str]:
+def _keep_finite(result: PyTree, state: dict, reasons: list[str], ens: bool) -> PyTree:
+    """An interrupted member returns its latest parameters, or its last finite ones."""
+    k = len(reasons)
+    ok = np.ones(k, bool)
+    for leaf in jax.tree.leaves(result):
+        arr = np.asarray(leaf).reshape(k, -1) if ens else np.asarray(leaf).reshape(1, -1)
+        ok &= np.isfinite(arr).all(axis=1)
+    if ok.all():
+        return result
+    use_good = jnp.asarray(~ok)
+    if not ens:
+        return state["good"]
+    return jax.tree.map(
+        lambda g, r: jnp.where(use_good.reshape((-1,) + (1,) * (r.ndim - 1)), g, r),
+        state["good"],
+        result,
+    )
+
+
+def _postfix(losses: list[list[np.ndarray]], val_losses: list[list[np.ndarray]]) -> dict:
     """The progress bar's latest loss (and validation loss), averaged over members."""
     last = [chunks[-1][-1] for chunks in losses if chunks and len(chunks[-1])]
     post = {"loss": f"{np.mean(last):.4g}" if last else "nan"}
-    vals = [v[-1] for v in val_losses if v]
+    vals = [v[-1][-1] for v in val_losses if v and len(v[-1])]
     if vals:
         post["val"] = f"{np.mean(vals):.4g}"
     return post
 
 
-def _select(mask: np.ndarray, a: PyTree, b: PyTree, ens: bool) -> PyTree:
-    """Per member, `a` where `mask` else `b`."""
-    if not ens:
-        return a if bool(mask[0]) else b
-    if mask.all():
-        return a
-    if not mask.any():
-        return b
-    m = jnp.asarray(mask)
-    return jax.tree.map(lambda x, y: jnp.where(m.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b)
+# --- the initial state, one compiled call -------------------------------------------------------
 
 
-def _finite_members(params: PyTree, k: int, ens: bool) -> np.ndarray:
-    """Per member: are all its parameters finite?"""
-    ok = np.ones(k, bool)
-    for leaf in jax.tree.leaves(params):
-        arr = np.asarray(leaf).reshape(k, -1) if ens else np.asarray(leaf).reshape(1, -1)
-        ok &= np.isfinite(arr).all(axis=1)
-    return ok
+class _Keyed:
+    """A static argument for `jax.jit` compared by a value key instead of by identity."""
+
+    def __init__(self, obj: Any, key: Any):
+        self.obj, self.key = obj, key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Keyed) and self.key == other.key
 
 
-def _set_ok(ok, active, ens):
-    if not ens:
-        return jnp.asarray(bool(active[0]))
-    return jnp.asarray(active)
-
-
-def initial_state(solver: Solver, params, key, l1, l2) -> dict:
-    """The training state the program carries (traceable: `fit` compiles it, ensembles vmap it)."""
-    dtype = _engine._loss_dtype(params)
-    return {
+def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, perm_width):
+    """One member's training state (traceable: ensembles vmap it)."""
+    dtype = loss_dtype(params)
+    opt = solver.init(params)
+    if lr is not None:
+        opt = with_learning_rate(opt, lr)
+    member = {
         "params": params,
-        "opt": solver.init(params),
+        "opt": opt,
         "good": params,
-        "ok": jnp.asarray(True),
+        "good_loss": jnp.asarray(jnp.nan, dtype),
+        "status": jnp.int32(_engine.RUNNING),
+        "stop_step": jnp.int32(0),
         "key": key,
         "l1": jnp.asarray(l1, dtype),
         "l2": jnp.asarray(l2, dtype),
+        "tol": jnp.asarray(tol, dtype),
+        "frozen": frozen,
     }
+    if has_val:
+        member |= {
+            "best": params,
+            "best_val": jnp.asarray(jnp.inf, dtype),
+            "best_step": jnp.int32(-1),
+            "since": jnp.int32(0),
+        }
+    if perm_width:
+        member |= {"perm": jnp.zeros(perm_width, jnp.int32)}
+    return member
 
 
-# One compiled call instead of a dozen eager ones (optax's zeros_like per leaf, the scalars).
-_initial_state = eqx.filter_jit(initial_state)
+def _init_states(
+    solver_k: _Keyed, has_val, perm_width, ensemble, params, frozen, key, l1, l2, tol, lr
+):
+    fn = lambda p, f, k, a, b, c, r: member_state(  # noqa: E731
+        solver_k.obj, p, f, k, a, b, c, r, has_val, perm_width
+    )
+    if ensemble:
+        lr_axis = None if lr is None else 0
+        return jax.vmap(fn, in_axes=(0, 0, 0, 0, 0, 0, lr_axis))(
+            params, frozen, key, l1, l2, tol, lr
+        )
+    return fn(params, frozen, key, l1, l2, tol, lr)
+
+
+_init_jit = jax.jit(_init_states, static_argnums=(0, 1, 2, 3))
+
+
+def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:
+    """The training state of one model (or of a stacked ensemble), in one compiled call."""
+    solver = prep.solver
+    init_key = getattr(solver, "init_key", None)
+    keyed = _Keyed(solver, init_key() if callable(init_key) else value_key(solver))
+    dtype = loss_dtype(params)
+    k = prep.ensemble
+    tol = np.full(k, prep.tol, dtype) if k else np.asarray(prep.tol, dtype)
+    l1 = np.asarray(l1, dtype)
+    l2 = np.asarray(l2, dtype)
+    lr_arr = None if lr is None else np.asarray(lr, dtype)
+    args = (params, frozen, key, l1, l2, tol, lr_arr)
+    args = prep.replicate(args)
+    return _init_jit(keyed, prep.val is not None, prep.perm_width, k is not None, *args)
+
+
+def _as_master(params: PyTree, master_dtype) -> PyTree:
+    if master_dtype is None:
+        return params
+    return jax.tree.map(
+        lambda a: a.astype(master_dtype) if jnp.dtype(a.dtype).itemsize < 4 else a, params
+    )
+
+
+def _as_model_dtypes(result: PyTree, like: PyTree) -> PyTree:
+    return jax.tree.map(lambda r, p: r.astype(p.dtype), result, like)
 
 
 def fit(
-    model: PyTree,
+    model: Model,
     x: Any,
     y: Any,
     *,
@@ -526,31 +838,37 @@ def fit(
     learning_rate: float | None = None,
     steps: int = 2000,
     batch_size: int | None = None,
-    loss: str | Callable = "mse",
+    loss: str | Callable[..., Any] = "mse",
     key: jax.Array | None = None,
     validation: tuple[Any, Any] | None = None,
     eval_every: int | None = None,
     patience: int | None = None,
     l1: float = 0.0,
     l2: float = 0.0,
+    tol: float | None = None,
     sample_weight: Any = None,
     sampling: str = "epoch",
     drop_last: bool = False,
     progress: bool | None = None,
     mesh: Any = None,
-) -> tuple[PyTree, History]:
+    device: str | jax.Device | None = None,
+    compute_dtype: Any = None,
+    precision: str | None = None,
+) -> tuple[Model, History]:
     """Train `model` on `(x, y)` in one compiled loop; returns `(trained_model, History)`.
 
     **Arguments:**
 
     - `model`: an `FFN` (or `Standardized`, or any module with `in_size`/`out_size` that maps one
       sample to one output). Its floating arrays are trained, except `Standardizer`s.
-    - `x`: inputs, shape `(N, in_size)`. `y`: targets, shape `(N, out_size)`; for
+    - `x`: inputs, shape `(N, in_size)`: a JAX or NumPy array, a pandas DataFrame, nested lists.
+      `y`: targets, shape `(N, out_size)` (or `(N,)` when `out_size == 1`); for
       `loss="softmax_cross_entropy"` integer class labels of shape `(N,)`.
-    - `optimizer`: any `optax.GradientTransformation`, or a name: `"adam"` (default), `"adamw"`,
-      `"sgd"`, `"rmsprop"`, `"lbfgs"` (optax's L-BFGS with its zoom line search, full batch).
-      `learning_rate` sets a named optimizer's step size (default `1e-2`, the lecture's; L-BFGS
-      uses its line search when left `None`).
+    - `optimizer`: any `optax.GradientTransformation`, an `eqx_ffn.Solver`, or a name: `"adam"`
+      (default), `"adamw"`, `"sgd"`, `"rmsprop"`, `"lbfgs"` (optax's L-BFGS with its zoom line
+      search, full batch), `"levenberg_marquardt"` (`"lm"`) or `"gauss_newton"` (full batch,
+      `loss="mse"`). `learning_rate` sets a named optimizer's step size (default `1e-2`, the
+      lecture's; L-BFGS uses its line search when left `None`).
     - `steps`: optimisation steps (default 2000).
     - `batch_size`: `None` (default) for full batch; else mini-batches drawn from the WHOLE data
       set: with `sampling="epoch"` (default) a fresh permutation every epoch, each sample used
@@ -559,22 +877,41 @@ def fit(
     - `loss`: `"mse"` (default), `"mae"`, `"huber"`, `"softmax_cross_entropy"`, or a callable
       `loss(model, x_batch, y_batch) -> scalar`.
     - `key`: a `jax.random` key for batch sampling; `None` means `jax.random.key(0)`. The same key
-      gives the same result, bit for bit. (The batch indices are drawn on the host with NumPy's
-      PCG64, seeded by the key and the epoch, or the block of 256 steps with replacement: a
-      device-side draw costs more than a small network's step on a CPU.)
-    - `validation`: `(x_val, y_val)`, evaluated every `eval_every` steps (default `steps // 50`).
+      gives the same result, bit for bit, on the same machine. On a CPU the batch indices are
+      drawn on the host with NumPy's PCG64 (seeded by the key and the epoch); on an accelerator
+      with `jax.random` on the device: the batches differ between the two.
+    - `validation`: `(x_val, y_val)`, evaluated every `eval_every` steps (default `steps // 50`)
+      and at the end, inside the compiled loop.
     - `patience`: stop after this many evaluations without a better validation loss and return
       the best model.
     - `l1`, `l2`: penalties `l1 * sum|W| + l2 * sum W**2` on weights (not biases).
+    - `tol`: convergence tolerance; the fit stops with `stop_reason="converged"` when the solver's
+      test passes (L-BFGS: largest gradient entry <= `tol`, or a relative decrease under
+      `1e-3 * tol`; default `1e-5`). `None`: the solver's default (0, never, for first-order
+      optimizers; for them a `tol > 0` stops when the largest gradient entry is <= `tol`).
     - `sample_weight`: shape `(N,)`, weights each sample's loss (named losses only).
     - `progress`: a tqdm bar; default on when stderr is a terminal.
     - `mesh`: a `jax.sharding.Mesh` (its first axis splits the batch) or a list of devices: the
       data are sharded over the devices, the parameters replicated (data parallel).
+    - `device`: where to run, e.g. `"cpu"` or a `jax.Device`; default the data's device or JAX's
+      default (a small full-batch L-BFGS fit runs on the host CPU when the default is a GPU:
+      see `LBFGS_ON_CPU_MAX_WORK`).
+    - `compute_dtype`: run the forward and backward pass in this dtype (`jnp.bfloat16` for mixed
+      precision); parameters and optimizer state keep their dtype, losses are float32. A model
+      whose parameters are bfloat16/float16 trains float32 master copies, computes in its own
+      dtype and is returned in it.
+    - `precision`: matmul precision, `"default"`, `"high"` or `"highest"`; `None` follows
+      `jax.default_matmul_precision`. Part of the compiled program's identity.
 
     **Returns:** `(model, history)`. If the loss becomes NaN/inf the fit stops, warns
     (`NonFiniteLossWarning`) and returns the last model with a finite loss;
-    `history.stop_reason` says why it stopped. Ctrl-C (KeyboardInterrupt) ends the fit early and
-    returns the model trained so far, with `stop_reason="interrupted"`.
+    `history.stop_reason` says why it stopped. Ctrl-C ends the fit within about half a second and
+    returns the model trained so far, with `stop_reason="interrupted"` (a second Ctrl-C stops at
+    once).
+
+    Compiling: one program per network structure, loss, optimizer, batch size and padded data
+    size (N in 4 buckets per octave): learning rates, `l1`, `l2`, `tol`, `steps`, sample weights,
+    validation data, `eval_every` and `patience` are run-time inputs and never recompile.
 
     ```python
     model = eqx_ffn.FFN(1, 1, (16,), key=jr.key(0))
@@ -595,29 +932,54 @@ def fit(
         patience=patience,
         l1=l1,
         l2=l2,
+        tol=tol,
         sample_weight=sample_weight,
         sampling=sampling,
         drop_last=drop_last,
         progress=progress,
         mesh=mesh,
-        ensemble=False,
+        device=device,
+        compute_dtype=compute_dtype,
+        precision=precision,
+        ensemble=None,
     )
-    if np.ndim(l1) or np.ndim(l2):
+    if np.ndim(prep.l1) or np.ndim(prep.l2):
         raise ValueError("l1 and l2 must be scalars in fit (arrays are for fit_ensemble).")
-    key = _check_key(key)
+    key = check_key(key)
     params, frozen, static = split_model(model)
-    params = prep.replicate(params)
-    dtype = _engine._loss_dtype(params)  # penalties as arrays: traced, not baked in
-    state = _initial_state(prep.solver, params, key, np.asarray(l1, dtype), np.asarray(l2, dtype))
-    out, (history,) = run(prep, frozen, static, state)
-    return out, history
+    master = _as_master(params, prep.master_dtype)
+    state = initial_state(
+        prep,
+        prep.replicate(master),
+        prep.replicate(frozen),
+        key,
+        prep.l1,
+        prep.l2,
+        prep.learning_rate,
+    )
+    cfg = prep.config(static)
+    result, (history,) = run(prep, cfg, state)
+    if prep.master_dtype is not None:
+        result = _as_model_dtypes(result, params)
+    return eqx.combine(result, state["frozen"], static), history
 
 
-def _check_key(key: Any) -> jax.Array:
+def check_key(key: Any) -> jax.Array:
+    """A typed `jax.random` key from `key` (`None`: `jax.random.key(0)`)."""
     if key is None:
         return jr.key(0)
     if not isinstance(key, jax.Array):
         raise TypeError(f"key must be a jax.random key such as jax.random.key(0); got {key!r}.")
-    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jr.wrap_key_data(key)
-    return key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(
+                f"key must be ONE jax.random key (shape ()); got an array of keys of shape "
+                f"{key.shape}."
+            )
+        return key
+    if key.dtype != jnp.uint32 or key.shape != (2,):
+        raise TypeError(
+            f"key must be a jax.random key such as jax.random.key(0) (or a raw uint32 key of "
+            f"shape (2,)); got an array of dtype {key.dtype} and shape {key.shape}."
+        )
+    return jr.wrap_key_data(key)

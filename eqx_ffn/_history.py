@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-STOP_REASONS = ("completed", "early_stopping", "non_finite_loss", "interrupted")
+STOP_REASONS = ("completed", "converged", "early_stopping", "non_finite_loss", "interrupted")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,13 +21,14 @@ class History:
     - `val_loss`, `val_steps`: validation loss (no penalty) and the number of steps run when it
       was measured; empty without `validation`.
     - `steps`: steps run.
-    - `stop_reason`: `"completed"`, `"early_stopping"` (validation loss stopped improving for
+    - `stop_reason`: `"completed"`, `"converged"` (the solver's convergence test against `tol`
+      passed), `"early_stopping"` (validation loss stopped improving for
       `patience` evaluations; the best model is returned) or `"non_finite_loss"` (the loss became
       NaN/inf; the last model with a finite loss is returned) or `"interrupted"` (Ctrl-C; the
       model trained so far is returned).
     - `best_step`: the step of the returned model when it is not the last one, else `None`.
-    - `final_loss`: training loss of the returned model on the whole training set, when measured
-      (a completed fit); `nan` otherwise.
+    - `final_loss`: training loss (with the penalty) of the returned model on the whole training
+      set, measured inside the program when the fit ended; `nan` for an interrupted fit.
     - `wall_time`: seconds for the whole call; `compile_time`: seconds of it spent compiling
       (0 when the compiled program was reused).
     - `message`: a sentence for people.

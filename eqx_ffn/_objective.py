@@ -66,6 +66,8 @@ class Objective:
 
     def model(self, params: PyTree) -> PyTree:
         """The model with these trained parameters, in the parameters' own dtype."""
+        if self.frozen is None:
+            return eqx.combine(params, self.static)
         return eqx.combine(params, self.frozen, self.static)
 
     def compute_model(self, params: PyTree) -> PyTree:
@@ -75,9 +77,7 @@ class Objective:
         if self.compute_dtype is None:
             return model
         dt = self.compute_dtype
-        return jax.tree.map(
-            lambda a: a.astype(dt) if eqx.is_inexact_array(a) else a, model
-        )
+        return jax.tree.map(lambda a: a.astype(dt) if eqx.is_inexact_array(a) else a, model)
 
     def _inputs(self, x: jax.Array) -> jax.Array:
         return x if self.compute_dtype is None else x.astype(self.compute_dtype)
@@ -119,9 +119,7 @@ class Objective:
         """A vector `r`, shape `(B * out_size,)`, with `sum(r**2) == data_loss(params, batch)`,
         for `loss="mse"`: `r = (pred - y) * sqrt(w / (sum(w) * out_size))`."""
         if self.loss.name != "mse":
-            raise ValueError(
-                f"Least-squares solvers need loss='mse'; got loss={self.loss.name!r}."
-            )
+            raise ValueError(f"Least-squares solvers need loss='mse'; got loss={self.loss.name!r}.")
         x, y, w = batch
         pred = self.predictions(params, x)
         r = pred - y.astype(pred.dtype)

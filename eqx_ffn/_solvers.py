@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import abc
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
+from ._cache_key import value_key
 from ._errors import unknown_name
 
 PyTree = Any
 Objective = Callable[[PyTree, Any], jax.Array]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")
-"""Names accepted by `fit(optimizer=...)`; `learning_rate` sets their step size."""
+"""Optax optimizers accepted by name in `fit(optimizer=...)`; `learning_rate` sets their step
+size."""
+
+LEAST_SQUARES_NAMES: tuple[str, ...] = ()
+"""Least-squares solvers accepted by name (filled in when they are available)."""
 
 
 class Solver(eqx.Module):
@@ -71,15 +79,43 @@ class OptaxSolver(Solver):
     """Any `optax.GradientTransformation` (sgd, adam, schedules, chains, `optax.lbfgs`, ...).
 
     Transformations that want the loss (line searches) get `value`, `grad` and `value_fn`.
+
+    Compiled programs are keyed by the transformation's `update` function compared by value (its
+    code and the values it closes over), not by the object: two separately made
+    `optax.adam(1e-2)` share one program, while `optax.adam(3e-3)` bakes another learning rate
+    into its `update` and compiles its own. Values that live in the optimizer STATE do not
+    compile: a named optimizer's `learning_rate`, and every numeric hyperparameter of
+    `optax.inject_hyperparams(optax.adam)(learning_rate=...)`.
+
+    Convergence (`tol > 0`): the step reports `converged` when the largest gradient entry is at
+    most `tol` (as SciPy's `gtol`); line-search optimizers (`reuse_value=True`, e.g. L-BFGS) also
+    when the relative decrease of the objective over the step is at most `tol * 1e-3`.
     """
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     reuse_value: bool = eqx.field(static=True, default=False)
     needs_full_batch: bool = eqx.field(static=True, default=False)
+    tol_default: float = eqx.field(static=True, default=0.0)
 
     @property
     def full_batch_only(self) -> bool:
         return self.needs_full_batch
+
+    @property
+    def default_tol(self) -> float:
+        return self.tol_default
+
+    def program_key(self) -> Any:
+        """What a training program depends on: `update` by value (`init` runs outside it)."""
+        return (
+            type(self),
+            value_key(self.optimizer.update),
+            self.reuse_value,
+            self.needs_full_batch,
+        )
+
+    def init_key(self) -> Any:
+        return (type(self), value_key(self.optimizer.init))
 
     def init(self, params):
         return self.optimizer.init(params)
@@ -91,60 +127,115 @@ class OptaxSolver(Solver):
             loss, grads = optax.value_and_grad_from_state(value_fn)(params, state=state)
         else:
             loss, grads = jax.value_and_grad(value_fn)(params)
-        # Wrapped here, not stored wrapped: the solver then compares equal for the same optimizer
-        # object, and `fit` reuses its compiled program.
+        # Wrapped here, not stored wrapped: the solver then compares equal for the same optimizer.
         tx = optax.with_extra_args_support(self.optimizer)
         updates, state = tx.update(grads, state, params, value=loss, grad=grads, value_fn=value_fn)
-        return optax.apply_updates(params, updates), state, loss
+        new_params = optax.apply_updates(params, updates)
+        tol = jnp.asarray(objective.tol, loss.dtype)
+        gmax = optax.tree.max(jax.tree.map(jnp.abs, grads))
+        converged = (tol > 0) & (gmax <= tol)
+        if self.reuse_value:
+            new_value = optax.tree.get(state, "value")
+            decrease = loss - new_value
+            scale = jnp.maximum(jnp.maximum(jnp.abs(loss), jnp.abs(new_value)), 1e-30)
+            converged = converged | ((tol > 0) & (decrease >= 0) & (decrease <= 1e-3 * tol * scale))
+        return new_params, state, loss, converged
 
 
 def _call_objective(objective, params, *, batch):
     return objective(params, batch)
 
 
-@functools.lru_cache(maxsize=64)
-def _named(name: str, learning_rate: float | None) -> OptaxSolver:
-    # Cached so that the same (name, learning rate) is the same object, and `fit` with the same
-    # settings hits the compiled-program cache.
+_LEARNING_RATE_PLACEHOLDER = 1e-2
+
+
+@functools.lru_cache(maxsize=16)
+def _named(name: str, lbfgs_learning_rate: float | None = None) -> OptaxSolver:
+    # One object per name: the learning rate is set in the optimizer state (`with_learning_rate`),
+    # so every learning rate shares one compiled program.
     if name == "lbfgs":
-        tx = optax.lbfgs(learning_rate=learning_rate)
-        return OptaxSolver(tx, reuse_value=True, needs_full_batch=True)
-    lr = 1e-2 if learning_rate is None else learning_rate
+        tx = optax.lbfgs(learning_rate=lbfgs_learning_rate)
+        return OptaxSolver(tx, reuse_value=True, needs_full_batch=True, tol_default=LBFGS_TOL)
     factory = {
         "adam": optax.adam,
         "adamw": optax.adamw,
         "sgd": optax.sgd,
         "rmsprop": optax.rmsprop,
     }[name]
-    # inject_hyperparams keeps the learning rate in the optimiser state: per-member learning
-    # rates in ensembles, and no recompiling for a new value.
-    tx = optax.inject_hyperparams(factory)(learning_rate=lr)
+    # inject_hyperparams keeps the hyperparameters in the optimiser state: per-member learning
+    # rates in ensembles, and no recompiling for a new value. float32 (or wider) hyperparameters
+    # even for low-precision parameters (b2 = 0.999 is 1.0 in bfloat16).
+    tx = optax.inject_hyperparams(factory)(learning_rate=_LEARNING_RATE_PLACEHOLDER)
     return OptaxSolver(tx)
 
 
+LBFGS_TOL = 1e-5
+"""L-BFGS's default `tol`: the largest gradient entry at which it has converged (SciPy's
+L-BFGS-B default `gtol`)."""
+
+
+def with_learning_rate(opt_state: Any, learning_rate: Any) -> Any:
+    """`opt_state` of an `optax.inject_hyperparams` optimizer with its learning rate replaced."""
+    hyper = getattr(opt_state, "hyperparams", None)
+    if not isinstance(hyper, dict) or "learning_rate" not in hyper:
+        raise ValueError("This optimizer has no learning_rate hyperparameter to set.")
+    old = hyper["learning_rate"]
+    lr = jnp.asarray(learning_rate, old.dtype).reshape(old.shape)
+    return opt_state._replace(hyperparams={**hyper, "learning_rate": lr})
+
+
+def check_learning_rate(learning_rate: Any) -> float:
+    """A learning rate: a finite number > 0 (Python, NumPy or 0-d JAX scalar)."""
+    if isinstance(learning_rate, bool) or np.ndim(learning_rate) != 0:
+        raise ValueError(f"learning_rate must be a finite number > 0; got {learning_rate!r}.")
+    try:
+        value = float(learning_rate)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"learning_rate must be a finite number > 0; got {learning_rate!r}."
+        ) from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"learning_rate must be a finite number > 0; got {learning_rate!r}.")
+    return value
+
+
 def resolve_solver(
-    optimizer: str | optax.GradientTransformation | Solver, learning_rate: float | None = None
-) -> Solver:
-    """Turn a name, an optax transformation or a `Solver` into a `Solver`."""
+    optimizer: str | optax.GradientTransformation | Solver, learning_rate: Any = None
+) -> tuple[Solver, float | None]:
+    """Turn a name, an optax transformation or a `Solver` into a `Solver`, and the learning rate
+    to set in its state (`None`: the solver's own)."""
     if isinstance(optimizer, Solver):
-        return optimizer
+        if learning_rate is not None:
+            raise ValueError(
+                "learning_rate is only used with an optimizer given by name; this Solver "
+                "already has its own."
+            )
+        return optimizer, None
     if isinstance(optimizer, str):
+        if optimizer in LEAST_SQUARES_NAMES:
+            from ._least_squares import least_squares_solver
+
+            if learning_rate is not None:
+                raise ValueError(
+                    f"learning_rate does not apply to optimizer={optimizer!r} (it sets its own "
+                    "step through its damping)."
+                )
+            return least_squares_solver(optimizer), None
         if optimizer not in OPTIMIZERS:
             raise unknown_name(
                 "optimizer", optimizer, OPTIMIZERS, ", or pass any optax.GradientTransformation"
             )
-        if learning_rate is not None and not (
-            isinstance(learning_rate, (int, float)) and learning_rate > 0
-        ):
-            raise ValueError(f"learning_rate must be a number > 0; got {learning_rate!r}.")
-        return _named(optimizer, None if learning_rate is None else float(learning_rate))
+        lr = None if learning_rate is None else check_learning_rate(learning_rate)
+        if optimizer == "lbfgs":
+            return _named("lbfgs", lr), None
+        return _named(optimizer), _LEARNING_RATE_PLACEHOLDER if lr is None else lr
     if isinstance(optimizer, optax.GradientTransformation):
         if learning_rate is not None:
             raise ValueError(
                 "learning_rate is only used with an optimizer given by name; this optax "
                 "transformation already has its own."
             )
-        return OptaxSolver(optimizer)
+        return OptaxSolver(optimizer), None
     raise TypeError(
         "optimizer must be a name (one of "
         f"{', '.join(OPTIMIZERS)}), an optax.GradientTransformation or an eqx_ffn.Solver; "

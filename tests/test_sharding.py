@@ -47,12 +47,23 @@ SCRIPT = textwrap.dedent(
     # a list of devices is a 1-D mesh too
     _, h = eqx_ffn.fit(model, x, y, steps=10, mesh=jax.devices(), progress=False)
     np.testing.assert_allclose(h.loss, one_device[None].loss[:10], rtol=1e-5)
-    try:
-        eqx_ffn.fit(model, x[:198], y[:198], steps=1, mesh=mesh)
+    # N=198 is no multiple of 4: zero-weight padding rows make the split even
+    _, h1 = eqx_ffn.fit(model, x[:198], y[:198], steps=20, progress=False)
+    _, h4 = eqx_ffn.fit(model, x[:198], y[:198], steps=20, mesh=mesh, progress=False)
+    np.testing.assert_allclose(h4.loss, h1.loss, rtol=1e-5)
+    try:  # a callable loss cannot be padded: N must split evenly
+        eqx_ffn.fit(model, x[:198], y[:198], steps=1, loss=mse, mesh=mesh)
     except ValueError as e:
         assert "N=198 must be a multiple of 4" in str(e), e
     else:
         raise AssertionError("uneven split accepted")
+    # device= places the whole fit (data, state, program) on that device
+    third = jax.devices()[2]
+    out, h = eqx_ffn.fit(model, x, y, steps=20, device=third, progress=False)
+    assert out.layers[0].weight.devices() == {third}, out.layers[0].weight.devices()
+    np.testing.assert_allclose(h.loss, one_device[None].loss[:20], rtol=1e-6)
+    out, h = eqx_ffn.fit(model, x, y, steps=20, device="cpu", progress=False)
+    assert out.layers[0].weight.devices() == {jax.devices("cpu")[0]}
     print("ok")
     """
 )

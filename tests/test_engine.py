@@ -1,0 +1,289 @@
+"""The compile-once engine: what shares a program, what the program looks like, how it stops."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+import pytest
+
+import eqx_ffn
+from eqx_ffn import FFN, _engine, _fit, fit
+
+
+def _table(n=203, seed=0):
+    """A small regression table whose N is not divisible by 5."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
+    y = (np.sin(2 * x[:, :1]) + x[:, 1:2] * x[:, 2:3]).astype(np.float32)
+    return x, y
+
+
+def test_cross_validation_grid_compiles_at_most_two_programs():
+    # 5 folds of different sizes (41, 41, 41, 40, 40), each with validation of its own size,
+    # x 3 learning rates x 2 step counts x 2 l2 values: 60 fits.
+    x, y = _table()
+    folds = np.array_split(np.random.default_rng(1).permutation(len(x)), 5)
+    assert len({len(f) for f in folds}) == 2
+    before = _engine.compile_count
+    finals = {}
+    for i, val_idx in enumerate(folds):
+        train_idx = np.setdiff1d(np.arange(len(x)), val_idx)
+        for lr in (1e-3, 3e-3, 1e-2):
+            for steps in (300, 500):
+                for l2 in (0.0, 1e-4):
+                    model = FFN(3, 1, (8,), init="glorot_normal", key=jr.key(i))
+                    _, h = fit(
+                        model,
+                        x[train_idx],
+                        y[train_idx],
+                        learning_rate=lr,
+                        steps=steps,
+                        l2=l2,
+                        validation=(x[val_idx], y[val_idx]),
+                        eval_every=100,
+                        progress=False,
+                    )
+                    assert h.steps == steps and h.stop_reason == "completed"
+                    assert list(h.val_steps) == list(range(100, steps + 1, 100))
+                    finals[i, lr, steps, l2] = h.final_loss
+    assert _engine.compile_count - before <= 2
+    # the settings really were applied: larger learning rates and more steps fit better
+    for i in range(5):
+        assert finals[i, 1e-2, 500, 0.0] < finals[i, 1e-3, 500, 0.0]
+        assert finals[i, 1e-3, 500, 0.0] < finals[i, 1e-3, 300, 0.0]
+        assert finals[i, 1e-2, 500, 1e-4] != finals[i, 1e-2, 500, 0.0]
+
+
+def test_padded_fit_equals_the_unpadded_computation():
+    # N = 161 is padded to the bucket of 192 with zero-weight rows: same losses as a plain loop
+    x, y = _table(161)
+    assert _engine.bucket(161) == 192
+    model = FFN(3, 1, (8,), init="glorot_normal", key=jr.key(0))
+    opt = optax.adam(3e-3)
+    _, h = fit(model, x, y, optimizer=opt, steps=50, progress=False)
+    step = eqx_ffn.make_step("mse", opt)
+    state = opt.init(eqx.filter(model, eqx.is_inexact_array))
+    ref = []
+    m = model
+    for _ in range(50):
+        m, state, value = step(m, state, x, y)
+        ref.append(float(value))
+    np.testing.assert_allclose(h.loss, ref, rtol=2e-5)
+
+
+def test_optimizers_compare_by_value(lecture1):
+    x, y, params = lecture1
+    model = FFN.from_params(params)
+    kw = dict(steps=20, progress=False)
+    fit(model, x, y, optimizer=optax.adam(1e-2), **kw)
+    before = _engine.compile_count
+    _, h = fit(model, x, y, optimizer=optax.adam(1e-2), **kw)  # another object, equal values
+    assert _engine.compile_count == before and h.compile_time == 0.0
+
+    fit(model, x, y, optimizer="adam", learning_rate=1e-3, **kw)
+    before = _engine.compile_count
+    losses = []
+    for lr in (3e-3, 1e-2, 3e-2):
+        _, h = fit(model, x, y, optimizer="adam", learning_rate=lr, **kw)
+        losses.append(h.loss[-1])
+    assert _engine.compile_count == before
+    assert losses[0] > losses[1] > losses[2]  # the learning rate did change
+
+    injected = optax.inject_hyperparams(optax.adam)
+    fit(model, x, y, optimizer=injected(learning_rate=1e-3), **kw)
+    before = _engine.compile_count
+    _, h_inj = fit(model, x, y, optimizer=injected(learning_rate=1e-2), **kw)
+    assert _engine.compile_count == before
+    _, h_named = fit(model, x, y, optimizer="adam", learning_rate=1e-2, **kw)
+    np.testing.assert_allclose(h_inj.loss, h_named.loss, rtol=1e-6)
+
+    # a plain optax object with another value bakes it into `update`: one more program
+    before = _engine.compile_count
+    fit(model, x, y, optimizer=optax.adam(4e-3), **kw)
+    assert _engine.compile_count == before + 1
+
+
+class ListMLP(eqx.Module):
+    """A user's module whose layers sit in a LIST field (a pytree node, not hashable)."""
+
+    layers: list
+    sizes: list
+    in_size: int = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(self, key):
+        k1, k2 = jr.split(key)
+        self.layers = [eqx.nn.Linear(1, 8, key=k1), eqx.nn.Linear(8, 1, key=k2)]
+        self.sizes = [1, 8, 1]
+        self.in_size, self.out_size = 1, 1
+
+    def __call__(self, x):
+        return self.layers[1](jnp.tanh(self.layers[0](x)))
+
+
+def test_a_module_with_a_list_field_trains(lecture1):
+    x, y, _ = lecture1
+    model = ListMLP(jr.key(0))
+    out, h = fit(model, x, y, steps=300, progress=False)
+    assert h.loss[-1] < 0.8 * h.loss[0]
+    assert isinstance(out, ListMLP) and out.sizes == [1, 8, 1]
+    before = _engine.compile_count
+    fit(ListMLP(jr.key(1)), x, y, steps=30, progress=False)  # an equal structure: no compile
+    assert _engine.compile_count == before
+
+
+def test_the_step_loop_has_a_static_trip_count_and_one_call_runs_a_fit(lecture1, monkeypatch):
+    x, y, params = lecture1
+    model = FFN.from_params(params)
+    calls = []
+    real = _engine.compiled_program
+
+    def counting(cfg, *args):
+        program, seconds = real(cfg, *args)
+        calls.append(cfg)
+        return program, seconds
+
+    monkeypatch.setattr(_engine, "compiled_program", counting)
+    _, h = fit(model, x, y, optimizer=optax.adam(1e-2), steps=2000, progress=False)
+    assert h.steps == 2000 and len(calls) == 1  # the whole fit: one program call
+    cfg = calls[0]
+
+    # the program: a `while` over chunks (run-time count) around a `scan` of `cfg.chunk` steps
+    prep = _fit.Prepared(
+        model, x, y, optimizer=optax.adam(1e-2), learning_rate=None, steps=2000,
+        batch_size=None, loss="mse", validation=None, eval_every=None, patience=None, l1=0.0,
+        l2=0.0, tol=None, sample_weight=None, sampling="epoch", drop_last=False,
+        progress=False, mesh=None, device=None, compute_dtype=None, precision=None,
+        ensemble=None,
+    )  # fmt: skip
+    p, frozen, static = _fit.split_model(model)
+    state = _fit.initial_state(prep, p, frozen, jr.key(0), prep.l1, prep.l2, None)
+    sc = {k: np.int32(0) for k in ("end", "n", "eval_every", "patience", "t0", "max_chunks")}
+    jaxpr = jax.make_jaxpr(functools.partial(_engine._program, cfg))(
+        state, prep.data, prep.val, None, sc
+    )
+    whiles = [e for e in jaxpr.eqns if e.primitive.name == "while"]
+    assert len(whiles) == 1
+    body = whiles[0].params["body_jaxpr"].jaxpr
+    scans = [e for e in body.eqns if e.primitive.name == "scan"]
+    assert len(scans) == 1 and scans[0].params["length"] == cfg.chunk >= 64
+
+
+def test_lbfgs_stops_when_converged(lecture1):
+    x, y, params = lecture1
+    model, h = fit(FFN.from_params(params), x, y, optimizer="lbfgs", steps=5000, progress=False)
+    assert h.stop_reason == "converged" and h.steps < 5000
+    assert h.final_loss < 1e-4
+    assert len(h.loss) == h.steps
+    mse = jnp.mean((jax.vmap(model)(x) - y) ** 2)
+    np.testing.assert_allclose(mse, h.final_loss, rtol=1e-3)  # padded, weighted: rounding
+
+
+def test_lbfgs_on_digits_converges_early():
+    datasets = pytest.importorskip("sklearn.datasets")
+    x, labels = datasets.load_digits(return_X_y=True)
+    x = x.astype(np.float32)
+    x_tr, x_te, y_tr, y_te = x[:1400], x[1400:], labels[:1400], labels[1400:]
+    mean, std = x_tr.mean(0), x_tr.std(0)
+    std[std == 0] = 1
+    x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
+    net = FFN(64, 10, (64,), activation="relu", init="glorot_uniform", key=jr.key(0))
+    kw = dict(loss="softmax_cross_entropy", optimizer="lbfgs", steps=200, progress=False)
+
+    def accuracy(model):
+        return float(np.mean(np.argmax(eqx_ffn.predict(model, x_te), axis=1) == y_te))
+
+    full, h_full = fit(net, x_tr, y_tr, tol=0.0, **kw)
+    early, h = fit(net, x_tr, y_tr, **kw)
+    assert h_full.stop_reason == "completed" and h_full.steps == 200
+    assert h.stop_reason == "converged" and h.steps < 100
+    assert abs(accuracy(early) - accuracy(full)) <= 0.01
+    assert accuracy(early) > 0.9
+
+
+def test_building_an_ffn_compiles_one_program_per_architecture():
+    eqx_ffn._ffn._init_compiled.cache_clear()
+    k0, k1 = jr.key(0), jr.key(1)
+    jax.block_until_ready((k0, k1))
+    before = eqx_ffn._ffn._init_compiled.cache_info()
+    a = FFN(3, 2, (7, 5), init="glorot_uniform", key=k0)
+    b = FFN(3, 2, (7, 5), init="glorot_uniform", key=k1)
+    after = eqx_ffn._ffn._init_compiled.cache_info()
+    assert after.misses - before.misses == 1 and after.hits - before.hits == 1
+    assert not jnp.array_equal(a.layers[0].weight, b.layers[0].weight)
+    # the one program draws exactly what the per-layer initialisers draw
+    w, _ = eqx_ffn._init.init_dense(
+        "glorot_uniform", 3, 7, True, jnp.float32, key=jr.split(k0, 3)[0]
+    )
+    np.testing.assert_array_equal(a.layers[0].weight, w)
+
+
+INTERRUPT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import equinox as eqx, jax, jax.numpy as jnp, numpy as np
+    from conftest import lecture_data_and_params
+    import eqx_ffn
+
+    x, y, p = lecture_data_and_params()
+    model = eqx_ffn.FFN.from_params(p)
+    progress = sys.argv[1] == "bar"
+    eqx_ffn.fit(model, x, y, steps=10, progress=False)  # compile first
+    print("ready", flush=True)
+    out, h = eqx_ffn.fit(model, x, y, steps=50_000_000, progress=progress)
+    stopped = time.monotonic()
+    # the model is exactly what a fit of h.steps steps returns: History and model agree
+    ref, h_ref = eqx_ffn.fit(model, x, y, steps=h.steps, progress=False)
+    same = all(
+        bool(jnp.array_equal(a, b))
+        for a, b in zip(jax.tree.leaves(eqx.filter(out, eqx.is_array)),
+                        jax.tree.leaves(eqx.filter(ref, eqx.is_array)))
+    )
+    print(h.stop_reason, h.steps, len(h.loss), same, flush=True)
+    print(f"seconds {stopped:.6f}", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["quiet", "bar"])
+def test_ctrl_c_stops_within_two_seconds_and_history_agrees(mode):
+    tests = Path(__file__).parent
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPT_SCRIPT, mode],
+        cwd=tests,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", (line, proc.stderr.read() if proc.stderr else "")
+        time.sleep(1.5)  # compiled: now training
+        sent = time.monotonic()  # CLOCK_MONOTONIC: the same clock in both processes
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    lines = out.strip().splitlines()
+    assert proc.returncode == 0, err[-3000:]
+    reason, steps, n_loss, same = lines[0].split()
+    assert reason == "interrupted" and int(steps) == int(n_loss) > 0
+    assert same == "True"
+    stopped = float(lines[1].split()[1])
+    assert stopped - sent < 2.0
+    assert "Traceback" not in err
