@@ -837,7 +837,11 @@ FUZZ = textwrap.dedent(
 
     @st.composite
     def files(draw):
-        how = draw(st.sampled_from(["random", "magic+random", "bytes", "bytes+checksum", "json"]))
+        how = draw(
+            st.sampled_from(["random", "magic+random", "bytes", "bytes+checksum", "json", "intact"])
+        )
+        if how == "intact":  # the success path stays covered: these must load
+            return draw(st.sampled_from(seeds))
         if how == "random":
             return draw(st.binary(max_size=3000))
         if how == "magic+random":
@@ -934,7 +938,7 @@ def test_fuzz_load_only_returns_a_model_or_raises_model_file_error(tmp_path):
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    # Both outcomes occur: mutated files get past the framing into the header and payload.
+    # Both outcomes occur (the intact files load; most mutated ones cannot).
     assert result["outcomes"].get("ModelFileError", 0) > 0, result
-    assert result["outcomes"].get("dict", 0) > 0, result
+    assert result["outcomes"].get("FFN", 0) + result["outcomes"].get("Standardized", 0) > 0
     assert result["slowest_s"] < 2.0, result
