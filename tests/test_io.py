@@ -6,6 +6,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 
 import equinox as eqx
 import jax
@@ -120,17 +121,17 @@ def test_unsaveable_models(tmp_path):
         return x * 2
 
     with pytest.raises(ValueError, match="activation is a user-defined callable"):
-        save(tmp_path / "a.eqx", FFN(2, 1, (3,), activation=my_act, key=jr.key(0)))
+        save(tmp_path / "a.eqx", make_ffn(2, 1, (3,), activation=my_act))
     with pytest.raises(ValueError, match="final_activation is a user-defined callable"):
-        save(tmp_path / "b.eqx", FFN(2, 1, (3,), final_activation=my_act, key=jr.key(0)))
+        save(tmp_path / "b.eqx", make_ffn(2, 1, (3,), final_activation=my_act))
     with pytest.raises(TypeError, match="save expects an eqx_ffn.FFN or eqx_ffn.Standardized"):
-        save(tmp_path / "c.eqx", eqx.nn.Linear(2, 1, key=jr.key(0)))  # type: ignore[arg-type]
+        save(tmp_path / "c.eqx", eqx.nn.Identity())  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
 
 
 def test_custom_activation_round_trip_with_named_function(tmp_path):
     # A registered function passed as a callable keeps its name, so it can be saved.
-    model = FFN(2, 1, (3,), activation=jnp.tanh, key=jr.key(0))
+    model = make_ffn(2, 1, (3,), activation=jnp.tanh)
     assert_same_model(model, load(save(tmp_path / "m.eqx", model)))
 
 
@@ -213,7 +214,8 @@ def test_future_format_and_bad_headers(saved):
 
     path.write_bytes(rewrite_header(data, bad_kind))
     with pytest.raises(
-        ModelFileError, match="the header is invalid \\(unknown model kind 'MLP'\\)"
+        ModelFileError,
+        match="the header is invalid \\(unknown model kind 'MLP'; expected 'FFN' or 'Standardized'",
     ):
         load(path)
 
@@ -234,6 +236,7 @@ def test_future_format_and_bad_headers(saved):
 
     def dropped_bias(h):  # the payload then holds more leaves than the header describes
         h["ffn"]["layers"][2]["bias"] = False
+        h["ffn"]["layers"][2]["bias_dtype"] = None
         h["ffn"]["use_bias"][2] = False
 
     path.write_bytes(rewrite_header(data, dropped_bias))
@@ -266,7 +269,7 @@ def test_interrupted_serialisation_writes_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(eqx, "tree_serialise_leaves", boom)
     with pytest.raises(RuntimeError, match="boom"):
-        save(tmp_path / "m.eqx", FFN(1, 1, key=jr.key(0)))
+        save(tmp_path / "m.eqx", make_ffn(1, 1, (16,)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -275,32 +278,123 @@ def test_save_creates_parent_folders(tmp_path):
     assert_same_model(model, load(save(tmp_path / "a" / "b" / "m.eqx", model)))
 
 
-def test_float64_round_trip_in_x64_process(tmp_path):
-    """float64 needs jax_enable_x64, which must not leak into this process."""
+def test_float64_round_trip_in_x64_process_and_a_killed_save(tmp_path):
+    """Two things that each need a process of their own share one, to keep the suite fast:
+    float64 needs jax_enable_x64, which must not leak into this process; and a save killed
+    with SIGKILL (here while it syncs its temporary file) leaves that file behind, which the
+    next save of the same path removes."""
+    target = tmp_path / "killed.eqx"
     code = textwrap.dedent(
         f"""
-        import equinox as eqx, jax, jax.numpy as jnp, jax.random as jr, numpy as np
-        from eqx_ffn import FFN, Standardized
+        import os, time
+        import equinox as eqx, jax, jax.numpy as jnp, numpy as np
+        from eqx_ffn import FFN, Dense, Standardized, Standardizer
         from eqx_ffn._io import load, read_header, save
-        net = FFN(2, 3, (5, 4), key=jr.key(0))
+        # Built from NumPy arrays: no JAX computation, so nothing to compile in this process.
+        rng = np.random.default_rng(0)
+        sizes = (2, 5, 4, 3)
+        net = FFN.from_layers(
+            [Dense(rng.normal(size=(o, i)), rng.normal(size=o)) for i, o in zip(sizes, sizes[1:])]
+        )
         assert net.dtype == jnp.float64
-        x = jr.normal(jr.key(1), (10, 2))
-        model = Standardized.around(net, x, jax.vmap(net)(x))
+        model = Standardized(
+            net, Standardizer.fit(rng.normal(size=(10, 2))), Standardizer.fit(rng.normal(size=(9, 3)))
+        )
         save({str(tmp_path / "m64.eqx")!r}, model)
         loaded = load({str(tmp_path / "m64.eqx")!r})
-        assert eqx.tree_equal(model, loaded)
-        a, b = np.asarray(jax.vmap(model)(x)), np.asarray(jax.vmap(loaded)(x))
-        assert a.dtype == np.float64 and a.tobytes() == b.tobytes()
+        a, b = (jax.tree.leaves(eqx.filter(m, eqx.is_array)) for m in (model, loaded))
+        assert len(a) == len(b) == 10
+        for u, v in zip(a, b):
+            assert u.dtype == v.dtype == np.float64 and np.asarray(u).tobytes() == np.asarray(v).tobytes()
         h = read_header({str(tmp_path / "m64.eqx")!r})
         assert h["ffn"]["dtype"] == "float64" and h["y_scaler"]["dtype"] == "float64", h
+
+        def hang(fd):
+            print("syncing", flush=True)
+            time.sleep(120)
+
+        os.fsync = hang
+        save({str(target)!r}, net)
         """
     )
     env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else b""
+        if line != b"syncing\n":
+            proc.wait(timeout=60)
+            raise AssertionError(proc.stderr.read().decode() if proc.stderr else line)
+        orphans = [p for p in tmp_path.iterdir() if p.name.startswith(".killed.eqx.")]
+        assert len(orphans) == 1 and orphans[0].stat().st_size > 0
+        proc.kill()  # SIGKILL: no handler, no finally clause runs
+        assert proc.wait(timeout=60) == -9
+    finally:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert not target.exists() and orphans[0].exists()
+    model = make_ffn(1, 1, (2,))
+    save(target, model)
+    assert not orphans[0].exists() and no_temp_files(tmp_path)
+    assert_same_model(model, load(target))
     # Without x64 this process cannot hold float64: a clear error, not a silent downcast.
     with pytest.raises(ModelFileError, match="saved in float64, but jax_enable_x64 is off"):
         load(tmp_path / "m64.eqx")
+    assert read_header(tmp_path / "m64.eqx")["ffn"]["dtype"] == "float64"
+
+
+def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path):
+    from eqx_ffn._io import _HOST
+
+    never = 2**22 + 1  # above Linux's largest pid_max: no such process can exist
+    alive = os.getpid()
+    hour_ago = time.time() - 3600
+    files = {
+        # name: (age, removed by the next save of m.eqx?)
+        f".m.eqx.{_HOST}-{never}-0123456789ab.tmp": (None, True),  # its writer is gone
+        f".m.eqx.{_HOST}-{alive}-0123456789ab.tmp": (None, False),  # a save in progress
+        f".m.eqx.{_HOST}-{alive}-aaaaaaaaaaaa.tmp": (hour_ago, True),  # pid reused long after
+        f".m.eqx.0badc0de-{never}-0123456789ab.tmp": (None, False),  # another host's: can't tell
+        f".m.eqx.0badc0de-{never}-bbbbbbbbbbbb.tmp": (hour_ago, True),
+        ".m.eqx.0123456789ab.tmp": (None, False),  # an earlier version's name
+        ".m.eqx.ba9876543210.tmp": (hour_ago, True),
+        f".other.eqx.{_HOST}-{never}-0123456789ab.tmp": (hour_ago, False),  # another target
+        ".m.eqx.tmp": (hour_ago, False),  # not our pattern
+        f"m.eqx.{_HOST}-{never}-0123456789ab.tmp": (hour_ago, False),
+    }
+    for name, (age, _) in files.items():
+        (tmp_path / name).write_bytes(b"partial model")
+        if age is not None:
+            os.utime(tmp_path / name, (age, age))
+    folder_like_temp = tmp_path / f".m.eqx.{_HOST}-{never}-cccccccccccc.tmp"
+    folder_like_temp.mkdir()  # only regular files are removed
+    save(tmp_path / "m.eqx", make_ffn(1, 1, (2,)))
+    for name, (_, removed) in files.items():
+        assert (tmp_path / name).exists() is not removed, name
+    assert folder_like_temp.is_dir()
+
+
+def test_small_float_dtypes_round_trip(tmp_path):
+    for dtype in (jnp.bfloat16, jnp.float16):
+        layers = [
+            Dense(np.linspace(-1, 1, 6).reshape(3, 2).astype(dtype), np.ones(3, dtype)),
+            Dense(np.full((1, 3), 0.5, dtype), None),
+        ]
+        model = FFN.from_layers(layers, activation="relu")
+        loaded = load(save(tmp_path / "m.eqx", model))
+        assert_same_model(model, loaded)
+        assert read_header(tmp_path / "m.eqx")["ffn"]["dtype"] == jnp.dtype(dtype).name
+
+
+def test_unusual_but_valid_column_names_round_trip(tmp_path):
+    meta = {"x_cols": ["Δt [s]", 'a,"b"', "名前"], "y_cols": []}
+    meta["note"] = "trained on\tthe\nsecond run"  # free text may hold tabs and newlines
+    path = save(tmp_path / "m.eqx", make_ffn(3, 1, (2,)), metadata=meta)
+    assert read_header(path)["metadata"] == meta
 
 
 def test_metadata_is_stored_in_the_header(tmp_path):
