@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from . import datasets as datasets
     from . import plot as plot
     from ._activations import ACTIVATIONS as ACTIVATIONS
+    from ._compilation_cache import CompilationCacheWarning as CompilationCacheWarning
     from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
     from ._ensemble import ensemble_member as ensemble_member
     from ._ensemble import ensemble_predict as ensemble_predict
@@ -46,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "datasets": ".datasets",
     "plot": ".plot",
     "ACTIVATIONS": "._activations",
+    "CompilationCacheWarning": "._compilation_cache",
     "enable_compilation_cache": "._compilation_cache",
     "ensemble_member": "._ensemble",
     "ensemble_predict": "._ensemble",

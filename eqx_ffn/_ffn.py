@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -179,7 +180,7 @@ def _memory_limit() -> int:
 
 def check_memory(sizes: Sequence[int], use_bias: bool, dtype: Any) -> None:
     """Refuse, before allocating, a network whose parameters alone exceed the device memory."""
-    n = sum(a * b + (b if use_bias else 0) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    n = sum(a * b + (b if use_bias else 0) for a, b in itertools.pairwise(sizes))
     need = n * jnp.dtype(dtype).itemsize
     limit = _memory_limit()
     if need > limit:

@@ -169,7 +169,7 @@ def test_the_step_loop_has_a_static_trip_count_and_one_call_runs_a_fit(lecture1,
         progress=False, mesh=None, device=None, compute_dtype=None, precision=None,
         ensemble=None,
     )  # fmt: skip
-    p, frozen, static = _fit.split_model(model)
+    p, frozen, _static = _fit.split_model(model)
     state = _fit.initial_state(prep, p, frozen, jr.key(0), prep.l1, prep.l2, None)
     sc = {k: np.int32(0) for k in ("end", "n", "eval_every", "patience", "t0", "max_chunks")}
     jaxpr = jax.make_jaxpr(functools.partial(_engine._program, cfg))(
