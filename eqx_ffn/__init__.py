@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from ._ensemble import fit_ensemble as fit_ensemble
     from ._ffn import FFN as FFN
     from ._ffn import Dense as Dense
+    from ._fit import DivergenceWarning as DivergenceWarning
     from ._fit import NonFiniteLossWarning as NonFiniteLossWarning
     from ._fit import fit as fit
     from ._fit import make_step as make_step
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from ._losses import LOSSES as LOSSES
     from ._objective import Objective as Objective
     from ._predict import predict as predict
+    from ._predict import predict_proba as predict_proba
     from ._ravel import ravel as ravel
     from ._solvers import OPTIMIZERS as OPTIMIZERS
     from ._solvers import OptaxSolver as OptaxSolver
@@ -55,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "FFN": "._ffn",
     "Dense": "._ffn",
     "NonFiniteLossWarning": "._fit",
+    "DivergenceWarning": "._fit",
     "fit": "._fit",
     "make_step": "._fit",
     "History": "._history",
@@ -66,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "LOSSES": "._losses",
     "Objective": "._objective",
     "predict": "._predict",
+    "predict_proba": "._predict",
     "ravel": "._ravel",
     "OPTIMIZERS": "._solvers",
     "OptaxSolver": "._solvers",

@@ -73,7 +73,8 @@ def cast_finite(arr: Array, dtype: Any, argument: str) -> Array:
             return cast
         host = np.asarray(arr)
     else:
-        cast = np.asarray(arr).astype(dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+            cast = np.asarray(arr).astype(dtype)
         if bool(np.all(np.isfinite(cast))):
             return cast
         host = arr

@@ -43,8 +43,13 @@ from ._solvers import Solver
 
 PyTree = Any
 
-RUNNING, EARLY_STOPPING, NON_FINITE, CONVERGED = 0, 1, 2, 3
+RUNNING, EARLY_STOPPING, NON_FINITE, CONVERGED, DIVERGED = 0, 1, 2, 3, 4
 """A member's status inside the program."""
+
+DIVERGENCE_FACTOR = 1e4
+"""In a full-batch fit, a finite loss above `DIVERGENCE_FACTOR * max(lowest loss so far,
+1e-3 * first loss)` stops the fit as diverged (e.g. `rmsprop` at a learning rate of 1e8): the last model before it is
+returned, as for a non-finite loss."""
 
 
 def bucket(n: int, multiple: int = 1) -> int:
@@ -275,9 +280,15 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
         loss = jnp.asarray(loss).astype(ldt)
         active = (m["status"] == RUNNING) & in_range
         finite = jnp.isfinite(loss)
-        ok = active & finite
+        first = jnp.where(jnp.isnan(m["first_loss"]), loss, m["first_loss"])
+        limit = DIVERGENCE_FACTOR * jnp.maximum(m["min_loss"], 1e-3 * jnp.abs(first))
+        # full batch only: mini-batch losses legitimately vary by orders of magnitude
+        diverged = active & finite & (loss > limit) & (bs is None)
+        ok = active & finite & ~diverged
         bad = active & ~finite
         done = ok & converged
+        status = jnp.where(done, CONVERGED, m["status"])
+        status = jnp.where(bad, NON_FINITE, jnp.where(diverged, DIVERGED, status))
         m = dict(
             m,
             good=_where(ok, params, m["good"]),
@@ -285,10 +296,12 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
             params=_where(ok, new_params, params),
             # the optimiser state needs no guard: a stopped member never steps again
             opt=new_opt,
-            status=jnp.where(bad, NON_FINITE, jnp.where(done, CONVERGED, m["status"])),
-            stop_step=jnp.where(bad, t, jnp.where(done, t + 1, m["stop_step"])),
+            status=status,
+            stop_step=jnp.where(bad | diverged, t, jnp.where(done, t + 1, m["stop_step"])),
+            min_loss=jnp.where(ok, jnp.minimum(m["min_loss"], loss), m["min_loss"]),
+            first_loss=jnp.where(active, first, m["first_loss"]),
         )
-        return m, jnp.where(active, loss, nan), ok
+        return m, jnp.where(active & ~diverged, loss, nan), ok
 
     def member_eval(m, ok, t):
         vx, vy, vw = val
@@ -366,7 +379,7 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
 
     # --- what each member would return now, and its final loss once the fit is over
     def member_result(m):
-        use_good = m["status"] == NON_FINITE
+        use_good = (m["status"] == NON_FINITE) | (m["status"] == DIVERGED)
         use_best = (
             (m["best_step"] >= 0) & (sc["patience"] > 0) & ~use_good
             if cfg.has_val

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
@@ -13,11 +13,14 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
+from ._data import check_features, float_dtype, model_sizes, pad_rows
+from ._engine import bucket
 from ._fit import Model, Prepared, _as_master, _as_model_dtypes, initial_state, run, split_model
 from ._history import History
 from ._solvers import Solver
 
 PyTree = Any
+M = TypeVar("M")
 
 
 def _member_values(value: Any, k: int, argument: str) -> np.ndarray:
@@ -158,18 +161,37 @@ def fit_ensemble(
 
 
 def ensemble_size(models: PyTree) -> int:
-    """K, the number of stacked members."""
+    """K, the number of stacked members (checked: an unstacked model is refused)."""
+    from ._ffn import Dense
+
     leaves = jax.tree.leaves(eqx.filter(models, eqx.is_array))
     if not leaves:
         raise ValueError("models holds no arrays.")
-    return int(leaves[0].shape[0])
+    layers = [
+        node
+        for node in jax.tree.leaves(models, is_leaf=lambda n: isinstance(n, Dense))
+        if isinstance(node, Dense)
+    ]
+    if any(layer.weight.ndim != 3 for layer in layers):
+        raise ValueError(
+            f"models must be a stacked ensemble as fit_ensemble returns it (every weight with a "
+            f"leading member axis); got an unstacked {type(models).__name__}. For one model use "
+            "eqx_ffn.predict(model, x)."
+        )
+    sizes = {int(leaf.shape[0]) if leaf.ndim else -1 for leaf in leaves}
+    if len(sizes) != 1 or -1 in sizes:
+        raise ValueError(
+            "models must be a stacked ensemble: every array needs the same leading member axis; "
+            f"got leading sizes {sorted(sizes)}."
+        )
+    return sizes.pop()
 
 
-def ensemble_member(models: PyTree, i: int) -> PyTree:
+def ensemble_member(models: M, i: int) -> M:
     """Member `i` of a stacked ensemble, as an ordinary model."""
     k = ensemble_size(models)
-    if not -k <= i < k:
-        raise IndexError(f"member {i} out of range for an ensemble of {k}.")
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -k <= i < k:
+        raise IndexError(f"member {i!r} out of range for an ensemble of {k}.")
     arrays, static = eqx.partition(models, eqx.is_array)
     return eqx.combine(jax.tree.map(lambda a: a[i], arrays), static)
 
@@ -180,19 +202,24 @@ def _predict_all(models, x):
 
 
 def ensemble_predict(
-    models: PyTree, x: Float[Array, "N in_size"]
+    models: PyTree, x: Any
 ) -> tuple[Float[Array, "N out_size"], Float[Array, "N out_size"]]:
     """Mean and standard deviation across members of the predictions for a batch `x`.
 
-    **Arguments:** `models` stacked as `fit_ensemble` returns them; `x` of shape `(N, in_size)`.
+    **Arguments:** `models` stacked as `fit_ensemble` returns them; `x` of shape `(N, in_size)`,
+    finite (checked as `predict` checks it).
 
     **Returns:** `(mean, std)`, each of shape `(N, out_size)`; `std` is a cheap uncertainty
     estimate (it grows away from the training data).
+
+    ```python
+    mean, std = eqx_ffn.ensemble_predict(models, x_new)
+    ```
     """
-    template = ensemble_member(models, 0)
-    in_size = getattr(template, "in_size", None)
-    x = jnp.asarray(x)
-    if x.ndim != 2 or (in_size is not None and x.shape[1] != in_size):
-        raise ValueError(f"x must have shape (N, in_size) = (N, {in_size}); got {x.shape}.")
-    preds = _predict_all(models, x)
+    ensemble_size(models)
+    template = eqx.filter_eval_shape(ensemble_member, models, 0)
+    in_size, _ = model_sizes(template)
+    arr = check_features(x, in_size, "x", dtype=float_dtype(template))
+    n = int(arr.shape[0])
+    preds = _predict_all(models, jnp.asarray(pad_rows(arr, bucket(n))))[:, :n]
     return jnp.mean(preds, axis=0), jnp.std(preds, axis=0)

@@ -67,26 +67,49 @@ def _one_sample(fn: Callable) -> Callable:
     return wrapper
 
 
+PRECISIONS = (None, "default", "high", "highest")
+"""Matmul precisions a layer may fix (`None`: JAX's `default_matmul_precision`)."""
+
+
+def check_precision(precision: Any) -> str | None:
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"precision must be one of None, 'default', 'high', 'highest'; got {precision!r}. "
+            "('highest' is full float32 on GPUs, whose default float32 matmuls use TF32.)"
+        )
+    return precision
+
+
 class Dense(eqx.Module):
     """An affine layer `y = weight @ x + bias` on one sample.
 
     **Arguments:**
 
-    - `weight`: array of shape `(out_size, in_size)`.
+    - `weight`: floating array of shape `(out_size, in_size)`.
     - `bias`: array of shape `(out_size,)`, or `None` for no bias.
+    - `precision`: the matmul precision of this layer, `None` (default: JAX's
+      `default_matmul_precision`, which is TF32 on recent NVIDIA GPUs), `"default"`, `"high"` or
+      `"highest"` (full float32).
     """
 
     weight: Float[Array, "out_size in_size"]
     bias: Float[Array, " out_size"] | None
     in_size: int = eqx.field(static=True)
     out_size: int = eqx.field(static=True)
+    precision: str | None = eqx.field(static=True, default=None)
 
-    def __init__(self, weight: Any, bias: Any | None):
+    def __init__(self, weight: Any, bias: Any | None, *, precision: str | None = None):
         self.weight = jnp.asarray(weight)
         self.bias = None if bias is None else jnp.asarray(bias)
-        if self.weight.ndim != 2:
+        self.precision = check_precision(precision)
+        if self.weight.ndim != 2 or 0 in self.weight.shape:
             raise ValueError(
-                f"Dense weight must have shape (out_size, in_size); got {self.weight.shape}."
+                f"Dense weight must have shape (out_size, in_size) with both sizes >= 1; got "
+                f"{self.weight.shape}."
+            )
+        if not jnp.issubdtype(self.weight.dtype, jnp.floating):
+            raise TypeError(
+                f"Dense weight must be a floating-point array; got dtype {self.weight.dtype}."
             )
         self.out_size, self.in_size = (int(s) for s in self.weight.shape)
         if self.bias is not None and self.bias.shape != (self.out_size,):
@@ -94,10 +117,14 @@ class Dense(eqx.Module):
                 f"Dense bias must have shape ({self.out_size},) to match weight "
                 f"{self.weight.shape}; got {self.bias.shape}."
             )
+        if self.bias is not None and not jnp.issubdtype(self.bias.dtype, jnp.floating):
+            raise TypeError(
+                f"Dense bias must be a floating-point array; got dtype {self.bias.dtype}."
+            )
 
     @_one_sample
     def __call__(self, x: Float[Array, "{self.in_size}"]) -> Float[Array, "{self.out_size}"]:
-        y = self.weight @ x
+        y = jnp.matmul(self.weight, x, precision=self.precision)
         if self.bias is not None:
             y = y + self.bias
         return y
@@ -253,7 +280,10 @@ class FFN(eqx.Module):
       or `"equinox"` (exactly `eqx.nn.Linear`'s uniform weights and biases).
     - `use_bias`: whether layers have biases.
     - `dtype`: parameter dtype; default the JAX default float (float32, or float64 under
-      `jax_enable_x64`).
+      `jax_enable_x64`); float64 needs `jax_enable_x64`; bfloat16/float16 train with float32
+      master copies in `fit`.
+    - `precision`: matmul precision of every layer, `None` (JAX's default; TF32 on recent NVIDIA
+      GPUs), `"default"`, `"high"` or `"highest"` (full float32).
     - `key`: a `jax.random` key (keyword-only).
 
     **Call:** `model(x)` with `x` of shape `(in_size,)` returns shape `(out_size,)`. For a batch
@@ -287,6 +317,7 @@ class FFN(eqx.Module):
         init: str = "normal",
         use_bias: bool = True,
         dtype: Any = None,
+        precision: str | None = None,
         key: PRNGKeyArray,
     ):
         in_size = _check_size(in_size, "in_size")
@@ -305,7 +336,8 @@ class FFN(eqx.Module):
         sizes = (in_size, *hidden, out_size)
         check_memory(sizes, bool(use_bias), dtype)
         weights, biases = _init_program(sizes, init, bool(use_bias), dtype.name)(key)
-        layers = [Dense(w, b) for w, b in zip(weights, biases, strict=True)]
+        precision = check_precision(precision)
+        layers = [Dense(w, b, precision=precision) for w, b in zip(weights, biases, strict=True)]
         _set_fields(self, tuple(layers), activation, final_activation)
 
     @_one_sample
@@ -320,6 +352,11 @@ class FFN(eqx.Module):
         return sum(
             int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(eqx.filter(self, eqx.is_array))
         )
+
+    @property
+    def precision(self) -> str | None:
+        """The first layer's matmul precision (`None`: JAX's default)."""
+        return self.layers[0].precision
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -356,15 +393,17 @@ class FFN(eqx.Module):
         *,
         activation: str | Callable = "tanh",
         final_activation: str | Callable | None = None,
+        precision: str | None = None,
     ) -> FFN:
         """Build the FFN computing the lecture's `nn(params, x)` from its parameter dictionary.
 
         `params` holds `"W1", "b1", "W2", "b2", ...` (any number of layers; `Wi` of shape
         `(out, in)`, `bi` of shape `(out,)`; biases may be left out). The arrays are used as given,
-        so the result is exactly the lecture's function:
+        so the result is exactly the lecture's function. `precision="highest"` fixes full float32
+        matmuls (the lecture's figures on a GPU, whose default float32 matmul is TF32):
 
         ```python
-        model = FFN.from_params({"W1": W1, "b1": b1, "W2": W2, "b2": b2})
+        model = FFN.from_params({"W1": W1, "b1": b1, "W2": W2, "b2": b2}, precision="highest")
         ```
         """
         if not isinstance(params, Mapping):
@@ -400,7 +439,7 @@ class FFN(eqx.Module):
                     f"params['b{i}'] must have shape ({w.shape[0]},) to match W{i} {w.shape}; "
                     f"got {jnp.shape(b)}."
                 )
-            layers.append(Dense(w, b))
+            layers.append(Dense(w, b, precision=precision))
         return cls.from_layers(layers, activation=activation, final_activation=final_activation)
 
     def to_params(self) -> dict[str, Array]:

@@ -51,6 +51,11 @@ class NonFiniteLossWarning(RuntimeWarning):
     """The training loss became NaN or inf; the last model with a finite loss was returned."""
 
 
+class DivergenceWarning(NonFiniteLossWarning):
+    """The training loss exploded (grew 1e4-fold over its lowest value); the last model before
+    that was returned. A subclass of `NonFiniteLossWarning`: filters for one catch both."""
+
+
 def _check_compute_dtype(compute_dtype: Any) -> jnp.dtype | None:
     if compute_dtype is None:
         return None
@@ -152,6 +157,8 @@ def split_model(model: PyTree) -> tuple[PyTree, PyTree, PyTree]:
 def check_penalty(value: Any, argument: str) -> Any:
     """`l1`/`l2`: a finite number >= 0 (Python, NumPy or JAX scalar), or an array of them (for
     ensembles)."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{argument} must be a finite number >= 0; got {value!r}.")
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
@@ -176,7 +183,8 @@ def _check_tol(tol: Any, default: float) -> float:
         value = float(tol)
     except (TypeError, ValueError):
         raise ValueError(f"tol must be a finite number >= 0; got {tol!r}.") from None
-    if isinstance(tol, bool) or np.ndim(tol) or not (math.isfinite(value) and value >= 0):
+    bad_type = isinstance(tol, (bool, str, bytes)) or np.ndim(tol)
+    if bad_type or not (math.isfinite(value) and value >= 0):
         raise ValueError(f"tol must be a finite number >= 0; got {tol!r}.")
     return value
 
@@ -539,6 +547,7 @@ _STATUS_NAMES = {
     _engine.EARLY_STOPPING: "early_stopping",
     _engine.NON_FINITE: "non_finite_loss",
     _engine.CONVERGED: "converged",
+    _engine.DIVERGED: "diverged",
 }
 
 
@@ -667,7 +676,7 @@ def run(prep: Prepared, cfg: _engine.Config, state: dict, *, desc: str = "fit"):
         vals = np.concatenate(val_losses[j]) if val_losses[j] else np.zeros(0, ldt)
         vsteps = np.concatenate(val_steps[j]) if val_steps[j] else np.zeros(0, int)
         returned: int | None = None
-        if reason == "non_finite_loss":
+        if reason in ("non_finite_loss", "diverged"):
             returned = max(int(steps_run[j]) - 1, 0)
         elif prep.patience and best_step[j] >= 0 and best_step[j] != steps_run[j]:
             returned = int(best_step[j])
@@ -676,6 +685,12 @@ def run(prep: Prepared, cfg: _engine.Config, state: dict, *, desc: str = "fit"):
                 f"The training loss became non-finite at step {steps_run[j]}; returned the "
                 f"model of step {returned}, the last with a finite loss. Lower the "
                 "learning rate or standardise the data."
+            )
+        elif reason == "diverged":
+            msg = (
+                f"The training loss diverged at step {steps_run[j]} (it grew more than "
+                f"{_engine.DIVERGENCE_FACTOR:g}-fold over its lowest value); returned the model of "
+                f"step {returned}. Lower the learning rate or standardise the data."
             )
         elif reason == "early_stopping":
             msg = (
@@ -702,9 +717,10 @@ def run(prep: Prepared, cfg: _engine.Config, state: dict, *, desc: str = "fit"):
                 message=msg,
             )
         )
-        if reason == "non_finite_loss":
+        if reason in ("non_finite_loss", "diverged"):
             who = f"Ensemble member {j}: " if prep.ensemble is not None else ""
-            warnings.warn(who + msg, NonFiniteLossWarning, stacklevel=3)
+            kind = NonFiniteLossWarning if reason == "non_finite_loss" else DivergenceWarning
+            warnings.warn(who + msg, kind, stacklevel=3)
     return result, histories
 
 
@@ -764,6 +780,8 @@ def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, 
         "opt": opt,
         "good": params,
         "good_loss": jnp.asarray(jnp.nan, dtype),
+        "min_loss": jnp.asarray(jnp.inf, dtype),
+        "first_loss": jnp.asarray(jnp.nan, dtype),
         "status": jnp.int32(_engine.RUNNING),
         "stop_step": jnp.int32(0),
         "key": key,

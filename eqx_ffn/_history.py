@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-STOP_REASONS = ("completed", "converged", "early_stopping", "non_finite_loss", "interrupted")
+STOP_REASONS = (
+    "completed",
+    "converged",
+    "early_stopping",
+    "non_finite_loss",
+    "diverged",
+    "interrupted",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +31,8 @@ class History:
     - `stop_reason`: `"completed"`, `"converged"` (the solver's convergence test against `tol`
       passed), `"early_stopping"` (validation loss stopped improving for
       `patience` evaluations; the best model is returned) or `"non_finite_loss"` (the loss became
-      NaN/inf; the last model with a finite loss is returned) or `"interrupted"` (Ctrl-C; the
+      NaN/inf; the last model with a finite loss is returned) or `"diverged"` (the loss grew 1e4-fold
+      over its lowest value; the last model before that is returned) or `"interrupted"` (Ctrl-C; the
       model trained so far is returned).
     - `best_step`: the step of the returned model when it is not the last one, else `None`.
     - `final_loss`: training loss (with the penalty) of the returned model on the whole training

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +81,16 @@ def resolve_loss(loss: str | Callable | Loss) -> Loss:
             )
         return Loss(loss)
     if callable(loss):
+        try:
+            inspect.signature(loss).bind(None, None, None)
+        except TypeError as err:
+            raise TypeError(
+                f"A callable loss is called as loss(model, x_batch, y_batch) -> scalar; "
+                f"{getattr(loss, '__name__', type(loss).__name__)} cannot take those three "
+                f"arguments ({err})."
+            ) from None
+        except ValueError:  # no signature to inspect (a builtin): trust it
+            pass
         return Loss("custom", loss)
     raise TypeError(f"loss must be a name or a callable; got {type(loss).__name__}.")
 

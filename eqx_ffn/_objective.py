@@ -93,7 +93,24 @@ class Objective:
         out_dtype = loss_dtype(params)
         if self.loss.fn is not None:  # a user's loss(model, x, y): no weights, no padding
             value = self.loss.fn(self.compute_model(params), self._inputs(x), y)
-            return jnp.asarray(value).astype(out_dtype)
+            try:
+                value = jnp.asarray(value)
+            except TypeError:
+                raise TypeError(
+                    f"A callable loss must return a scalar array; it returned "
+                    f"{type(value).__name__}."
+                ) from None
+            if value.shape != ():
+                raise TypeError(
+                    f"A callable loss must return a scalar (reduce over the batch, e.g. with "
+                    f"jnp.mean); it returned shape {value.shape}."
+                )
+            if not jnp.issubdtype(value.dtype, jnp.floating):
+                raise TypeError(
+                    f"A callable loss must return a floating scalar; it returned dtype "
+                    f"{value.dtype}."
+                )
+            return value.astype(out_dtype)
         return self.loss.on_predictions(self.predictions(params, x), y, w)
 
     def penalty(self, params: PyTree) -> jax.Array:

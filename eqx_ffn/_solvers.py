@@ -186,7 +186,7 @@ def with_learning_rate(opt_state: Any, learning_rate: Any) -> Any:
 
 def check_learning_rate(learning_rate: Any) -> float:
     """A learning rate: a finite number > 0 (Python, NumPy or 0-d JAX scalar)."""
-    if isinstance(learning_rate, bool) or np.ndim(learning_rate) != 0:
+    if isinstance(learning_rate, (bool, str, bytes)) or np.ndim(learning_rate) != 0:
         raise ValueError(f"learning_rate must be a finite number > 0; got {learning_rate!r}.")
     try:
         value = float(learning_rate)

@@ -17,12 +17,14 @@ from eqx_ffn import FFN, Dense
 )
 def test_from_params_reproduces_lecture_figures(request, batched, fixture, at10, mse):
     x, y, params = request.getfixturevalue(fixture)
-    model = FFN.from_params(params)
+    model = FFN.from_params(params, precision="highest")  # full float32, also on a GPU
+    assert model.precision == "highest"
     np.testing.assert_allclose(model(x[10]), [at10], rtol=1e-6)
     y_hat = jax.vmap(model)(x)
     np.testing.assert_allclose(jnp.mean((y - y_hat) ** 2), mse, rtol=1e-6)
     # exactly the lecture's function, vmapped the lecture's way
-    np.testing.assert_array_equal(y_hat, batched(params, x))
+    with jax.default_matmul_precision("highest"):
+        np.testing.assert_array_equal(y_hat, batched(params, x))
     # vmap equals a Python loop of single calls
     loop = jnp.stack([model(xi) for xi in x[:20]])
     np.testing.assert_allclose(y_hat[:20], loop, rtol=1e-6, atol=1e-6)
