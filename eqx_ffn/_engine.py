@@ -48,8 +48,8 @@ RUNNING, EARLY_STOPPING, NON_FINITE, CONVERGED, DIVERGED = 0, 1, 2, 3, 4
 
 DIVERGENCE_FACTOR = 1e4
 """In a full-batch fit, a finite loss above `DIVERGENCE_FACTOR * max(lowest loss so far,
-1e-3 * first loss)` stops the fit as diverged (e.g. `rmsprop` at a learning rate of 1e8): the last model before it is
-returned, as for a non-finite loss."""
+1e-3 * first loss)` stops the fit as diverged (e.g. `rmsprop` at a learning rate of 1e8): the
+last model before it is returned, as for a non-finite loss."""
 
 
 def bucket(n: int, multiple: int = 1) -> int:

@@ -28,12 +28,12 @@ class History:
     - `val_loss`, `val_steps`: validation loss (no penalty) and the number of steps run when it
       was measured; empty without `validation`.
     - `steps`: steps run.
-    - `stop_reason`: `"completed"`, `"converged"` (the solver's convergence test against `tol`
-      passed), `"early_stopping"` (validation loss stopped improving for
-      `patience` evaluations; the best model is returned) or `"non_finite_loss"` (the loss became
-      NaN/inf; the last model with a finite loss is returned) or `"diverged"` (the loss grew 1e4-fold
-      over its lowest value; the last model before that is returned) or `"interrupted"` (Ctrl-C; the
-      model trained so far is returned).
+    - `stop_reason`: `"completed"`; `"converged"` (the solver's convergence test against `tol`
+      passed); `"early_stopping"` (validation loss stopped improving for `patience` evaluations;
+      the best model is returned); `"non_finite_loss"` (the loss became NaN/inf; the last model
+      with a finite loss is returned); `"diverged"` (a full-batch loss grew 1e4-fold over its
+      lowest value; the last model before that is returned); `"interrupted"` (Ctrl-C; the model
+      trained so far is returned).
     - `best_step`: the step of the returned model when it is not the last one, else `None`.
     - `final_loss`: training loss (with the penalty) of the returned model on the whole training
       set, measured inside the program when the fit ended; `nan` for an interrupted fit.
