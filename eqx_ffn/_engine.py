@@ -97,6 +97,7 @@ class Config:
     unroll: int
     has_val: bool
     ensemble: bool  # state leaves have a leading member axis
+    solver_test: bool  # the solver reports convergence (else the engine's loss-plateau rule)
     compute_dtype: Any = None
     precision: str | None = None
     batch_sharding: Any = None  # a NamedSharding for data-parallel batches, or None
@@ -118,6 +119,7 @@ class Config:
             self.unroll,
             self.has_val,
             self.ensemble,
+            self.solver_test,
             None if self.compute_dtype is None else str(jnp.dtype(self.compute_dtype)),
             self.precision,
             self.batch_sharding,
@@ -280,6 +282,28 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
         loss = jnp.asarray(loss).astype(ldt)
         active = (m["status"] == RUNNING) & in_range
         finite = jnp.isfinite(loss)
+        plateau = {}
+        if not cfg.solver_test:
+            # scikit-learn's rule: the epoch's mean training loss has not improved by `tol` on
+            # the best epoch for `n_iter_no_change` epochs (full batch: one step an epoch)
+            spe = 1 if bs is None else cfg.steps_per_epoch(n)
+            use = active & finite
+            total = m["epoch_sum"] + jnp.where(use, loss, 0)
+            count = m["epoch_count"] + use.astype(jnp.int32)
+            epoch_end = use & ((t + 1) % spe == 0)
+            mean = total / jnp.maximum(count, 1).astype(ldt)
+            tol = m["tol"]
+            stale = jnp.where(mean > m["best_epoch"] - tol, m["stale"] + 1, 0)
+            stale = jnp.where(epoch_end, stale, m["stale"])
+            converged = epoch_end & (tol > 0) & (stale >= sc["n_iter_no_change"])
+            plateau = {
+                "epoch_sum": jnp.where(epoch_end, 0, total),
+                "epoch_count": jnp.where(epoch_end, 0, count),
+                "best_epoch": jnp.where(
+                    epoch_end, jnp.minimum(mean, m["best_epoch"]), m["best_epoch"]
+                ),
+                "stale": stale,
+            }
         first = jnp.where(jnp.isnan(m["first_loss"]), loss, m["first_loss"])
         limit = DIVERGENCE_FACTOR * jnp.maximum(m["min_loss"], 1e-3 * jnp.abs(first))
         # full batch only: mini-batch losses legitimately vary by orders of magnitude
@@ -300,6 +324,7 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
             stop_step=jnp.where(bad | diverged, t, jnp.where(done, t + 1, m["stop_step"])),
             min_loss=jnp.where(ok, jnp.minimum(m["min_loss"], loss), m["min_loss"]),
             first_loss=jnp.where(active, first, m["first_loss"]),
+            **plateau,
         )
         return m, jnp.where(active & ~diverged, loss, nan), ok
 

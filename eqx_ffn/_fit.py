@@ -240,6 +240,7 @@ class Prepared:
         l1,
         l2,
         tol,
+        n_iter_no_change,
         sample_weight,
         sampling,
         drop_last,
@@ -304,6 +305,7 @@ class Prepared:
         self.l1 = check_penalty(l1, "l1")
         self.l2 = check_penalty(l2, "l2")
         self.tol = _check_tol(tol, self.solver.default_tol)
+        self.n_iter_no_change = _check_int(n_iter_no_change, "n_iter_no_change", 1, 2**30)
         if self.solver.least_squares:
             if self.loss.name != "mse":
                 raise ValueError(
@@ -450,6 +452,7 @@ class Prepared:
             unroll=self.unroll,
             has_val=self.val is not None,
             ensemble=self.ensemble is not None,
+            solver_test=self.solver.convergence_test,
             compute_dtype=self.compute_dtype,
             precision=self.precision,
             batch_sharding=self.batch_sharding,
@@ -574,6 +577,7 @@ def run(prep: Prepared, cfg: _engine.Config, state: dict, *, desc: str = "fit"):
     target = 0.2 if bar is not None else CALL_SECONDS
     ldt = loss_dtype(state["params"])
     sc_base = {
+        "n_iter_no_change": np.int32(prep.n_iter_no_change),
         "end": np.int32(steps),
         "n": np.int32(prep.n),
         "eval_every": np.int32(prep.eval_every),
@@ -782,6 +786,10 @@ def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, 
         "good_loss": jnp.asarray(jnp.nan, dtype),
         "min_loss": jnp.asarray(jnp.inf, dtype),
         "first_loss": jnp.asarray(jnp.nan, dtype),
+        "epoch_sum": jnp.asarray(0, dtype),
+        "epoch_count": jnp.int32(0),
+        "best_epoch": jnp.asarray(jnp.inf, dtype),
+        "stale": jnp.int32(0),
         "status": jnp.int32(_engine.RUNNING),
         "stop_step": jnp.int32(0),
         "key": key,
@@ -864,6 +872,7 @@ def fit(
     l1: float = 0.0,
     l2: float = 0.0,
     tol: float | None = None,
+    n_iter_no_change: int = 10,
     sample_weight: Any = None,
     sampling: str = "epoch",
     drop_last: bool = False,
@@ -903,10 +912,13 @@ def fit(
     - `patience`: stop after this many evaluations without a better validation loss and return
       the best model.
     - `l1`, `l2`: penalties `l1 * sum|W| + l2 * sum W**2` on weights (not biases).
-    - `tol`: convergence tolerance; the fit stops with `stop_reason="converged"` when the solver's
-      test passes (L-BFGS: largest gradient entry <= `tol`, or a relative decrease under
-      `1e-3 * tol`; default `1e-5`). `None`: the solver's default (0, never, for first-order
-      optimizers; for them a `tol > 0` stops when the largest gradient entry is <= `tol`).
+    - `tol`, `n_iter_no_change`: convergence; the fit stops with `stop_reason="converged"` when
+      the solver's own test passes (L-BFGS: largest gradient entry <= `tol`, or a relative
+      decrease under `1e-3 * tol`; Levenberg-Marquardt and Gauss-Newton likewise), or, for
+      first-order optimizers, when the epoch's mean training loss has not improved by at least
+      `tol` for `n_iter_no_change` (default 10) epochs, as scikit-learn's MLP does (full batch:
+      one step is an epoch). `tol=None`: the solver's default (L-BFGS `1e-5`; first-order
+      optimizers 0, never stop early).
     - `sample_weight`: shape `(N,)`, weights each sample's loss (named losses only).
     - `progress`: a tqdm bar; default on when stderr is a terminal.
     - `mesh`: a `jax.sharding.Mesh` (its first axis splits the batch) or a list of devices: the
@@ -951,6 +963,7 @@ def fit(
         l1=l1,
         l2=l2,
         tol=tol,
+        n_iter_no_change=n_iter_no_change,
         sample_weight=sample_weight,
         sampling=sampling,
         drop_last=drop_last,

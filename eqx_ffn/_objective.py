@@ -118,9 +118,9 @@ class Objective:
         dtype = loss_dtype(params)
         total = jnp.zeros((), dtype)
         for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(self._flags(params)), strict=True):
-            if m:
+            if m:  # one fused reduction per weight
                 w = p.astype(dtype)
-                total = total + self.l1 * jnp.sum(jnp.abs(w)) + self.l2 * jnp.sum(w**2)
+                total = total + jnp.sum(self.l1 * jnp.abs(w) + self.l2 * (w * w))
         return total
 
     def _flags(self, params: PyTree) -> PyTree:

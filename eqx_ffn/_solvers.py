@@ -50,9 +50,15 @@ class Solver(eqx.Module):
     per-sample weights (0 on padding rows).
 
     Properties a solver may override: `full_batch_only` (refused with mini-batches),
-    `least_squares` (needs `loss="mse"` and no `l1`), `default_tol` (the `tol` a fit uses when
-    given `tol=None`; 0 means the solver never declares convergence by itself).
+    `least_squares` (needs `loss="mse"` and no `l1`), `convergence_test` (`True`: its `step`
+    reports `converged` itself; `False`, the default: the engine stops when the epoch's mean
+    training loss has not improved by `tol` for `n_iter_no_change` epochs, as scikit-learn's
+    MLP does), `default_tol` (the `tol` a fit uses when given `tol=None`; 0: never stop early).
     """
+
+    @property
+    def convergence_test(self) -> bool:
+        return False
 
     @property
     def full_batch_only(self) -> bool:
@@ -87,9 +93,10 @@ class OptaxSolver(Solver):
     compile: a named optimizer's `learning_rate`, and every numeric hyperparameter of
     `optax.inject_hyperparams(optax.adam)(learning_rate=...)`.
 
-    Convergence (`tol > 0`): the step reports `converged` when the largest gradient entry is at
-    most `tol` (as SciPy's `gtol`); line-search optimizers (`reuse_value=True`, e.g. L-BFGS) also
-    when the relative decrease of the objective over the step is at most `tol * 1e-3`.
+    Convergence (`tol > 0`): line-search optimizers (`reuse_value=True`, e.g. L-BFGS) report
+    `converged` when the largest gradient entry is at most `tol` (as SciPy's `gtol`) or the
+    relative decrease of the objective over the step is at most `tol * 1e-3`; for the others the
+    engine watches the training loss (see `Solver`).
     """
 
     optimizer: optax.GradientTransformation = eqx.field(static=True)
@@ -104,6 +111,10 @@ class OptaxSolver(Solver):
     @property
     def default_tol(self) -> float:
         return self.tol_default
+
+    @property
+    def convergence_test(self) -> bool:
+        return self.reuse_value
 
     def program_key(self) -> Any:
         """What a training program depends on: `update` by value (`init` runs outside it)."""
@@ -131,14 +142,15 @@ class OptaxSolver(Solver):
         tx = optax.with_extra_args_support(self.optimizer)
         updates, state = tx.update(grads, state, params, value=loss, grad=grads, value_fn=value_fn)
         new_params = optax.apply_updates(params, updates)
+        if not self.reuse_value:
+            return new_params, state, loss
         tol = jnp.asarray(objective.tol, loss.dtype)
         gmax = optax.tree.max(jax.tree.map(jnp.abs, grads))
-        converged = (tol > 0) & (gmax <= tol)
-        if self.reuse_value:
-            new_value = optax.tree.get(state, "value")
-            decrease = loss - new_value
-            scale = jnp.maximum(jnp.maximum(jnp.abs(loss), jnp.abs(new_value)), 1e-30)
-            converged = converged | ((tol > 0) & (decrease >= 0) & (decrease <= 1e-3 * tol * scale))
+        new_value = optax.tree.get(state, "value")
+        decrease = loss - new_value
+        scale = jnp.maximum(jnp.maximum(jnp.abs(loss), jnp.abs(new_value)), 1e-30)
+        small_step = (decrease >= 0) & (decrease <= 1e-3 * tol * scale)
+        converged = (tol > 0) & ((gmax <= tol) | small_step)
         return new_params, state, loss, converged
 
 

@@ -165,13 +165,15 @@ def test_the_step_loop_has_a_static_trip_count_and_one_call_runs_a_fit(lecture1,
     prep = _fit.Prepared(
         model, x, y, optimizer=optax.adam(1e-2), learning_rate=None, steps=2000,
         batch_size=None, loss="mse", validation=None, eval_every=None, patience=None, l1=0.0,
-        l2=0.0, tol=None, sample_weight=None, sampling="epoch", drop_last=False,
+        l2=0.0, tol=None, n_iter_no_change=10, sample_weight=None, sampling="epoch",
+        drop_last=False,
         progress=False, mesh=None, device=None, compute_dtype=None, precision=None,
         ensemble=None,
     )  # fmt: skip
     p, frozen, _static = _fit.split_model(model)
     state = _fit.initial_state(prep, p, frozen, jr.key(0), prep.l1, prep.l2, None)
-    sc = {k: np.int32(0) for k in ("end", "n", "eval_every", "patience", "t0", "max_chunks")}
+    names = ("end", "n", "eval_every", "patience", "t0", "max_chunks", "n_iter_no_change")
+    sc = {k: np.int32(0) for k in names}
     jaxpr = jax.make_jaxpr(functools.partial(_engine._program, cfg))(
         state, prep.data, prep.val, None, sc
     )
@@ -212,6 +214,32 @@ def test_lbfgs_on_digits_converges_early():
     assert h.stop_reason == "converged" and h.steps < 100
     assert abs(accuracy(early) - accuracy(full)) <= 0.01
     assert accuracy(early) > 0.9
+
+
+def _sklearn_stop(losses, tol, n_iter_no_change):
+    """scikit-learn's MLP rule on a loss curve: the index of the epoch where it stops, or None."""
+    best, stale = np.inf, 0
+    for i, value in enumerate(losses):
+        stale = stale + 1 if value > best - tol else 0
+        best = min(best, value)
+        if stale >= n_iter_no_change:
+            return i
+    return None
+
+
+@pytest.mark.parametrize("batch_size", [None, 50])
+def test_first_order_optimizers_stop_on_a_loss_plateau(lecture1, batch_size):
+    x, y, params = lecture1
+    model = FFN.from_params(params)
+    kw = dict(batch_size=batch_size, steps=3000, key=jr.key(2), progress=False)
+    _, full = fit(model, x, y, **kw)
+    _, h = fit(model, x, y, tol=1e-3, n_iter_no_change=5, **kw)
+    assert full.stop_reason == "completed" and h.stop_reason == "converged"
+    spe = 1 if batch_size is None else 4
+    epochs = full.loss.reshape(-1, spe).mean(axis=1)  # the mean batch loss of each epoch
+    stop = _sklearn_stop(epochs, 1e-3, 5)
+    assert stop is not None and h.steps == (stop + 1) * spe
+    np.testing.assert_array_equal(h.loss, full.loss[: h.steps])
 
 
 def test_building_an_ffn_compiles_one_program_per_architecture():
