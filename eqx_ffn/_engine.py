@@ -52,6 +52,40 @@ DIVERGENCE_FACTOR = 1e4
 last model before it is returned, as for a non-finite loss."""
 
 
+FLOAT_FIELDS = ("good_loss", "min_loss", "first_loss", "epoch_sum", "best_epoch", "best_val")
+INT_FIELDS = ("status", "stop_step", "epoch_count", "stale", "best_step", "since")
+"""A member's scalar bookkeeping, packed into two small vectors of its state (`"f"`, `"i"`): one
+kernel a step updates them all, not one kernel per scalar."""
+
+FLOAT_INIT = {"good_loss": np.nan, "min_loss": np.inf, "first_loss": np.nan, "epoch_sum": 0.0,
+              "best_epoch": np.inf, "best_val": np.inf}  # fmt: skip
+INT_INIT = {"status": RUNNING, "stop_step": 0, "epoch_count": 0, "stale": 0, "best_step": -1,
+            "since": 0}  # fmt: skip
+
+
+def unpack(member: dict) -> dict:
+    """The member's state with its scalar bookkeeping as named entries."""
+    out = {k: v for k, v in member.items() if k not in ("f", "i")}
+    out.update({name: member["f"][..., j] for j, name in enumerate(FLOAT_FIELDS)})
+    out.update({name: member["i"][..., j] for j, name in enumerate(INT_FIELDS)})
+    return out
+
+
+def pack(member: dict) -> dict:
+    """The inverse of `unpack`."""
+    out = {k: v for k, v in member.items() if k not in FLOAT_FIELDS and k not in INT_FIELDS}
+    out["f"] = jnp.stack([member[name] for name in FLOAT_FIELDS], axis=-1)
+    out["i"] = jnp.stack([jnp.asarray(member[name], jnp.int32) for name in INT_FIELDS], axis=-1)
+    return out
+
+
+def field(state: dict, name: str) -> jax.Array:
+    """One scalar field of (every member of) a packed state."""
+    if name in INT_FIELDS:
+        return state["i"][..., INT_FIELDS.index(name)]
+    return state["f"][..., FLOAT_FIELDS.index(name)]
+
+
 def bucket(n: int, multiple: int = 1) -> int:
     """The padded size for `n` rows: `n` rounded up to 4 sizes per octave (at most 25% padding,
     12% on average), and to a multiple of `multiple` (the number of devices of a mesh).
@@ -101,6 +135,7 @@ class Config:
     compute_dtype: Any = None
     precision: str | None = None
     batch_sharding: Any = None  # a NamedSharding for data-parallel batches, or None
+    param_spec: Any = None  # the raveled parameters' layout (flat mode), or None (the tree)
 
     def __post_init__(self):
         solver_key = getattr(self.solver, "program_key", None)
@@ -123,6 +158,7 @@ class Config:
             None if self.compute_dtype is None else str(jnp.dtype(self.compute_dtype)),
             self.precision,
             self.batch_sharding,
+            self.param_spec,
         )
         object.__setattr__(self, "_key", key)
 
@@ -167,6 +203,42 @@ def _constrain(cfg: Config, batch):
     return jax.tree.map(lambda a: lax.with_sharding_constraint(a, cfg.batch_sharding), batch)
 
 
+def param_spec(params: PyTree) -> Any:
+    """The layout of `params` raveled into one vector (hashable), or None when the leaves do
+    not share one floating dtype."""
+    leaves, treedef = jax.tree.flatten(params)
+    dtypes = {jnp.dtype(leaf.dtype) for leaf in leaves}
+    if len(dtypes) != 1 or not leaves:
+        return None
+    try:
+        hash(treedef)
+    except TypeError:  # a static field holding something unhashable: keep the tree
+        return None
+    shapes = tuple(tuple(int(d) for d in leaf.shape) for leaf in leaves)
+    return (treedef, shapes, str(dtypes.pop()))
+
+
+def ravel_params(params: PyTree) -> jax.Array:
+    """The trained arrays as ONE vector, in leaf order."""
+    return jnp.concatenate([leaf.reshape(-1) for leaf in jax.tree.leaves(params)])
+
+
+def unraveler(spec: Any):
+    """The inverse of `ravel_params` for the layout `spec`."""
+    treedef, shapes, _ = spec
+    sizes = [int(np.prod(shape)) for shape in shapes]
+
+    def unravel(flat: jax.Array) -> PyTree:
+        # lax.split, whose transpose is one concatenate (slices would transpose to a pad and an
+        # add per array)
+        parts = lax.split(flat, sizes)
+        return jax.tree.unflatten(
+            treedef, [p.reshape(shape) for p, shape in zip(parts, shapes, strict=True)]
+        )
+
+    return unravel
+
+
 def objective_of(cfg: Config, member: dict) -> Objective:
     """The `Objective` one member's solver minimises."""
     return Objective(
@@ -177,6 +249,7 @@ def objective_of(cfg: Config, member: dict) -> Objective:
         l2=member["l2"],
         tol=member["tol"],
         compute_dtype=cfg.compute_dtype,
+        unravel=None if cfg.param_spec is None else unraveler(cfg.param_spec),
     )
 
 
@@ -257,6 +330,7 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
         return x, y, w
 
     def member_step(m, ids, t, in_range):
+        m = unpack(m)
         objective = objective_of(cfg, m)
         params, opt = m["params"], m["opt"]
         if ids is None or cfg.weighted or cfg.sampling == "replacement" or cfg.drop_last:
@@ -326,9 +400,10 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
             first_loss=jnp.where(active, first, m["first_loss"]),
             **plateau,
         )
-        return m, jnp.where(active & ~diverged, loss, nan), ok
+        return pack(m), jnp.where(active & ~diverged, loss, nan), ok
 
     def member_eval(m, ok, t):
+        m = unpack(m)
         vx, vy, vw = val
         objective = objective_of(cfg, m)
         v = objective.data_loss(m["params"], (vx, vy, vw)).astype(ldt)
@@ -345,7 +420,7 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
             status=jnp.where(stop, EARLY_STOPPING, m["status"]),
             stop_step=jnp.where(stop, t + 1, m["stop_step"]),
         )
-        return m, v
+        return pack(m), v
 
     def step(carry, xs):
         members, t0 = carry
@@ -389,13 +464,13 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
         return c + 1, t0 + c_len, members, bufs
 
     def running(members):
-        return jnp.any(members["status"] == RUNNING)
+        return jnp.any(field(members, "status") == RUNNING)
 
     def cond(carry):
         c, t0, members, _ = carry
         return (c < sc["max_chunks"]) & (t0 < end) & running(members)
 
-    k_shape = state["status"].shape  # () or (K,)
+    k_shape = field(state, "status").shape  # () or (K,)
     bufs = (jnp.full((*k_shape, s_len), jnp.nan, ldt),)
     if cfg.has_val:
         bufs = (*bufs, jnp.full((*k_shape, s_len), jnp.nan, ldt))
@@ -404,6 +479,7 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
 
     # --- what each member would return now, and its final loss once the fit is over
     def member_result(m):
+        m = unpack(m)
         use_good = (m["status"] == NON_FINITE) | (m["status"] == DIVERGED)
         use_best = (
             (m["best_step"] >= 0) & (sc["patience"] > 0) & ~use_good
@@ -416,10 +492,12 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
         return result, use_good, use_best
 
     result, use_good, use_best = mmap(member_result)(state)
-    finished = (state["status"] != RUNNING) | (t_end >= end)
+    as_tree = (lambda r: r) if cfg.param_spec is None else mmap(unraveler(cfg.param_spec))
+    finished = (field(state, "status") != RUNNING) | (t_end >= end)
 
     def final(result, state, use_good, use_best):
         def member_final(m, r, use_good, use_best):
+            m = unpack(m)
             value = objective_of(cfg, m)(r, data).astype(ldt)
             # a last update that produced a non-finite model: return the last finite one
             blew_up = ~jnp.isfinite(value) & ~use_good & ~use_best
@@ -430,25 +508,25 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
                 stop_step=jnp.where(blew_up, steps_run, m["stop_step"]),
             )
             r = _where(blew_up, m["good"], r)
-            return jnp.where(blew_up, m["good_loss"], value), r, m
+            return jnp.where(blew_up, m["good_loss"], value), r, pack(m)
 
         return mmap(member_final)(state, result, use_good, use_best)
 
     def not_yet(result, state, use_good, use_best):
         del use_good, use_best
-        return jnp.full(state["status"].shape, jnp.nan, ldt), result, state
+        return jnp.full(k_shape, jnp.nan, ldt), result, state
 
     final_loss, result, state = lax.cond(
         jnp.all(finished), final, not_yet, result, state, use_good, use_best
     )
     out = {
         "t": t_end,
-        "status": state["status"],
-        "stop_step": state["stop_step"],
-        "best_step": state["best_step"] if cfg.has_val else jnp.full(k_shape, -1, jnp.int32),
+        "status": field(state, "status"),
+        "stop_step": field(state, "stop_step"),
+        "best_step": field(state, "best_step"),
         "loss": bufs[0],
         "val": bufs[1] if cfg.has_val else None,
-        "result": result,
+        "result": as_tree(result),
         "final_loss": final_loss,
     }
     return state, out

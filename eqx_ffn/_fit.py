@@ -342,6 +342,7 @@ class Prepared:
         self.eval_every = _check_int(eval_every, "eval_every", 1, 2**30)
         self.progress = _use_progress(progress)
         self.ensemble = ensemble
+        self.param_spec: Any = None  # set with the initial state (see `spec_of`)
 
         # --- where the fit runs
         dev = resolve_device(device)
@@ -456,7 +457,17 @@ class Prepared:
             compute_dtype=self.compute_dtype,
             precision=self.precision,
             batch_sharding=self.batch_sharding,
+            param_spec=self.param_spec,
         )
+
+    def spec_of(self, params: PyTree) -> Any:
+        """The raveled layout of one member's trained arrays when the solver works on one
+        vector (`Solver.flat_params`), else None."""
+        if not self.solver.flat_params:
+            return None
+        if self.ensemble is not None:
+            params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params)
+        return _engine.param_spec(params)
 
     @property
     def perm_width(self) -> int:
@@ -672,7 +683,11 @@ def run(prep: Prepared, cfg: _engine.Config, state: dict, *, desc: str = "fit"):
         else:
             reasons.append("interrupted")
     if interrupted and any(r == "interrupted" for r in reasons):
-        result = _keep_finite(result, state, reasons, prep.ensemble is not None)
+        good = state["good"]
+        if cfg.param_spec is not None:
+            unravel = _engine.unraveler(cfg.param_spec)
+            good = jax.vmap(unravel)(good) if prep.ensemble is not None else unravel(good)
+        result = _keep_finite(result, good, reasons, prep.ensemble is not None)
     histories = []
     for j in range(k):
         reason = reasons[j]
@@ -728,7 +743,7 @@ def run(prep: Prepared, cfg: _engine.Config, state: dict, *, desc: str = "fit"):
     return result, histories
 
 
-def _keep_finite(result: PyTree, state: dict, reasons: list[str], ens: bool) -> PyTree:
+def _keep_finite(result: PyTree, good: PyTree, reasons: list[str], ens: bool) -> PyTree:
     """An interrupted member returns its latest parameters, or its last finite ones."""
     k = len(reasons)
     ok = np.ones(k, bool)
@@ -739,11 +754,9 @@ def _keep_finite(result: PyTree, state: dict, reasons: list[str], ens: bool) -> 
         return result
     use_good = jnp.asarray(~ok)
     if not ens:
-        return state["good"]
+        return good
     return jax.tree.map(
-        lambda g, r: jnp.where(use_good.reshape((-1,) + (1,) * (r.ndim - 1)), g, r),
-        state["good"],
-        result,
+        lambda g, r: jnp.where(use_good.reshape((-1,) + (1,) * (r.ndim - 1)), g, r), good, result
     )
 
 
@@ -773,9 +786,11 @@ class _Keyed:
         return isinstance(other, _Keyed) and self.key == other.key
 
 
-def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, perm_width):
+def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, perm_width, flat):
     """One member's training state (traceable: ensembles vmap it)."""
     dtype = loss_dtype(params)
+    if flat:
+        params = _engine.ravel_params(params)
     opt = solver.init(params)
     if lr is not None:
         opt = with_learning_rate(opt, lr)
@@ -783,15 +798,8 @@ def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, 
         "params": params,
         "opt": opt,
         "good": params,
-        "good_loss": jnp.asarray(jnp.nan, dtype),
-        "min_loss": jnp.asarray(jnp.inf, dtype),
-        "first_loss": jnp.asarray(jnp.nan, dtype),
-        "epoch_sum": jnp.asarray(0, dtype),
-        "epoch_count": jnp.int32(0),
-        "best_epoch": jnp.asarray(jnp.inf, dtype),
-        "stale": jnp.int32(0),
-        "status": jnp.int32(_engine.RUNNING),
-        "stop_step": jnp.int32(0),
+        "f": jnp.asarray([_engine.FLOAT_INIT[k] for k in _engine.FLOAT_FIELDS], dtype),
+        "i": jnp.asarray([_engine.INT_INIT[k] for k in _engine.INT_FIELDS], jnp.int32),
         "key": key,
         "l1": jnp.asarray(l1, dtype),
         "l2": jnp.asarray(l2, dtype),
@@ -799,22 +807,17 @@ def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, 
         "frozen": frozen,
     }
     if has_val:
-        member |= {
-            "best": params,
-            "best_val": jnp.asarray(jnp.inf, dtype),
-            "best_step": jnp.int32(-1),
-            "since": jnp.int32(0),
-        }
+        member |= {"best": params}
     if perm_width:
         member |= {"perm": jnp.zeros(perm_width, jnp.int32)}
     return member
 
 
 def _init_states(
-    solver_k: _Keyed, has_val, perm_width, ensemble, params, frozen, key, l1, l2, tol, lr
+    solver_k: _Keyed, has_val, perm_width, ensemble, flat, params, frozen, key, l1, l2, tol, lr
 ):
     fn = lambda p, f, k, a, b, c, r: member_state(  # noqa: E731
-        solver_k.obj, p, f, k, a, b, c, r, has_val, perm_width
+        solver_k.obj, p, f, k, a, b, c, r, has_val, perm_width, flat
     )
     if ensemble:
         lr_axis = None if lr is None else 0
@@ -824,7 +827,7 @@ def _init_states(
     return fn(params, frozen, key, l1, l2, tol, lr)
 
 
-_init_jit = jax.jit(_init_states, static_argnums=(0, 1, 2, 3))
+_init_jit = jax.jit(_init_states, static_argnums=(0, 1, 2, 3, 4))
 
 
 def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:
@@ -840,7 +843,9 @@ def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:
     lr_arr = None if lr is None else np.asarray(lr, dtype)
     args = (params, frozen, key, l1, l2, tol, lr_arr)
     args = prep.replicate(args)
-    return _init_jit(keyed, prep.val is not None, prep.perm_width, k is not None, *args)
+    prep.param_spec = prep.spec_of(params)
+    flat = prep.param_spec is not None
+    return _init_jit(keyed, prep.val is not None, prep.perm_width, k is not None, flat, *args)
 
 
 def _as_master(params: PyTree, master_dtype) -> PyTree:

@@ -55,7 +55,9 @@ class Objective:
         l2: Any,
         tol: Any,
         compute_dtype: Any = None,
+        unravel: Any = None,
     ):
+        self.unravel = unravel  # params arrive as ONE vector (an elementwise solver) or a tree
         self.loss = loss
         self.frozen = frozen
         self.static = static
@@ -64,11 +66,16 @@ class Objective:
         self.tol = tol
         self.compute_dtype = None if compute_dtype is None else jnp.dtype(compute_dtype)
 
+    def tree(self, params: PyTree) -> PyTree:
+        """The trained parameters as the model's pytree (unraveled when they arrive flat)."""
+        return params if self.unravel is None else self.unravel(params)
+
     def model(self, params: PyTree) -> PyTree:
         """The model with these trained parameters, in the parameters' own dtype."""
+        tree = self.tree(params)
         if self.frozen is None:
-            return eqx.combine(params, self.static)
-        return eqx.combine(params, self.frozen, self.static)
+            return eqx.combine(tree, self.static)
+        return eqx.combine(tree, self.frozen, self.static)
 
     def compute_model(self, params: PyTree) -> PyTree:
         """The model the forward pass runs: with `compute_dtype` set, every floating array cast
@@ -117,16 +124,17 @@ class Objective:
         """`l1 * sum|W| + l2 * sum W**2` over the penalised weights."""
         dtype = loss_dtype(params)
         total = jnp.zeros((), dtype)
-        for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(self._flags(params)), strict=True):
+        tree = self.tree(params)
+        for p, m in zip(jax.tree.leaves(tree), jax.tree.leaves(self._flags(tree)), strict=True):
             if m:  # one fused reduction per weight
                 w = p.astype(dtype)
                 total = total + jnp.sum(self.l1 * jnp.abs(w) + self.l2 * (w * w))
         return total
 
-    def _flags(self, params: PyTree) -> PyTree:
-        flags = penalty_flags(self.model(params))
+    def _flags(self, tree: PyTree) -> PyTree:
+        flags = penalty_flags(self.model_of_tree(tree))
         return jax.tree.map(
-            lambda p, f: None if p is None else f, params, flags, is_leaf=lambda v: v is None
+            lambda p, f: None if p is None else f, tree, flags, is_leaf=lambda v: v is None
         )
 
     def __call__(self, params: PyTree, batch: Any) -> jax.Array:
@@ -143,12 +151,19 @@ class Objective:
         scale = jnp.sqrt(w.astype(pred.dtype) / (jnp.sum(w) * r.shape[1]))
         return (r * scale[:, None]).reshape(-1)
 
+    def model_of_tree(self, tree: PyTree) -> PyTree:
+        if self.frozen is None:
+            return eqx.combine(tree, self.static)
+        return eqx.combine(tree, self.frozen, self.static)
+
     def penalty_mask(self, params: PyTree) -> PyTree:
         """Shaped like `params`: ones on penalised weights, zeros elsewhere (same dtypes), so
         that the penalty is `l1 * sum(mask * |p|) + l2 * sum(mask * p**2)`."""
-        return jax.tree.map(
-            lambda p, f: jnp.full_like(p, 1 if f else 0), params, self._flags(params)
-        )
+        tree = self.tree(params)
+        mask = jax.tree.map(lambda p, f: jnp.full_like(p, 1 if f else 0), tree, self._flags(tree))
+        if self.unravel is None:
+            return mask
+        return jnp.concatenate([leaf.reshape(-1) for leaf in jax.tree.leaves(mask)])
 
     def residuals(self, params: PyTree, batch: Any) -> jax.Array:
         """`data_residuals` followed by `sqrt(l2) * W` for every penalised weight: a vector whose

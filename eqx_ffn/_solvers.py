@@ -61,6 +61,13 @@ class Solver(eqx.Module):
         return False
 
     @property
+    def flat_params(self) -> bool:
+        """`True` if the solver may work on the parameters raveled into ONE vector (an
+        elementwise optimizer; the engine then needs a few large kernels a step, not a few per
+        parameter array)."""
+        return False
+
+    @property
     def full_batch_only(self) -> bool:
         return False
 
@@ -103,6 +110,7 @@ class OptaxSolver(Solver):
     reuse_value: bool = eqx.field(static=True, default=False)
     needs_full_batch: bool = eqx.field(static=True, default=False)
     tol_default: float = eqx.field(static=True, default=0.0)
+    elementwise: bool = eqx.field(static=True, default=False)
 
     @property
     def full_batch_only(self) -> bool:
@@ -116,6 +124,10 @@ class OptaxSolver(Solver):
     def convergence_test(self) -> bool:
         return self.reuse_value
 
+    @property
+    def flat_params(self) -> bool:
+        return self.elementwise
+
     def program_key(self) -> Any:
         """What a training program depends on: `update` by value (`init` runs outside it)."""
         return (
@@ -123,6 +135,7 @@ class OptaxSolver(Solver):
             value_key(self.optimizer.update),
             self.reuse_value,
             self.needs_full_batch,
+            self.elementwise,
         )
 
     def init_key(self) -> Any:
@@ -167,7 +180,9 @@ def _named(name: str, lbfgs_learning_rate: float | None = None) -> OptaxSolver:
     # so every learning rate shares one compiled program.
     if name == "lbfgs":
         tx = optax.lbfgs(learning_rate=lbfgs_learning_rate)
-        return OptaxSolver(tx, reuse_value=True, needs_full_batch=True, tol_default=LBFGS_TOL)
+        return OptaxSolver(
+            tx, reuse_value=True, needs_full_batch=True, tol_default=LBFGS_TOL, elementwise=True
+        )
     factory = {
         "adam": optax.adam,
         "adamw": optax.adamw,
@@ -178,7 +193,7 @@ def _named(name: str, lbfgs_learning_rate: float | None = None) -> OptaxSolver:
     # rates in ensembles, and no recompiling for a new value. float32 (or wider) hyperparameters
     # even for low-precision parameters (b2 = 0.999 is 1.0 in bfloat16).
     tx = optax.inject_hyperparams(factory)(learning_rate=_LEARNING_RATE_PLACEHOLDER)
-    return OptaxSolver(tx)
+    return OptaxSolver(tx, elementwise=True)
 
 
 LBFGS_TOL = 1e-5
@@ -247,9 +262,73 @@ def resolve_solver(
                 "learning_rate is only used with an optimizer given by name; this optax "
                 "transformation already has its own."
             )
-        return OptaxSolver(optimizer), None
+        return OptaxSolver(optimizer, elementwise=is_elementwise(optimizer)), None
     raise TypeError(
         "optimizer must be a name (one of "
         f"{', '.join(OPTIMIZERS)}), an optax.GradientTransformation or an eqx_ffn.Solver; "
         f"got {type(optimizer).__name__}."
     )
+
+
+# Optax transformations (by the function that builds them) whose update works element by element
+# or on global reductions only, so that it gives the same result on the parameters raveled into
+# one vector. Anything not listed, or closing over a mask, a user function or an array, keeps
+# the parameters' own structure.
+_ELEMENTWISE_BUILDERS = frozenset(
+    {
+        "adabelief", "adagrad", "adam", "adamax", "adamw", "amsgrad", "lion", "nadam",
+        "rmsprop", "sgd", "lbfgs", "add_decayed_weights", "chain", "clip", "clip_by_global_norm",
+        "identity", "init_empty_state", "inject_hyperparams", "named_chain", "scale",
+        "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad", "scale_by_belief",
+        "scale_by_learning_rate", "scale_by_lbfgs", "scale_by_lion", "scale_by_rms",
+        "scale_by_rss", "scale_by_schedule", "scale_by_zoom_linesearch", "trace",
+        "with_extra_args_support", "zoom_linesearch", "constant_schedule", "cosine_decay_schedule",
+        "exponential_decay", "join_schedules", "linear_schedule", "piecewise_constant_schedule",
+        "polynomial_schedule", "warmup_cosine_decay_schedule", "warmup_exponential_decay_schedule",
+    }
+)  # fmt: skip
+_SAFE_DICTS = frozenset({"numeric_hps", "other_hps", "sched_hps", "static_args"})
+
+
+def is_elementwise(tx: optax.GradientTransformation) -> bool:
+    """Whether `tx.update` is built only from optax transformations known to act element by
+    element (or through global norms): then it may run on the raveled parameter vector."""
+    seen: set[int] = set()
+
+    def ok(obj: Any, name: str = "", depth: int = 0) -> bool:
+        if depth > 40:
+            return False
+        if obj is None or isinstance(obj, (bool, int, float, str, np.dtype, type)):
+            return True
+        if id(obj) in seen:
+            return True
+        seen.add(id(obj))
+        if isinstance(obj, (tuple, list)):
+            return all(ok(v, name, depth + 1) for v in obj)
+        if isinstance(obj, dict):
+            return name in _SAFE_DICTS and all(ok(v, "", depth + 1) for v in obj.values())
+        if isinstance(obj, functools.partial):
+            return ok(obj.func, "", depth + 1) and ok(obj.args, "", depth + 1)
+        fn = getattr(obj, "__code__", None)
+        if fn is None:
+            return False
+        module = getattr(obj, "__module__", "") or ""
+        builder = obj.__qualname__.split(".<locals>")[0]
+        if not module.startswith("optax") or builder not in _ELEMENTWISE_BUILDERS:
+            return False
+        cells = obj.__closure__ or ()
+        for var, cell in zip(fn.co_freevars, cells, strict=True):
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            if var == "mask" and value is not None:
+                return False
+            if not ok(value, var, depth + 1):
+                return False
+        return ok(obj.__defaults__, "", depth + 1)
+
+    try:
+        return ok(tx.update)
+    except Exception:
+        return False

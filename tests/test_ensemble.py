@@ -63,7 +63,8 @@ def test_per_member_learning_rates_and_guard(lecture1):
         models, hs = fit_ensemble(
             make, x, y, keys=KEYS[:2], optimizer="sgd", learning_rate=lrs, steps=100, progress=False
         )
-    assert [h.stop_reason for h in hs] == ["completed", "non_finite_loss"]
+    assert hs[0].stop_reason == "completed"
+    assert hs[1].stop_reason in ("diverged", "non_finite_loss")
     assert hs[0].steps == 100 and hs[1].steps < 100
     assert np.all(np.isfinite(eqx_ffn.ravel(models)[0]))
     model_key, fit_key = jr.split(KEYS[0])
