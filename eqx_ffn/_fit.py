@@ -213,6 +213,11 @@ def resolve_device(device: Any) -> jax.Device | None:
     )
 
 
+DEVICE_SAMPLING: bool | None = None
+"""Where mini-batch indices are drawn: `None` (default) on the device for accelerators and on the
+host (NumPy) for CPUs, where XLA's sort-based permutation is slower; `True`/`False` force it
+(tests use this to run the device path on a CPU)."""
+
 LBFGS_ON_CPU_MAX_WORK = 2e7
 """The documented placement rule: with `device=None` a full-batch line-search fit (L-BFGS)
 whose work per evaluation (rows * parameters) is at most this runs on the host CPU when JAX's
@@ -393,7 +398,8 @@ class Prepared:
         self.ydtype = ydtype
         platform = dev.platform if dev is not None else jax.devices()[0].platform
         self.platform = platform
-        self.device_sampling = batch_size is not None and platform != "cpu"
+        on_device = platform != "cpu" if DEVICE_SAMPLING is None else DEVICE_SAMPLING
+        self.device_sampling = batch_size is not None and on_device
         del y_arr, x_arr
 
         # --- the program's shape: steps per scan, per call
@@ -827,7 +833,24 @@ def _init_states(
     return fn(params, frozen, key, l1, l2, tol, lr)
 
 
-_init_jit = jax.jit(_init_states, static_argnums=(0, 1, 2, 3, 4))
+# Runs once per fit: compiled for compile speed (LLVM's optimisations off), not run speed;
+# a backend that refuses the option gets the plain program.
+_init_fast = jax.jit(
+    _init_states,
+    static_argnums=(0, 1, 2, 3, 4),
+    compiler_options={"xla_backend_optimization_level": 0},
+)
+_init_plain = jax.jit(_init_states, static_argnums=(0, 1, 2, 3, 4))
+
+
+def _init_jit(*args):
+    global _init_fast
+    if _init_fast is not None:
+        try:
+            return _init_fast(*args)
+        except Exception:  # noqa: BLE001 - e.g. an unknown compiler option
+            _init_fast = None
+    return _init_plain(*args)
 
 
 def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:

@@ -315,3 +315,47 @@ def test_ctrl_c_stops_within_two_seconds_and_history_agrees(mode):
     stopped = float(lines[1].split()[1])
     assert stopped - sent < 2.0
     assert "Traceback" not in err
+
+
+def _bitmask_loss(model, x, y):
+    # The loss of a batch encodes WHICH samples it holds: x_i = i, loss = sum 2**i (exact in f32).
+    del y
+    return jnp.sum(jnp.exp2(x[:, 0])) + 0.0 * jnp.sum(model.layers[0].weight)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_device_side_epoch_sampling_uses_each_sample_once(monkeypatch, drop_last):
+    # the accelerator path (indices drawn with jax.random inside the program), forced on a CPU
+    monkeypatch.setattr(_fit, "DEVICE_SAMPLING", True)
+    n, bs = 20, 3
+    x, y = jnp.arange(n, dtype=jnp.float32)[:, None], jnp.zeros((n, 1))
+    kw = dict(loss=_bitmask_loss, batch_size=bs, steps=7 * 5, key=jr.key(5), drop_last=drop_last,
+              optimizer=optax.sgd(0.0), progress=False)  # fmt: skip
+    _, h = fit(FFN(1, 1, (), key=jr.key(0)), x, y, **kw)
+    batches = [[i for i in range(n) if round(float(v)) >> i & 1] for v in h.loss]
+    per_epoch = 6 if drop_last else 7
+    for e in range(len(batches) // per_epoch):
+        epoch = batches[e * per_epoch : (e + 1) * per_epoch]
+        used = sorted(i for b in epoch for i in b)
+        assert [len(b) for b in epoch] == [3] * 6 + ([] if drop_last else [2])
+        assert len(set(used)) == len(used) == (18 if drop_last else 20)
+    assert batches[:per_epoch] != batches[per_epoch : 2 * per_epoch]  # fresh each epoch
+    _, again = fit(FFN(1, 1, (), key=jr.key(0)), x, y, **kw)
+    np.testing.assert_array_equal(again.loss, h.loss)  # same key, same batches
+
+
+@pytest.mark.parametrize("sampling", ["epoch", "replacement"])
+def test_device_side_sampling_trains_and_does_not_depend_on_calls(monkeypatch, lecture1, sampling):
+    monkeypatch.setattr(_fit, "DEVICE_SAMPLING", True)
+    x, y, params = lecture1
+    kw = dict(batch_size=24, sampling=sampling, steps=300, key=jr.key(3), progress=False)
+    _, whole = fit(FFN.from_params(params), x, y, **kw)
+    monkeypatch.setattr(_fit, "CALL_SECONDS", 1e-9)  # one chunk a program call
+    _, cut = fit(FFN.from_params(params), x, y, **kw)
+    np.testing.assert_array_equal(cut.loss, whole.loss)
+    monkeypatch.setattr(_fit, "DEVICE_SAMPLING", False)
+    _, host = fit(FFN.from_params(params), x, y, **kw)  # NumPy's batches: others, as good
+    assert whole.loss[-50:].mean() < 0.9 * whole.loss[:50].mean()
+    assert 0.5 < whole.loss[-50:].mean() / host.loss[-50:].mean() < 2.0
+    _, other = fit(FFN.from_params(params), x, y, **{**kw, "key": jr.key(4)})
+    assert not np.allclose(other.loss, whole.loss, rtol=1e-3)

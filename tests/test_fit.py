@@ -217,16 +217,17 @@ def test_replacement_sampling_uses_the_whole_data_set():
 
 
 @pytest.mark.parametrize("sampling", ["epoch", "replacement"])
-def test_batches_do_not_depend_on_chunking(lecture1, sampling):
-    # Validation every 7 steps cuts the run into 7-step programs; without it, one program runs
-    # all 600 steps (crossing 256-step replacement blocks at other offsets). Same batches.
+def test_batches_do_not_depend_on_chunking(lecture1, sampling, monkeypatch):
+    # One program call runs all 600 steps; with CALL_SECONDS tiny each call runs one chunk
+    # (crossing 256-step replacement blocks and epochs at other offsets). Same batches.
     x, y, params = lecture1
     kw = dict(batch_size=24, sampling=sampling, steps=600, key=jr.key(3), progress=False)
     _, whole = fit(FFN.from_params(params), x, y, **kw)
+    monkeypatch.setattr(eqx_ffn._fit, "CALL_SECONDS", 1e-9)
     before = _engine.compile_count
-    _, cut = fit(FFN.from_params(params), x, y, validation=(x, y), eval_every=7, **kw)
-    assert _engine.compile_count - before <= 1  # 86 chunks (the last shorter), one program
-    np.testing.assert_allclose(cut.loss, whole.loss, rtol=1e-6)
+    _, cut = fit(FFN.from_params(params), x, y, **kw)
+    assert _engine.compile_count == before  # many calls, one program
+    np.testing.assert_array_equal(cut.loss, whole.loss)
     _, other = fit(FFN.from_params(params), x, y, **{**kw, "key": jr.key(4)})
     assert not np.allclose(other.loss, whole.loss, rtol=1e-3)
 
