@@ -218,6 +218,10 @@ DEVICE_SAMPLING: bool | None = None
 host (NumPy) for CPUs, where XLA's sort-based permutation is slower; `True`/`False` force it
 (tests use this to run the device path on a CPU)."""
 
+UNROLL: int | None = None
+"""The step loop's unroll factor: `None` (default) unrolls 8 steps on accelerators when a chunk
+holds at least 16 steps, never on CPUs; an int forces it (for benchmarks)."""
+
 LBFGS_ON_CPU_MAX_WORK = 2e7
 """The documented placement rule: with `device=None` a full-batch line-search fit (L-BFGS)
 whose work per evaluation (rows * parameters) is at most this runs on the host CPU when JAX's
@@ -420,6 +424,8 @@ class Prepared:
             chunk *= 2
         self.chunk = chunk
         self.unroll = 8 if (platform != "cpu" and chunk >= 16) else 1
+        if UNROLL is not None:
+            self.unroll = max(1, min(int(UNROLL), chunk))
         per_step_ints = 0 if (batch_size is None or self.device_sampling) else batch_size * k
         per_step_floats = k * (2 if val is not None else 1)
         cap = (1 << 21) // max(per_step_floats, 1)
@@ -464,6 +470,7 @@ class Prepared:
             precision=self.precision,
             batch_sharding=self.batch_sharding,
             param_spec=self.param_spec,
+            fast_compile=self.platform == "cpu" and self.step_seconds <= FAST_COMPILE_MAX_STEP,
         )
 
     def spec_of(self, params: PyTree) -> Any:
@@ -558,6 +565,10 @@ def _sigint_as_flag():
     finally:
         signal.signal(signal.SIGINT, old)
 
+
+FAST_COMPILE_MAX_STEP = 2e-5
+"""CPU programs whose step is estimated at most this many seconds compile with
+`_engine.FAST_COMPILE_OPTIONS` (compiling dominates their cost)."""
 
 CALL_SECONDS = 0.5
 """Run time of one program call without a progress bar: the host checks for Ctrl-C between

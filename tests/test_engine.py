@@ -67,10 +67,21 @@ def test_cross_validation_grid_compiles_at_most_two_programs():
         assert finals[i, 1e-2, 500, 1e-4] != finals[i, 1e-2, 500, 0.0]
 
 
+def test_size_buckets():
+    assert [_engine.bucket(n) for n in (1, 2, 3, 8, 9, 160, 161, 200, 256)] == [
+        1, 2, 4, 8, 16, 256, 256, 256, 256,
+    ]  # fmt: skip
+    assert _engine.bucket(2049) == 2560 and _engine.bucket(20_000) == 20480
+    assert _engine.bucket(198, multiple=4) == 256 and _engine.bucket(3, multiple=4) == 4
+    for size in (256, 2560, 20480):
+        lo = _engine.bucket_floor(size)
+        assert _engine.bucket(lo) == size and _engine.bucket(lo - 1) < size
+
+
 def test_padded_fit_equals_the_unpadded_computation():
-    # N = 161 is padded to the bucket of 192 with zero-weight rows: same losses as a plain loop
+    # N = 161 is padded to the bucket of 256 with zero-weight rows: same losses as a plain loop
     x, y = _table(161)
-    assert _engine.bucket(161) == 192
+    assert _engine.bucket(161) == 256
     model = FFN(3, 1, (8,), init="glorot_normal", key=jr.key(0))
     opt = optax.adam(3e-3)
     _, h = fit(model, x, y, optimizer=opt, steps=50, progress=False)
