@@ -175,9 +175,10 @@ def _bare_scan(
     compute_dtype: Any = None,
     unroll: int = 1,
 ) -> Callable[..., Callable[[], Any]]:
-    """`bind(x, y) -> call`: one compiled `lax.scan` of `steps` full-batch steps on `(x, y)`
+    """`bind(x, y) -> call`: one jitted `lax.scan` of `steps` full-batch steps on `(x, y)`
     (MSE; with `compute_dtype`, parameters and inputs are cast inside the loss and the loss is
-    reduced in float32). The data are arguments, not constants baked into the program."""
+    reduced in float32). The data are arguments, not constants baked into the program; the
+    first call compiles, as `fit`'s does."""
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
     def loss_fn(p, x, y):
@@ -200,8 +201,7 @@ def _bare_scan(
     s0 = opt.init(params)
 
     def bind(x, y):
-        compiled = train.lower(params, s0, x, y).compile()
-        return lambda: compiled(params, s0, x, y)
+        return lambda: train(params, s0, x, y)
 
     return bind
 
@@ -438,8 +438,6 @@ def big_n(mode: Mode, sz: Sizes) -> dict[str, Any]:
         return lax.scan(step, (p, s), jnp.arange(steps))
 
     key = jr.key(9)
-    be = bare_epoch.lower(params, s0, x, y, key).compile()
-    br = bare_replacement.lower(params, s0, x, y, key).compile()
     kw = {"optimizer": opt, "steps": steps, "batch_size": b, "progress": False}
     calls = {
         "fit_epoch": (
@@ -449,7 +447,7 @@ def big_n(mode: Mode, sz: Sizes) -> dict[str, Any]:
         ),
         "bare_epoch": (
             "bare scan, permutation drawn on the device each epoch + gather",
-            lambda: be(params, s0, x, y, key),
+            lambda: bare_epoch(params, s0, x, y, key),
             bare_epoch_steps,
         ),
         "fit_replacement": (
@@ -459,7 +457,7 @@ def big_n(mode: Mode, sz: Sizes) -> dict[str, Any]:
         ),
         "bare_replacement": (
             "bare scan, jax.random.randint indices each step + gather",
-            lambda: br(params, s0, x, y, key),
+            lambda: bare_replacement(params, s0, x, y, key),
             steps,
         ),
     }
