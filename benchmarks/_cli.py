@@ -16,7 +16,18 @@ from typing import Any
 from . import render
 
 HERE = Path(__file__).resolve().parent
-CASES = ("lecture", "process", "scaling", "efficiency", "compile", "ensemble")
+CASES = (
+    "lecture",
+    "process",
+    "scaling",
+    "efficiency",
+    "compile",
+    "ensemble",
+    "recompiles",
+    "first_result",
+    # the heaviest last: on a GPU it fills the chip (on a CPU it is a smoke run at tiny sizes)
+    "accelerator",
+)
 
 
 def _clean(obj: Any) -> Any:
@@ -42,6 +53,17 @@ def _load() -> float:
         return float("nan")
 
 
+def collect_checks(cases: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every case's target checks, in the order of `CASES` (then any other case)."""
+    names = [n for n in CASES if n in cases] + [n for n in cases if n not in CASES]
+    out: list[dict[str, Any]] = []
+    for name in names:
+        case = cases[name]
+        if isinstance(case, dict):
+            out += case.get("checks", [])
+    return out
+
+
 def run_cases(
     names: list[str], quick: bool, previous: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -51,7 +73,17 @@ def run_cases(
     persistent-cache figures of its 'process' case when 'process' is not run now.
     """
     t0 = time.perf_counter()
-    from . import compile_time, efficiency, ensemble, lecture, process, scaling
+    from . import (
+        accelerator,
+        compile_time,
+        efficiency,
+        ensemble,
+        first_result,
+        lecture,
+        process,
+        recompiles,
+        scaling,
+    )
     from ._common import Mode, environment
 
     mode = Mode(quick)
@@ -67,6 +99,9 @@ def run_cases(
             mode, cases.get("process") or (previous or {}).get("process")
         ),
         "ensemble": lambda: ensemble.run(mode),
+        "recompiles": lambda: recompiles.run(mode),
+        "first_result": lambda: first_result.run(mode),
+        "accelerator": lambda: accelerator.run(mode),
     }
     load: dict[str, float] = {"start": _load()}
     for name in CASES:
@@ -92,7 +127,7 @@ def run_cases(
             "env": environment(),
         },
         "cases": cases,
-        "checks": cases.get("lecture", {}).get("checks", []),
+        "checks": collect_checks(cases),
     }
     return _clean(result)
 
@@ -100,7 +135,7 @@ def run_cases(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="fewer repeats and sizes (under a minute on 2 cores)"
+        "--quick", action="store_true", help="fewer repeats and sizes (a few minutes on 2 cores)"
     )
     parser.add_argument(
         "--out", type=Path, default=HERE / "results", help="folder for <platform>.json"
@@ -144,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         old_cases = old.get("cases", {})
         old_cases.update(result["cases"])
         result["cases"] = old_cases
-        result["checks"] = old_cases.get("lecture", {}).get("checks", [])
+        result["checks"] = collect_checks(old_cases)
         result["meta"]["partial_update"] = sorted(args.cases)
     result["meta"]["elapsed_s"] = time.perf_counter() - t0
     with open(path, "w") as f:

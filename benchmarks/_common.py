@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -75,6 +78,96 @@ def compile_count() -> int | None:
     engine = optional("eqx_ffn._engine")
     value = getattr(engine, "compile_count", None)
     return value if isinstance(value, int) else None
+
+
+class XlaCompiles:
+    """Counts every XLA compile of this process (training programs, initialisers, eager ops), from
+    JAX's monitoring events: `snapshot()` now, `since(snapshot)` the count and seconds after it.
+
+    `fit`'s own counter (`compile_count`) sees only training programs; this one also sees what a
+    user waits for besides them (the initial-state program, `predict`, eager operations).
+    """
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+    _count = 0
+    _seconds = 0.0
+    _registered: bool | None = None
+
+    @classmethod
+    def _listen(cls, event: str, duration: float, **_: Any) -> None:
+        if event == cls.EVENT:
+            cls._count += 1
+            cls._seconds += duration
+
+    @classmethod
+    def available(cls) -> bool:
+        if cls._registered is None:
+            register = getattr(
+                getattr(jax, "monitoring", None), "register_event_duration_secs_listener", None
+            )
+            cls._registered = register is not None
+            if register is not None:
+                register(cls._listen)
+        return bool(cls._registered)
+
+    @classmethod
+    def snapshot(cls) -> tuple[int, float] | None:
+        return (cls._count, cls._seconds) if cls.available() else None
+
+    @classmethod
+    def since(cls, snap: tuple[int, float] | None) -> tuple[int | None, float | None]:
+        if snap is None:
+            return None, None
+        return cls._count - snap[0], cls._seconds - snap[1]
+
+
+def paired(
+    fa: Callable[[], Any], fb: Callable[[], Any], pairs: int, min_time: float = 0.0
+) -> dict[str, Any]:
+    """Time `fa` and `fb` alternately (A B A B ...), after one warm-up call of each.
+
+    The same rule as the lecture case's checks: `min_ratio` (the ratio of the minimums: noise
+    only ever adds time) is the figure a target is judged on; `ratio` is the median of the
+    per-pair ratios; `a_s`, `b_s` the medians, `a_min_s`, `b_min_s` the minimums.
+    """
+    block(fa())
+    block(fb())
+    ta: list[float] = []
+    tb: list[float] = []
+    while len(ta) < max(1, pairs) or (sum(ta) + sum(tb) < min_time and len(ta) < 200):
+        ta.append(timed(fa)[0])
+        tb.append(timed(fb)[0])
+    return {
+        "min_ratio": min(ta) / min(tb),
+        "ratio": float(np.median([a / b for a, b in zip(ta, tb, strict=True)])),
+        "a_s": statistics.median(ta),
+        "b_s": statistics.median(tb),
+        "a_min_s": min(ta),
+        "b_min_s": min(tb),
+        "pairs": len(ta),
+    }
+
+
+def check(
+    name: str,
+    value: float | None,
+    target: str,
+    passed: bool | None,
+    issue: int,
+    how: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    """One target's verdict, as the CLI prints it (`passed=None`: not judged, e.g. a CPU smoke
+    run of an accelerator target; `how` says why)."""
+    return {
+        "name": name,
+        "value": value,
+        "target": target,
+        "pass": passed,
+        "issue": issue,
+        "how": how,
+        **extra,
+    }
 
 
 def delta(after: int | None, before: int | None) -> int | None:
@@ -151,6 +244,56 @@ def mse_of(params: dict[str, Any], x: Any, y: Any) -> float:
     h = np.tanh(x @ np.asarray(params["W1"], np.float64).T + np.asarray(params["b1"], np.float64))
     pred = h @ np.asarray(params["W2"], np.float64).T + np.asarray(params["b2"], np.float64)
     return float(np.mean((np.asarray(y, np.float64) - pred) ** 2))
+
+
+# -- fresh processes --------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_process(args: list[str], timeout: float = 600) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of one fresh `python ARGS` process run from the repository root, and the
+    last JSON line it printed (`{}` if none). The child imports the same eqx_ffn as this process
+    (`PYTHONPATH` starts with the repository root) and uses no persistent compilation cache
+    unless its arguments name one (`EQX_FFN_CACHE_DIR` removed)."""
+    env = dict(os.environ)
+    env.pop("EQX_FFN_CACHE_DIR", None)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return wall, (json.loads(lines[-1]) if lines else {})
+
+
+def median_runs(runs: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
+    """Median over processes of the wall time and of every number the worker reported; the
+    fastest process too (`process_min_s`), and the worker's last text fields."""
+    out: dict[str, Any] = {
+        "process_s": statistics.median(w for w, _ in runs),
+        "process_min_s": min(w for w, _ in runs),
+        "runs": len(runs),
+    }
+    for key in runs[0][1]:
+        values = [r[key] for _, r in runs if isinstance(r.get(key), (int, float))]
+        if values and not isinstance(values[0], bool):
+            out[key] = statistics.median(values)
+        elif isinstance(runs[-1][1].get(key), str):
+            out[key] = runs[-1][1][key]
+    out["process_times_s"] = [w for w, _ in runs]
+    return out
 
 
 # -- the machine -------------------------------------------------------------------------------
