@@ -639,7 +639,7 @@ def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
     if cfg.fast_compile:
         try:
             compiled = lowered.compile(FAST_COMPILE_OPTIONS)
-        except Exception:  # noqa: BLE001 - a backend without the option: compile as usual
+        except Exception:
             compiled = None
     if compiled is None:
         compiled = lowered.compile()

@@ -859,7 +859,7 @@ def _init_jit(*args):
     if _init_fast is not None:
         try:
             return _init_fast(*args)
-        except Exception:  # noqa: BLE001 - e.g. an unknown compiler option
+        except Exception:
             _init_fast = None
     return _init_plain(*args)
 
