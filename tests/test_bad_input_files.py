@@ -617,7 +617,9 @@ def test_save_refuses_unloadable_models(tmp_path):
     deep = FFN.from_layers([Dense(np.ones((1, 1), np.float32), None)] * 1001)
     with pytest.raises(ValueError, match=f"Cannot save {path}: ffn.layers holds 1001 layers; exp"):
         save(path, deep)
-    ints = FFN.from_layers([Dense(np.ones((2, 3), np.int32), None)])
+    with pytest.raises(TypeError, match="Dense weight must be a floating-point array"):
+        Dense(np.ones((2, 3), np.int32), None)  # refused before it could reach save
+    ints = eqx.tree_at(lambda m: m.layers[0].weight, make_ffn(), jnp.ones((4, 3), jnp.int32))
     with pytest.raises(ValueError, match=r"ffn.layers\[0\].dtype is 'int32'; expected one of"):
         save(path, ints)
     model = make_standardized()

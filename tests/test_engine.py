@@ -207,13 +207,17 @@ def test_lbfgs_stops_when_converged(lecture1):
 
 def test_lbfgs_on_digits_converges_early():
     datasets = pytest.importorskip("sklearn.datasets")
+    from sklearn.model_selection import train_test_split
+
     x, labels = datasets.load_digits(return_X_y=True)
-    x = x.astype(np.float32)
-    x_tr, x_te, y_tr, y_te = x[:1400], x[1400:], labels[:1400], labels[1400:]
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x.astype(np.float32), labels, test_size=0.25, random_state=0
+    )
     mean, std = x_tr.mean(0), x_tr.std(0)
     std[std == 0] = 1
     x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
-    net = FFN(64, 10, (64,), activation="relu", init="glorot_uniform", key=jr.key(0))
+    # scikit-learn's MLPClassifier default network
+    net = FFN(64, 10, (100,), activation="relu", init="glorot_uniform", key=jr.key(0))
     kw = dict(loss="softmax_cross_entropy", optimizer="lbfgs", steps=200, progress=False)
 
     def accuracy(model):
