@@ -310,7 +310,8 @@ def _fit(args: argparse.Namespace) -> int:
     import jax.random as jr
     import numpy as np
 
-    from ._datasets import load_table, train_test_split
+    from ._datasets import train_test_split
+    from ._tables import load_table
     from ._ffn import FFN
     from ._fit import fit
     from ._io import save
@@ -387,7 +388,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ._datasets import load_table, write_csv
+    from ._tables import load_table, write_csv
     from ._io import load, read_header
     from ._predict import predict
 
