@@ -83,6 +83,17 @@ def _pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return x2, y2
 
 
+def _predictions(model: Any, x: Any, y: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`(y, predictions)` as 2-D arrays: `pred` when given, else `model` on every row of `x`."""
+    if pred is None:
+        x2, y2 = _pair(x, y)
+        out = _predict(model, x2)
+    else:
+        y2, out = _as_2d(y, "y"), _as_2d(pred, "pred")
+    _check_outputs(out, y2)
+    return y2, out
+
+
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
     fig.tight_layout()
     if path is not None:
@@ -365,12 +376,13 @@ def _check_outputs(pred: np.ndarray, y: np.ndarray) -> None:
 
 
 def plot_residuals(
-    model: Callable,
+    model: Callable | None,
     x_test: Any,
     y_test: Any,
     *,
     bins: int = 30,
     names: Sequence[str] | None = None,
+    pred: Any = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """Measured and predicted outputs with their residuals, and a histogram of the residuals.
@@ -387,14 +399,14 @@ def plot_residuals(
     - `y_test`: measured outputs, shape `(N, n_y)`.
     - `bins`: histogram bins (default 30).
     - `names`: the outputs' names, e.g. the table's column names (default `y` or `y1, y2, ...`).
+    - `pred`: predictions already made, shape `(N, n_y)`; then `model` and `x_test` are not
+      used (pass `None`).
     - `path`: if given, also save the figure there as a PNG.
 
     **Returns:** the Figure: `2 * n_y` axes; the left ones have 4 lines (predicted, residual,
     `ŷ = y`, zero).
     """
-    x, y = _pair(x_test, y_test)
-    pred = _predict(model, x)
-    _check_outputs(pred, y)
+    y, pred = _predictions(model, x_test, y_test, pred)
     res = y - pred
     n_y = y.shape[1]
     labels = _output_names(names, n_y)
@@ -422,11 +434,12 @@ def plot_residuals(
 
 
 def plot_parity(
-    model: Callable,
+    model: Callable | None,
     x: Any,
     y: Any,
     *,
     names: Sequence[str] | None = None,
+    pred: Any = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """Predicted against measured outputs, with the line `y = x` (one axes per output).
@@ -437,14 +450,14 @@ def plot_parity(
     - `x`: inputs, shape `(N, n_x)`.
     - `y`: measured outputs, shape `(N, n_y)`.
     - `names`: the outputs' names, e.g. the table's column names (default `y` or `y1, y2, ...`).
+    - `pred`: predictions already made, shape `(N, n_y)`; then `model` and `x` are not used
+      (pass `None`).
     - `path`: if given, also save the figure there as a PNG.
 
     **Returns:** the Figure: `n_y` axes, each with 2 lines (the points and `y = x`), titled
     with the output's name, R² and RMSE (e.g. `Weight: R² 0.9300, RMSE 2.1`).
     """
-    x, y = _pair(x, y)
-    pred = _predict(model, x)
-    _check_outputs(pred, y)
+    y, pred = _predictions(model, x, y, pred)
     n_y = y.shape[1]
     labels = _output_names(names, n_y)
     r2 = r2_per_output(y, pred)
