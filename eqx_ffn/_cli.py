@@ -446,6 +446,17 @@ def _note(args: argparse.Namespace, text: str) -> None:
     print(f"{_prog(args)}: {text}", file=sys.stderr, flush=True)
 
 
+def _defer(args: argparse.Namespace, text: str) -> None:
+    """A note printed once every check has passed (so a failure stays one line on stderr)."""
+    args.deferred = [*getattr(args, "deferred", []), text]
+
+
+def _flush(args: argparse.Namespace) -> None:
+    for text in getattr(args, "deferred", []):
+        _note(args, text)
+    args.deferred = []
+
+
 def _one_line(e: object, limit: int = 2000) -> str:
     text = " ".join(str(e).split())
     return text if len(text) <= limit else text[:limit] + "..."
@@ -698,7 +709,7 @@ def _decide_task(args: argparse.Namespace, table: Any) -> tuple[str, Any, list[A
         few = len(classes) <= min(20, max(2, table.n_rows // 5))
         if args.task == "auto":
             if not (whole and few and len(classes) >= 2):
-                _note(
+                _defer(
                     args,
                     f"note: regression: y column {name!r} holds {len(classes)} distinct "
                     "numbers (pass --task classify to treat them as class labels)",
@@ -717,7 +728,7 @@ def _decide_task(args: argparse.Namespace, table: Any) -> tuple[str, Any, list[A
             "is it the right column? (--task regress fits numbers)"
         )
     if args.task == "auto":
-        _note(args, f"note: classification: {why} ({k} classes; pass --task regress to override)")
+        _defer(args, f"note: classification: {why} ({k} classes; pass --task regress to override)")
     return "classify", codes.astype(np.int32), values
 
 
@@ -754,14 +765,20 @@ def _versions() -> dict[str, str]:
 
 def _new_network(n_in: int, n_out: int, args: argparse.Namespace, key: Any) -> Any:
     """The untrained `FFN`, built in one compiled call (eagerly, each random draw compiles)."""
-    import equinox as eqx
+    global _BUILD
+    if _BUILD is None:
+        import equinox as eqx
 
-    from ._ffn import FFN
+        from ._ffn import FFN
 
-    def build(key: Any) -> Any:
-        return FFN(n_in, n_out, args.hidden, activation=args.activation, init=args.init, key=key)
+        def build(n_in, n_out, hidden, activation, init, key):
+            return FFN(n_in, n_out, hidden, activation=activation, init=init, key=key)
 
-    return eqx.filter_jit(build)(key)
+        _BUILD = eqx.filter_jit(build)  # one program per set of sizes, reused by later fits
+    return _BUILD(n_in, n_out, tuple(args.hidden), args.activation, args.init, key)
+
+
+_BUILD: Any = None
 
 
 def _affine(scaler: Any) -> Callable[[Any], Any]:
@@ -799,6 +816,7 @@ def _train(
     def target(y: Any) -> Any:
         return y if classify else scale_y(y.astype(dtype))
 
+    _flush(args)
     _note(
         args,
         f"training: {train.size} rows, {table.x.shape[1]} inputs -> {n_out} "
@@ -922,7 +940,7 @@ def _fit(args: argparse.Namespace) -> int:
         dtype=_float_dtype(),
     )
     if table.n_dropped:
-        _note(
+        _defer(
             args,
             f"note: dropped {table.n_dropped} of {table.n_rows + table.n_dropped} rows with "
             "missing values (--drop-missing)",

@@ -645,14 +645,16 @@ def _fast_numpy(
         raise _Slow
     try:
         text = body.decode("utf-8")
-        arr = np.loadtxt(
-            io.StringIO(text),
-            delimiter=head.delimiter,
-            comments="#" if comments else None,
-            quotechar='"',
-            ndmin=2,
-            dtype=np.float64,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. "input contained no data"
+            arr = np.loadtxt(
+                io.StringIO(text),
+                delimiter=head.delimiter,
+                comments="#" if comments else None,
+                quotechar='"',
+                ndmin=2,
+                dtype=np.float64,
+            )
     except Exception:
         raise _Slow from None
     if arr.shape[0] == 0 or arr.shape[1] != len(head.names):
