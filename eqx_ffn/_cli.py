@@ -3,9 +3,10 @@
 Building the parser needs only the standard library, so `eqx-ffn --help` (and every command's
 `--help`) answers without importing JAX; each command imports what it uses.
 
-Exit status: 0 success; 1 a fit whose loss became NaN/inf (nothing is written) or an internal
-error; 2 bad input (a bad option, an unreadable or malformed file, ...), reported in one line on
-stderr, never a traceback; 130 interrupted by Ctrl-C (nothing is written).
+Exit status: 0 success; 1 a fit whose loss became NaN/inf or rose (nothing is written), or an
+internal error; 2 bad input (a bad option, an unreadable or malformed file, ...), reported in one
+line on stderr, never a traceback; 130 interrupted by Ctrl-C (nothing is written); 141 standard
+output closed early (`eqx-ffn predict ... | head`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ MAX_SEED = 2**32 - 1
 EXIT_DIVERGED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # as if killed by SIGPIPE, the shell's convention
 
 
 class UsageError(ValueError):
@@ -216,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Feedforward neural networks on JAX and Equinox: run the lecture's examples, "
         "fit a network to a CSV table (regression or classification), predict with a saved "
         "model.",
-        epilog="Exit status: 0 success; 1 the fit diverged (NaN/inf loss; nothing written); 2 bad "
-        "input (one line on stderr); 130 interrupted by Ctrl-C (nothing written).",
+        epilog="Exit status: 0 success; 1 the fit diverged (NaN/inf or rising loss; nothing "
+        "written); 2 bad input (one line on stderr); 130 interrupted by Ctrl-C (nothing written); "
+        "141 standard output closed early.",
     )
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -1259,6 +1262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Diverged as e:
         print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_DIVERGED
+    except BrokenPipeError:  # `eqx-ffn predict ... | head`: the reader has gone; say nothing
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_BROKEN_PIPE
     except (ValueError, OSError) as e:  # bad input, incl. UsageError and ModelFileError
         print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
