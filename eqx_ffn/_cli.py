@@ -1168,7 +1168,7 @@ def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ._predict import predict
-    from ._tables import read_table, write_csv, write_rows
+    from ._tables import _write_rows, read_table, write_csv
 
     path, model, meta = _load_model(args.model)
     task = meta.get("task", "regress")
@@ -1221,7 +1221,7 @@ def _predict(args: argparse.Namespace) -> int:
         header = [f"{n}_pred" for n in names]
         cols = list(pred.T)
     if args.out is None:
-        write_rows(sys.stdout, header, cols, ",")
+        _write_rows(sys.stdout, header, cols, ",")
     else:
         write_csv(args.out, cols, header)
         print(f"wrote {len(cols[0])} predictions to {args.out}", file=sys.stderr)

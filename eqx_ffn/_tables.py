@@ -270,7 +270,7 @@ def _sniff_delimiter(line: str, path: Path) -> str:
     return best if counts[best] else ","
 
 
-def check_delimiter(delimiter: Any) -> str:
+def _check_delimiter(delimiter: Any) -> str:
     """A one-character cell separator that cannot be part of a number or a quoted cell."""
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValueError(
@@ -310,7 +310,7 @@ def _header(path: Path, raw: bytes, delimiter: str | None) -> _Header:
             f"{path}: line {line_no} is not UTF-8 text ({e.reason} at byte {e.start}); load_table "
             "reads CSV files with a header row, or .npz archives."
         ) from None
-    delim = _sniff_delimiter(text, path) if delimiter is None else check_delimiter(delimiter)
+    delim = _sniff_delimiter(text, path) if delimiter is None else _check_delimiter(delimiter)
     try:
         names = next(csv.reader([text], delimiter=delim, strict=True))
     except csv.Error as e:
@@ -367,117 +367,36 @@ def _text_body(path: Path, body: bytes, first_line: int) -> str:
         ) from None
 
 
-def _scan(
-    path: Path,
-    body: bytes,
-    head: _Header,
-    wanted: list[int],
-    label_cols: set[int],
-    comments: bool,
-) -> tuple[dict[int, list[str]], list[int]]:
-    """Every data record's wanted cells (stripped), and the line each record starts on."""
-    text = _text_body(path, body, head.line + 1)
+def _records(path: Path, text: str, head: _Header) -> Any:
+    """`(line, cells)` for every data record: blank and '#' comment lines skipped, the cell count
+    checked; `line` is the 1-based line the record starts on."""
     ncol = len(head.names)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=head.delimiter)
-    cells: dict[int, list[str]] = {j: [] for j in wanted}
-    lines: list[int] = []
     prev = 0
     while True:
+        start = head.line + 1 + prev
         try:
             row = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as e:
-            line = head.line + 1 + prev
             if "field larger than field limit" in str(e):
                 raise ValueError(
-                    f"{path}: line {line} holds a cell of more than {csv.field_size_limit():,} "
+                    f"{path}: line {start} holds a cell of more than {csv.field_size_limit():,} "
                     "characters; this is not a table of numbers or labels."
                 ) from None
-            raise ValueError(f"{path}: line {line} cannot be read as CSV ({e}).") from None
-        start = head.line + 1 + prev
+            raise ValueError(f"{path}: line {start} cannot be read as CSV ({e}).") from None
         prev = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # a blank line
-        if comments and row[0].startswith("#"):
-            continue
+        if row[0].startswith("#"):
+            continue  # a comment
         if len(row) != ncol:
             raise ValueError(
                 f"{path}: line {start} has {len(row)} cells but the header (line {head.line}) "
                 f"has {ncol} columns; every row needs one cell per column."
             )
-        for j in wanted:
-            cells[j].append(row[j].strip())
-        lines.append(start)
-    return cells, lines
-
-
-def _convert(
-    path: Path,
-    head: _Header,
-    cells: dict[int, list[str]],
-    lines: list[int],
-    label_cols: set[int],
-    drop_missing: bool,
-    limit: float | None,
-) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    """Numbers (or labels) per wanted column, and the mask of rows kept; errors in file order."""
-    n = len(lines)
-    text_cols = set()
-    for j in label_cols:
-        if any(c not in MISSING and _parse_number(c) is None for c in cells[j]):
-            text_cols.add(j)
-    keep = np.ones(n, bool)
-    values = {j: np.zeros(n) for j in cells if j not in text_cols}
-    for i in range(n):
-        for j, col in cells.items():
-            cell = col[i]
-            name = head.names[j]
-            where = f"{path}: line {lines[i]}, column {name!r}"
-            if j in text_cols:
-                if not cell:
-                    if drop_missing:
-                        keep[i] = False
-                        continue
-                    raise ValueError(f"{where} is empty (a missing label). " + _missing_hint())
-                if len(cell) > MAX_NAME_CHARS:
-                    raise ValueError(
-                        f"{where} holds a label of {len(cell):,} characters; labels are "
-                        f"limited to {MAX_NAME_CHARS}."
-                    )
-                if _NAME_SAFE.search(cell):
-                    raise ValueError(
-                        f"{where}: the label {_show(cell)} holds a control character; labels "
-                        "must be plain text."
-                    )
-                continue
-            if cell in MISSING:
-                if drop_missing:
-                    keep[i] = False
-                    continue
-                what = "empty" if not cell else f"{cell!r}"
-                raise ValueError(f"{where} is {what} (a missing value). " + _missing_hint())
-            v = _parse_number(cell)
-            if v is None:
-                hint = ""
-                if re.fullmatch(r"[+-]?\d+,\d+", cell):
-                    hint = " (a decimal comma? Numbers need a decimal point.)"
-                raise ValueError(f"{where} (index {j}): {_show(cell)} is not a number.{hint}")
-            if not math.isfinite(v):
-                raise ValueError(
-                    f"{where} is {_show(cell)}: infinite values are not allowed (NaN and inf "
-                    "cannot be fitted)."
-                )
-            if limit is not None and abs(v) > limit:
-                raise ValueError(
-                    f"{where} is {_show(cell)}, beyond the float32 range (about ±3.4e38) the "
-                    "data are fitted in; rescale the column."
-                )
-            values[j][i] = v
-    out: dict[int, np.ndarray] = {}
-    for j, col in cells.items():
-        out[j] = np.asarray(col, dtype=str)[:, None] if j in text_cols else values[j]
-    return out, keep
+        yield start, row
 
 
 def _reference(
@@ -489,12 +408,92 @@ def _reference(
     drop_missing: bool,
     limit: float | None,
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    cells, lines = _scan(path, body, head, wanted, label_cols, comments=True)
+    """The csv-module reader: row by row, stopping at the first problem (in file order)."""
+    import array
+
+    text = _text_body(path, body, head.line + 1)
+    numbers = {j: array.array("d") for j in wanted if j not in label_cols}
+    labels: dict[int, list[str]] = {j: [] for j in wanted if j in label_cols}
+    lines = array.array("q")
+    keep = array.array("b")
+    for line, row in _records(path, text, head):
+        ok = 1
+        for j in wanted:
+            cell = row[j].strip()
+            where = f"{path}: line {line}, column {head.names[j]!r}"
+            if j in label_cols:
+                if not cell:
+                    if not drop_missing:
+                        raise ValueError(f"{where} is empty (a missing label). " + _missing_hint())
+                    ok = 0
+                elif len(cell) > MAX_NAME_CHARS:
+                    raise ValueError(
+                        f"{where} holds a label of {len(cell):,} characters; labels are "
+                        f"limited to {MAX_NAME_CHARS}."
+                    )
+                elif _NAME_SAFE.search(cell):
+                    raise ValueError(
+                        f"{where}: the label {_show(cell)} holds a control character; labels "
+                        "must be plain text."
+                    )
+                labels[j].append(cell)
+                continue
+            v = math.nan
+            if cell in MISSING:
+                if not drop_missing:
+                    what = "empty" if not cell else f"{cell!r}"
+                    raise ValueError(f"{where} is {what} (a missing value). " + _missing_hint())
+                ok = 0
+            else:
+                parsed = _parse_number(cell)
+                if parsed is None:
+                    hint = ""
+                    if re.fullmatch(r"[+-]?\d+,\d+", cell):
+                        hint = " (a decimal comma? Numbers need a decimal point.)"
+                    raise ValueError(f"{where} (index {j}): {_show(cell)} is not a number.{hint}")
+                if not math.isfinite(parsed):
+                    raise ValueError(
+                        f"{where} is {_show(cell)}: infinite values are not allowed (NaN and inf "
+                        "cannot be fitted)."
+                    )
+                if limit is not None and abs(parsed) > limit:
+                    raise ValueError(
+                        f"{where} is {_show(cell)}, beyond the float32 range (about ±3.4e38) the "
+                        "data are fitted in; rescale the column."
+                    )
+                v = parsed
+            numbers[j].append(v)
+        lines.append(line)
+        keep.append(ok)
     if not lines:
         raise ValueError(
             f"{path}: the file has a header ({', '.join(head.names)}) but no data rows."
         )
-    return _convert(path, head, cells, lines, label_cols, drop_missing, limit)
+    mask = np.frombuffer(keep, dtype=np.int8).astype(bool)
+    columns: dict[int, np.ndarray] = {
+        j: np.frombuffer(a, dtype=np.float64) for j, a in numbers.items()
+    }
+    for j, cells in labels.items():
+        # a label column of numbers (and missing-value markers) holds numeric labels
+        numeric = all(c in MISSING or _parse_number(c) is not None for c in cells)
+        if not numeric:
+            columns[j] = np.asarray(cells, dtype=str)[:, None]
+            continue
+        values = np.asarray([math.nan if c in MISSING else float(c) for c in cells])
+        nan = np.isnan(values)
+        wrong = np.isinf(values)
+        if limit is not None:
+            wrong |= np.abs(np.where(nan, 0.0, values)) > limit
+        problem = (wrong | (nan & (not drop_missing))) & mask
+        if problem.any():
+            i = int(np.argmax(problem))
+            where = f"{path}: line {lines[i]}, column {head.names[j]!r}"
+            if nan[i]:
+                raise ValueError(f"{where} is {cells[i]!r} (a missing value). " + _missing_hint())
+            raise ValueError(f"{where} is {_show(cells[i])}: not a finite float32 number.")
+        mask &= ~np.isnan(values)
+        columns[j] = values
+    return columns, mask
 
 
 # -- CSV: the fast readers (pandas / NumPy, in C) ---------------------------------------------
@@ -518,9 +517,10 @@ def _structure(body: bytes, head: _Header, comments: bool) -> tuple[int, bool] |
         starts, ends = starts[:-1], ends[:-1]
     delims = np.flatnonzero(buf == ord(head.delimiter))
     n_delims = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
-    space = np.array([b in (9, 10, 13, 32) and b != ord(head.delimiter) for b in range(256)])
-    solid = np.flatnonzero(~space[buf])
-    blank = (np.searchsorted(solid, ends) - np.searchsorted(solid, starts)) == 0
+    space = np.array([b in (9, 13, 32) and b != ord(head.delimiter) for b in range(256)])
+    spaces = np.flatnonzero(space[buf])  # few in a table of numbers
+    n_spaces = np.searchsorted(spaces, ends) - np.searchsorted(spaces, starts)
+    blank = n_spaces == ends - starts
     record = ~blank
     if comments:
         first = buf[np.minimum(starts, buf.size - 1)] if buf.size else np.zeros(0, np.uint8)
@@ -541,19 +541,6 @@ def _comment_mode(body: bytes) -> bool | None:
     return starts
 
 
-def _numbers(pd: Any, col: Any) -> tuple[np.ndarray, bool]:
-    """A column's values as float64, NaN where a cell is a missing-value marker, and whether every
-    other cell is a number."""
-    if col.dtype.kind in "fiu":
-        return col.to_numpy(np.float64), True
-    if col.dtype.kind == "b":
-        return np.zeros(len(col)), False
-    stripped = col.astype(str).str.strip()
-    marker = stripped.isin(MISSING).to_numpy()
-    values = pd.to_numeric(stripped.mask(marker, "nan"), errors="coerce").to_numpy(np.float64)
-    return values, bool(np.all(marker | ~np.isnan(values)))
-
-
 def _fast_pandas(
     pd: Any,
     body: bytes,
@@ -566,6 +553,7 @@ def _fast_pandas(
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     ncol = len(head.names)
     names = [f"c{j}" for j in range(ncol)]
+    na = {names[j]: [""] if j in label_cols else sorted(MISSING) for j in range(ncol)}
     try:
         with warnings.catch_warnings():
             # e.g. "Length of header or names does not match length of data. This leads to a
@@ -578,7 +566,8 @@ def _fast_pandas(
                 names=names,
                 index_col=False,
                 dtype={names[j]: str for j in label_cols},
-                na_filter=False,  # no NA parsing: an empty cell makes its column text (see below)
+                keep_default_na=False,
+                na_values=na,
                 comment="#" if comments else None,
                 skip_blank_lines=True,
                 engine="c",
@@ -590,42 +579,44 @@ def _fast_pandas(
     if n == 0:
         raise _Slow
     columns: dict[int, np.ndarray] = {}
-    suspect = False  # an empty cell or a marker: maybe a short row
+    missing = np.zeros(n, bool)
     for j in wanted:
         col = df[names[j]]
-        values, numeric = _numbers(pd, col)
-        if j in label_cols and not numeric:  # text labels; only an empty cell is missing
-            stripped = col.str.strip().to_numpy(dtype=str)
-            too_long = np.char.str_len(stripped).max(initial=0) > MAX_NAME_CHARS
-            control = pd.Series(stripped).str.contains(_NAME_SAFE.pattern).any()
-            if too_long or control or np.any(stripped == ""):
-                raise _Slow
-            columns[j] = stripped[:, None]
-            continue
-        if not numeric:
+        if j in label_cols:
+            stripped = col.fillna("").astype(str).str.strip()
+            marker = stripped.isin(MISSING).to_numpy()
+            values = pd.to_numeric(stripped.mask(marker, "nan"), errors="coerce")
+            values = values.to_numpy(np.float64)
+            if np.all(marker | ~np.isnan(values)):  # numeric labels; markers are missing
+                pass
+            else:  # text labels; only an empty cell is missing
+                text = stripped.to_numpy(dtype=str)
+                too_long = np.char.str_len(text).max(initial=0) > MAX_NAME_CHARS
+                if too_long or stripped.str.contains(_NAME_SAFE.pattern).any():
+                    raise _Slow
+                missing |= text == ""
+                columns[j] = text[:, None]
+                continue
+        elif col.dtype.kind in "fiu":
+            values = col.to_numpy(np.float64)
+        else:
             raise _Slow  # text (or True/False) in a numeric column
         nan = np.isnan(values)
         if np.isinf(values).any() or (
             limit is not None and np.abs(values[~nan]).max(initial=0) > limit
         ):
             raise _Slow
-        suspect |= bool(nan.any())
+        missing |= nan
         columns[j] = values
-    # A short row leaves empty cells at its end, which makes those columns text: check the
-    # file's structure whenever a column is not all numbers.
-    suspect |= any(df[c].dtype.kind not in "fiu" for c in names)
     keep = np.ones(n, bool)
-    if suspect:
+    if missing.any() or df.isna().to_numpy().any():
+        # Short rows read as NaN too: check the file's structure before trusting the NaNs.
         found = _structure(body, head, comments)
         if found is None:
             raise _Slow
         n_records, ragged = found
         if ragged or n_records != n:
             raise _Slow
-        missing = np.zeros(n, bool)
-        for c in columns.values():
-            if c.ndim == 1:
-                missing |= np.isnan(c)
         if missing.any():
             if not drop_missing:
                 raise _Slow  # the reference reader names the first missing cell
@@ -1155,15 +1146,15 @@ def write_csv(
         raise ValueError(
             f"write_csv: header has {len(header)} names but columns has {len(cols)} columns."
         )
-    check_delimiter(delimiter)
+    _check_delimiter(delimiter)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
-        write_rows(f, header, cols, delimiter)
+        _write_rows(f, header, cols, delimiter)
     return path
 
 
-def write_rows(f: Any, header: Sequence[str], cols: Sequence[np.ndarray], delimiter: str) -> None:
+def _write_rows(f: Any, header: Sequence[str], cols: Sequence[np.ndarray], delimiter: str) -> None:
     """Write `header` and the columns `cols` to the text stream `f` as CSV."""
     writer = csv.writer(f, delimiter=delimiter, lineterminator="\n")
     writer.writerow(header)

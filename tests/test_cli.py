@@ -318,6 +318,7 @@ def test_a_diverged_fit_exits_1_and_writes_nothing(table, tmp_path, capsys, opti
 @pytest.fixture(scope="module")
 def sklearn_tables(tmp_path_factory):
     datasets = pytest.importorskip("sklearn.datasets")
+    pytest.importorskip("pandas")  # as_frame=True
     folder = tmp_path_factory.mktemp("sk")
     datasets.load_diabetes(as_frame=True).frame.to_csv(folder / "diabetes.csv", index=False)
     wine = datasets.load_wine(as_frame=True)
