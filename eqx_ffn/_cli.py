@@ -1205,10 +1205,17 @@ def _predict(args: argparse.Namespace) -> int:
             "predictions are for the other rows",
         )
     x = table.x.astype(_float_dtype())
+    out = _predict_proba(model, x) if task == "classify" else np.asarray(predict(model, x))
+    bad = np.asarray(~np.isfinite(out).all(axis=1))
+    if bad.any():
+        raise UsageError(
+            f"{path} gives NaN or inf for {int(bad.sum())} of {bad.size} rows (the first is data "
+            f"row {int(np.argmax(bad)) + 1}); its parameters or these inputs are out of range"
+        )
     if task == "classify":
         classes = meta["classes"]
         name = meta["y_cols"][0]
-        proba = _predict_proba(model, x)
+        proba = out
         labels = np.asarray([str(c) for c in classes])[proba.argmax(axis=1)]
         header = [f"{name}_pred"]
         cols: list[Any] = [labels]
@@ -1216,15 +1223,20 @@ def _predict(args: argparse.Namespace) -> int:
             header += [f"P({name}={c})" for c in classes]
             cols += list(proba.T)
     else:
-        pred = np.asarray(predict(model, x))
         names = meta.get("y_cols") or [f"y{i + 1}" for i in range(model.out_size)]
         header = [f"{n}_pred" for n in names]
-        cols = list(pred.T)
+        cols = list(out.T)
     if args.out is None:
         _write_rows(sys.stdout, header, cols, ",")
-    else:
-        write_csv(args.out, cols, header)
-        print(f"wrote {len(cols[0])} predictions to {args.out}", file=sys.stderr)
+        return 0
+    target = Path(args.out)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:  # written whole or not at all (Ctrl-C, a full disk)
+        write_csv(tmp, cols, header)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {len(cols[0])} predictions to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -13,6 +13,8 @@ import struct
 import time
 from pathlib import Path
 
+import equinox as eqx
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
@@ -76,6 +78,8 @@ def d(tmp_path_factory) -> Path:
     model = eqx_ffn.FFN(2, 1, (4,), key=jr.key(0))
     eqx_ffn.save(d / "model.eqx", model, metadata={"x_cols": ["u1", "u2"], "y_cols": ["y"]})
     eqx_ffn.save(d / "bare.eqx", model)
+    broken = eqx.tree_at(lambda m: m.layers[0].weight, model, jnp.full((4, 2), jnp.nan))
+    eqx_ffn.save(d / "nan.eqx", broken, metadata={"x_cols": ["u1", "u2"], "y_cols": ["y"]})
     raw = (d / "model.eqx").read_bytes()
     (d / "truncated.eqx").write_bytes(raw[:-40])
     (d / "image.eqx").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
@@ -259,6 +263,7 @@ CASES = [
     (_predict("meta_task.eqx"), ["meta_task.eqx", "metadata", "task"]),
     (_predict("meta_classes.eqx"), ["meta_classes.eqx", "metadata", "classes"]),
     (_predict("meta_bool.eqx"), ["meta_bool.eqx", "metadata", "classes"]),
+    (_predict("nan.eqx", "{d}/good.csv", "--out", "{d}/o"), ["nan.eqx", "NaN or inf"]),
     # -- predict: options and data
     (_predict("model.eqx", "{d}/good.csv", "--proba"), ["--proba needs a classifier"]),
     (
