@@ -47,7 +47,10 @@ INITS: tuple[str, ...] = (
     "lecun_normal",
 )
 TASKS = ("auto", "classify", "regress")
-LINE_SEARCH = ("lbfgs",)  # optimizers whose step size is found by a line search
+# Optimizers that find their own step size and work on the full batch only (L-BFGS's line
+# search; a Levenberg-Marquardt "lm" belongs here too): --lr defaults to theirs, --batch-size is
+# refused.
+FULL_BATCH_OPTIMIZERS: tuple[str, ...] = ("lbfgs",)
 
 # `eqx-ffn fit`'s defaults, chosen on scikit-learn's diabetes (regression) and wine
 # (classification) tables and a smooth 2-input function; tests/test_cli.py checks the first two.
@@ -813,7 +816,7 @@ def _train(
     dtype = _float_dtype()
     key_model, key_fit = jr.split(jr.key(args.seed))
     net = _new_network(table.x.shape[1], n_out, args, key_model)
-    lr = args.lr if args.lr is not None or args.optimizer in LINE_SEARCH else DEFAULT_LR
+    lr = args.lr if args.lr is not None or args.optimizer in FULL_BATCH_OPTIMIZERS else DEFAULT_LR
     early = args.early_stopping and use_val
 
     def target(y: Any) -> Any:
@@ -929,7 +932,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     t_start = time.perf_counter()
     out = _check_out(args.out)
-    if args.optimizer in LINE_SEARCH and args.batch_size is not None:
+    if args.optimizer in FULL_BATCH_OPTIMIZERS and args.batch_size is not None:
         raise UsageError(
             f"--optimizer {args.optimizer} works on the full batch; leave out --batch-size"
         )

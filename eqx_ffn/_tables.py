@@ -717,10 +717,10 @@ def _read_csv(
         cols = [columns[j] for j in idx]
         if any(c.ndim == 2 for c in cols):  # text labels
             return cols[0] if everything else cols[0][keep]
-        out = np.empty((int(keep.sum()), len(cols)))
-        for k, c in enumerate(cols):
-            out[:, k] = c if everything else c[keep]
-        return out
+        if not cols:
+            return np.zeros((int(keep.sum()), 0))
+        block = np.array(cols)  # (k, N): one contiguous copy per column
+        return (block if everything else block[:, keep]).T  # (N, k), column-major
 
     return Table(
         x=part(x_idx),
