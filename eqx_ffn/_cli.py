@@ -485,6 +485,56 @@ def _check_out(out: str) -> Path:
     return path
 
 
+class _CtrlC:
+    """Ctrl-C for the eqx-ffn program (not for `main([...])` called from Python).
+
+    The first SIGINT raises `KeyboardInterrupt` as usual, and starts a watchdog: if the process
+    is still running `grace` seconds later (a KeyboardInterrupt raised inside compiled code's
+    Python callbacks can be swallowed there), the watchdog says so and exits with status 130.
+    Nothing is written meanwhile: outputs are staged and moved into place by `_Staging.commit`,
+    which runs to its end (a few renames) even when Ctrl-C lands during it.
+    """
+
+    def __init__(self, prog: str, grace: float = 3.0):
+        self.prog, self.grace = prog, grace
+        self.pending = False
+        self.committing = False
+
+    def install(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.committing:
+            self.pending = True  # the outputs are complete; let the renames finish
+            return
+        if not self.pending:
+            import threading
+
+            self.pending = True
+            threading.Thread(target=self._watchdog, daemon=True).start()
+        raise KeyboardInterrupt
+
+    def _watchdog(self) -> None:
+        time.sleep(self.grace)
+        while self.committing:
+            time.sleep(0.05)
+        _leave(f"{self.prog}: interrupted; nothing written")
+
+
+def _leave(message: str) -> None:
+    """Print `message` and end the process with status 130 at once: Ctrl-C can land while XLA
+    compiles on other threads, and tearing the interpreter down under them crashes (SIGSEGV)."""
+    print(message, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
+_CTRL_C: _CtrlC | None = None
+
+
 class _Staging:
     """Write outputs into a temporary folder; move them into place only when all succeeded."""
 
@@ -506,11 +556,19 @@ class _Staging:
     def commit(self) -> list[Path]:
         import shutil
 
-        self.out.mkdir(parents=True, exist_ok=True)
-        done = []
-        for name in self.names:
-            os.replace(self.tmp / name, self.out / name)
-            done.append(self.out / name)
+        if _CTRL_C is not None:
+            if _CTRL_C.pending:
+                raise KeyboardInterrupt
+            _CTRL_C.committing = True
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            done = []
+            for name in self.names:
+                os.replace(self.tmp / name, self.out / name)
+                done.append(self.out / name)
+        finally:
+            if _CTRL_C is not None:
+                _CTRL_C.committing = False
         shutil.rmtree(self.tmp, ignore_errors=True)
         return done
 
@@ -1267,11 +1325,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("eqx-ffn: error: choose a command: demo, fit or predict", file=sys.stderr)
         return EXIT_USAGE
     prog = _prog(args)
+    global _CTRL_C
+    if argv is None:  # the eqx-ffn program itself
+        _CTRL_C = _CtrlC(prog)
+        _CTRL_C.install()
     try:
         _setup(args)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if _CTRL_C is not None and _CTRL_C.pending:  # Ctrl-C during the last renames
+            _leave(f"{prog}: interrupted after the outputs were complete; they were written")
+        return code
     except (KeyboardInterrupt, _Interrupted) as e:
         text = str(e) if isinstance(e, _Interrupted) else "interrupted; nothing written"
+        if _CTRL_C is not None:
+            _leave(f"{prog}: {text}")
         print(f"{prog}: {text}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except _Diverged as e:

@@ -297,6 +297,38 @@ def test_ctrl_c_exits_130_and_writes_nothing(table, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".interrupted.")]
 
 
+def test_ctrl_c_that_is_swallowed_still_ends_the_program(tmp_path):
+    """If compiled code's callbacks swallow the KeyboardInterrupt, a watchdog exits 130."""
+    code = (
+        "import sys, time\n"
+        "from eqx_ffn import _cli\n"
+        "def stubborn(args):\n"
+        "    print('started', file=sys.stderr, flush=True)\n"
+        "    while True:\n"
+        "        try:\n"
+        "            time.sleep(0.01)\n"
+        "        except KeyboardInterrupt:\n"
+        "            pass\n"
+        "_cli.COMMANDS['fit'] = stubborn\n"
+        "sys.argv = ['eqx-ffn', 'fit', 'x.csv', '--out', 'o', '--no-cache']\n"
+        "sys.exit(_cli.main())\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    assert proc.stderr.readline().strip() == "started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.strip() == "eqx-ffn fit: interrupted; nothing written"
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
