@@ -48,6 +48,7 @@ MAX_NAME_CHARS = 256
 
 _MAX_HEADER_BYTES = 1 << 20
 _SHOW = 40  # characters of a cell quoted in a message
+_NOT_SPACE = re.compile(rb"\S")
 _NAME_SAFE = re.compile(r"[\x00-\x1f\x7f]")
 _STRICT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity)", re.I)
 
@@ -356,11 +357,11 @@ def _parse_number(cell: str) -> float | None:
     return float(cell)
 
 
-def _text_body(path: Path, body: bytes, first_line: int) -> str:
+def _text_body(path: Path, raw: bytes, start: int, first_line: int) -> str:
     try:
-        return body.decode("utf-8")
+        return str(memoryview(raw)[start:], "utf-8")
     except UnicodeDecodeError as e:
-        line = first_line + body.count(b"\n", 0, e.start)
+        line = first_line + raw.count(b"\n", start, start + e.start)
         raise ValueError(
             f"{path}: line {line} is not UTF-8 text ({e.reason}); load_table reads CSV files "
             "with a header row, or .npz archives."
@@ -401,7 +402,7 @@ def _records(path: Path, text: str, head: _Header) -> Any:
 
 def _reference(
     path: Path,
-    body: bytes,
+    raw: bytes,
     head: _Header,
     wanted: list[int],
     label_cols: set[int],
@@ -411,7 +412,7 @@ def _reference(
     """The csv-module reader: row by row, stopping at the first problem (in file order)."""
     import array
 
-    text = _text_body(path, body, head.line + 1)
+    text = _text_body(path, raw, head.body_start, head.line + 1)
     numbers = {j: array.array("d") for j in wanted if j not in label_cols}
     labels: dict[int, list[str]] = {j: [] for j in wanted if j in label_cols}
     lines = array.array("q")
@@ -503,13 +504,13 @@ class _Slow(Exception):
     """The fast reader does not take this file as it is: use the reference reader."""
 
 
-def _structure(body: bytes, head: _Header, comments: bool) -> tuple[int, bool] | None:
+def _structure(raw: bytes, head: _Header, comments: bool) -> tuple[int, bool] | None:
     """For a file without quotes: the number of data records, and whether any of them has a
     wrong number of cells. Vectorised: NumPy over the bytes. `None` when quotes make lines and
     records differ."""
-    if b'"' in body:
+    if raw.find(b'"', head.body_start) >= 0:
         return None
-    buf = np.frombuffer(body, np.uint8)
+    buf = np.frombuffer(raw, np.uint8, offset=head.body_start)
     nl = np.flatnonzero(buf == 10)
     starts = np.concatenate([[0], nl + 1])
     ends = np.concatenate([nl, [buf.size]])
@@ -529,13 +530,13 @@ def _structure(body: bytes, head: _Header, comments: bool) -> tuple[int, bool] |
     return int(record.sum()), ragged
 
 
-def _comment_mode(body: bytes) -> bool | None:
+def _comment_mode(raw: bytes, start: int) -> bool | None:
     """`True`: '#' starts comment lines only; `False`: no comment lines; `None`: '#' both starts
     lines and appears inside them (a fast parser would cut cells at it)."""
-    if b"#" not in body:
+    if raw.find(b"#", start) < 0:
         return False
-    starts = body.startswith(b"#") or re.search(rb"\n#", body) is not None
-    inside = re.search(rb"[^\r\n]#", body) is not None
+    starts = raw.startswith(b"#", start) or re.compile(rb"\n#").search(raw, start) is not None
+    inside = re.compile(rb"[^\r\n]#").search(raw, start) is not None
     if starts and inside:
         return None
     return starts
@@ -543,7 +544,7 @@ def _comment_mode(body: bytes) -> bool | None:
 
 def _fast_pandas(
     pd: Any,
-    body: bytes,
+    raw: bytes,
     head: _Header,
     wanted: list[int],
     label_cols: set[int],
@@ -554,13 +555,15 @@ def _fast_pandas(
     ncol = len(head.names)
     names = [f"c{j}" for j in range(ncol)]
     na = {names[j]: [""] if j in label_cols else sorted(MISSING) for j in range(ncol)}
+    stream = io.BytesIO(raw)  # shares raw's bytes; read from the line after the header
+    stream.seek(head.body_start)
     try:
         with warnings.catch_warnings():
             # e.g. "Length of header or names does not match length of data. This leads to a
             # loss of data": any doubt goes to the reference reader
             warnings.simplefilter("error")
             df = pd.read_csv(
-                io.BytesIO(body),
+                stream,
                 sep=head.delimiter,
                 header=None,
                 names=names,
@@ -611,7 +614,7 @@ def _fast_pandas(
     keep = np.ones(n, bool)
     if missing.any() or df.isna().to_numpy().any():
         # Short rows read as NaN too: check the file's structure before trusting the NaNs.
-        found = _structure(body, head, comments)
+        found = _structure(raw, head, comments)
         if found is None:
             raise _Slow
         n_records, ragged = found
@@ -625,17 +628,15 @@ def _fast_pandas(
 
 
 def _fast_numpy(
-    body: bytes,
+    raw: bytes,
     head: _Header,
     wanted: list[int],
     label_cols: set[int],
     comments: bool,
     limit: float | None,
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    if not body or body.isspace():
-        raise _Slow
     try:
-        text = body.decode("utf-8")
+        text = str(memoryview(raw)[head.body_start :], "utf-8")
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # e.g. "input contained no data"
             arr = np.loadtxt(
@@ -684,26 +685,25 @@ def _read_csv(
     x_idx, y_idx = _select(x_cols, y_cols, head.names, path)
     wanted = list(dict.fromkeys(x_idx + y_idx))
     label_cols = set(y_idx) if labels else set()
-    body = raw[head.body_start :]
-    if not body or body.isspace():
+    if _NOT_SPACE.search(raw, head.body_start) is None:
         raise ValueError(
             f"{path}: the file has a header ({', '.join(head.names)}) but no data rows."
         )
-    comments = _comment_mode(body)
+    comments = _comment_mode(raw, head.body_start)
     pd = _pandas()
     try:
         if comments is None:
             raise _Slow
         if pd is not None:
             columns, keep = _fast_pandas(
-                pd, body, head, wanted, label_cols, comments, drop_missing, limit
+                pd, raw, head, wanted, label_cols, comments, drop_missing, limit
             )
         else:
             if label_cols:
                 raise _Slow  # NumPy reads numbers only; labels may be text
-            columns, keep = _fast_numpy(body, head, wanted, label_cols, comments, limit)
+            columns, keep = _fast_numpy(raw, head, wanted, label_cols, comments, limit)
     except _Slow:
-        columns, keep = _reference(path, body, head, wanted, label_cols, drop_missing, limit)
+        columns, keep = _reference(path, raw, head, wanted, label_cols, drop_missing, limit)
     n_dropped = int((~keep).sum())
     if n_dropped == keep.size:
         raise ValueError(
