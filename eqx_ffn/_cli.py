@@ -524,8 +524,16 @@ class _CtrlC:
 
 
 def _leave(message: str) -> None:
-    """Print `message` and end the process with status 130 at once: Ctrl-C can land while XLA
-    compiles on other threads, and tearing the interpreter down under them crashes (SIGSEGV)."""
+    """Remove the temporary outputs, print `message` and end the process with status 130 at
+    once: Ctrl-C can land while XLA compiles on other threads, and tearing the interpreter down
+    under them crashes (SIGSEGV)."""
+    import shutil
+
+    for path in list(_TEMPORARY):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     print(message, file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -533,6 +541,7 @@ def _leave(message: str) -> None:
 
 
 _CTRL_C: _CtrlC | None = None
+_TEMPORARY: set[Path] = set()  # staged outputs, removed if the watchdog ends the process
 
 
 class _Staging:
@@ -547,6 +556,7 @@ class _Staging:
         parent = self.out.parent if str(self.out.parent) else Path(".")
         parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=parent))
+        _TEMPORARY.add(self.tmp)
         self.names: list[str] = []
 
     def path(self, name: str) -> Path:
@@ -570,12 +580,14 @@ class _Staging:
             if _CTRL_C is not None:
                 _CTRL_C.committing = False
         shutil.rmtree(self.tmp, ignore_errors=True)
+        _TEMPORARY.discard(self.tmp)
         return done
 
     def abort(self) -> None:
         import shutil
 
         shutil.rmtree(self.tmp, ignore_errors=True)
+        _TEMPORARY.discard(self.tmp)
 
 
 def _summary_line(label: str, history: Any) -> str:
@@ -588,6 +600,8 @@ def _summary_line(label: str, history: Any) -> str:
 
 
 def _check_regular_file(path: str, what: str) -> Path:
+    import stat
+
     p = Path(path)
     try:
         st = p.stat()
@@ -595,8 +609,6 @@ def _check_regular_file(path: str, what: str) -> Path:
         raise UsageError(f"no such {what}: {p}") from None
     except OSError as e:
         raise UsageError(f"cannot read {what} {p}: {e.strerror or e}") from None
-    import stat
-
     if stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{what} {p} is a directory, not a file")
     if not stat.S_ISREG(st.st_mode):
@@ -1292,11 +1304,13 @@ def _predict(args: argparse.Namespace) -> int:
         return 0
     target = Path(args.out)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    _TEMPORARY.add(tmp)
     try:  # written whole or not at all (Ctrl-C, a full disk)
         write_csv(tmp, cols, header)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+        _TEMPORARY.discard(tmp)
     print(f"wrote {len(cols[0])} predictions to {args.out}", file=sys.stderr)
     return 0
 

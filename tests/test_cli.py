@@ -303,6 +303,8 @@ def test_ctrl_c_that_is_swallowed_still_ends_the_program(tmp_path):
         "import sys, time\n"
         "from eqx_ffn import _cli\n"
         "def stubborn(args):\n"
+        "    stage = _cli._Staging('o')\n"
+        "    stage.path('model.eqx').write_text('half written')\n"
         "    print('started', file=sys.stderr, flush=True)\n"
         "    while True:\n"
         "        try:\n"
@@ -327,6 +329,7 @@ def test_ctrl_c_that_is_swallowed_still_ends_the_program(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert err.strip() == "eqx-ffn fit: interrupted; nothing written"
+    assert list(tmp_path.iterdir()) == []  # the staged outputs are gone too
 
 
 @pytest.mark.parametrize(
