@@ -1134,6 +1134,8 @@ def _write_fit(
         }
         if classify:
             meta["classes"] = classes
+        if table.delimiter is None:  # an .npz: predict reads the same arrays
+            meta["x_arrays"] = [str(c) for c in (args.x_cols or ["x"])]
         save(stage.path("model.eqx"), model, metadata=meta)
         if classify:
             loss_name = "cross-entropy"
@@ -1197,6 +1199,8 @@ def _model_metadata(path: Path, header: dict[str, Any], model: Any) -> dict[str,
         out: dict[str, Any] = {"task": task}
         if "x_cols" in meta:
             out["x_cols"] = _valid_names(meta["x_cols"], model.in_size, "x_cols")
+        if "x_arrays" in meta:
+            out["x_arrays"] = _valid_names(meta["x_arrays"], None, "x_arrays")
         if task == "classify":
             classes = meta.get("classes")
             if not isinstance(classes, list) or not all(
@@ -1249,11 +1253,12 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--proba needs a classifier, but {path} was fitted for regression; leave out --proba"
         )
-    x_cols = args.x_cols or meta.get("x_cols")
+    npz = Path(args.data).suffix.lower() == ".npz"
+    x_cols = args.x_cols or meta.get("x_arrays" if npz and "x_arrays" in meta else "x_cols")
     if not x_cols:
         raise UsageError(f"{path} does not record its input columns; name them with --x-cols")
-    if len(x_cols) != model.in_size:
-        fitted = f" (it was fitted on {', '.join(meta['x_cols'])})" if "x_cols" in meta else ""
+    fitted = f" (it was fitted on {', '.join(meta['x_cols'])})" if "x_cols" in meta else ""
+    if len(x_cols) != model.in_size and not npz:
         raise UsageError(
             f"--x-cols names {len(x_cols)} columns but the model takes {model.in_size} "
             f"inputs{fitted}"
@@ -1271,6 +1276,11 @@ def _predict(args: argparse.Namespace) -> int:
         drop_missing=args.drop_missing,
         dtype=_float_dtype(),
     )
+    if table.x.shape[1] != model.in_size:  # arrays of an .npz: counted once read
+        raise UsageError(
+            f"--x-cols arrays {', '.join(map(str, x_cols))} give {table.x.shape[1]} columns but "
+            f"the model takes {model.in_size} inputs{fitted}"
+        )
     if table.n_dropped:
         _note(
             args,

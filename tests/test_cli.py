@@ -460,3 +460,23 @@ def test_predict_into_a_closed_pipe_is_quiet(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     code = main(["predict", str(tmp_path / "m.eqx"), str(tmp_path / "t.csv"), "--no-cache"])
     assert code == 141 and capsys.readouterr().err == ""
+
+
+def test_npz_fit_and_predict_read_the_same_arrays(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 3))
+    kind = np.array(["low", "mid", "high"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0)]
+    np.savez(tmp_path / "d.npz", x=x, y=kind)
+    out = tmp_path / "o"
+    args = ["fit", str(tmp_path / "d.npz"), "--steps", "100", "--out", str(out), *NO_CACHE]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["x_cols"] == ["x[0]", "x[1]", "x[2]"] and metrics["classes"] == [
+        "high",
+        "low",
+        "mid",
+    ]
+    capsys.readouterr()
+    assert main(["predict", str(out / "model.eqx"), str(tmp_path / "d.npz"), "--no-cache"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "y_pred" and len(rows) == 91 and set(rows[1:]) <= {"low", "mid", "high"}
