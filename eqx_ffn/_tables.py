@@ -422,21 +422,11 @@ def _reference(
         for j in wanted:
             cell = row[j].strip()
             where = f"{path}: line {line}, column {head.names[j]!r}"
-            if j in label_cols:
+            if j in label_cols:  # checked once the column is known to be text or numbers
                 if not cell:
                     if not drop_missing:
                         raise ValueError(f"{where} is empty (a missing label). " + _missing_hint())
                     ok = 0
-                elif len(cell) > MAX_NAME_CHARS:
-                    raise ValueError(
-                        f"{where} holds a label of {len(cell):,} characters; labels are "
-                        f"limited to {MAX_NAME_CHARS}."
-                    )
-                elif _NAME_SAFE.search(cell):
-                    raise ValueError(
-                        f"{where}: the label {_show(cell)} holds a control character; labels "
-                        "must be plain text."
-                    )
                 labels[j].append(cell)
                 continue
             v = math.nan
@@ -478,6 +468,18 @@ def _reference(
         # a label column of numbers (and missing-value markers) holds numeric labels
         numeric = all(c in MISSING or _parse_number(c) is not None for c in cells)
         if not numeric:
+            for i, cell in enumerate(cells):
+                where = f"{path}: line {lines[i]}, column {head.names[j]!r}"
+                if len(cell) > MAX_NAME_CHARS:
+                    raise ValueError(
+                        f"{where} holds a label of {len(cell):,} characters; labels are "
+                        f"limited to {MAX_NAME_CHARS}."
+                    )
+                if _NAME_SAFE.search(cell):
+                    raise ValueError(
+                        f"{where}: the label {_show(cell)} holds a control character; labels "
+                        "must be plain text."
+                    )
             columns[j] = np.asarray(cells, dtype=str)[:, None]
             continue
         values = np.asarray([math.nan if c in MISSING else float(c) for c in cells])
@@ -628,7 +630,7 @@ def _fast_pandas(
 
 
 def _fast_numpy(
-    raw: bytes,
+    path: Path,
     head: _Header,
     wanted: list[int],
     label_cols: set[int],
@@ -636,11 +638,12 @@ def _fast_numpy(
     limit: float | None,
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     try:
-        text = str(memoryview(raw)[head.body_start :], "utf-8")
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # e.g. "input contained no data"
-            arr = np.loadtxt(
-                io.StringIO(text),
+            arr = np.loadtxt(  # from the path: faster than from a decoded string
+                path,
+                skiprows=head.line,
+                encoding="utf-8-sig",
                 delimiter=head.delimiter,
                 comments="#" if comments else None,
                 quotechar='"',
@@ -701,7 +704,7 @@ def _read_csv(
         else:
             if label_cols:
                 raise _Slow  # NumPy reads numbers only; labels may be text
-            columns, keep = _fast_numpy(raw, head, wanted, label_cols, comments, limit)
+            columns, keep = _fast_numpy(path, head, wanted, label_cols, comments, limit)
     except _Slow:
         columns, keep = _reference(path, raw, head, wanted, label_cols, drop_missing, limit)
     n_dropped = int((~keep).sum())

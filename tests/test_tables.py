@@ -121,6 +121,8 @@ def test_labels_are_text_or_numbers(tmp_path, parser):
         _write(tmp_path, "a,b,k\n1,2,1\n3,4,NA\n5,6,2\n"), labels=True, drop_missing=True
     )
     assert not num.text_labels and num.y.tolist() == [[1.0], [2.0]] and num.n_dropped == 1
+    long = read_table(_write(tmp_path, "a,k\n1,2\n2,0." + "9" * 300 + "\n"), labels=True)
+    assert not long.text_labels and long.y.tolist() == [[2.0], [1.0]]  # a long number, no label
     with pytest.raises(ValueError, match=r"line 3, column 'k' is empty \(a missing label\)"):
         read_table(_write(tmp_path, "a,k\n1,x\n2,\n"), labels=True)
     with pytest.raises(ValueError, match=r"line 2, column 'k' \(index 1\): 'x' is not a number"):
