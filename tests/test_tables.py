@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import eqx_ffn
 from eqx_ffn import _tables
@@ -369,3 +371,47 @@ def test_write_csv_quotes_what_could_add_a_row(tmp_path):
     assert [r[0] for r in rows[1:]] == labels.tolist()
     with pytest.raises(ValueError, match="one-dimensional columns of the same length"):
         write_csv(tmp_path / "q.csv", [labels, np.arange(3.0)], ["a", "b"])
+
+
+# -- the fast readers agree with the reference reader ------------------------------------------
+
+CELLS = ["1", "2.5", "-3e2", "", "NA", "nan", "?", "cat", " 4 ", "inf", "1e39", "7.0", '"8"']
+
+
+@st.composite
+def _grids(draw) -> bytes:
+    ncol, nrow = draw(st.integers(2, 4)), draw(st.integers(1, 6))
+    rows = [",".join(draw(st.sampled_from(CELLS)) for _ in range(ncol)) for _ in range(nrow)]
+    if draw(st.booleans()):
+        rows[draw(st.integers(0, nrow - 1))] += draw(st.sampled_from([",", ",9", "#c"]))
+    if draw(st.booleans()):
+        rows.insert(draw(st.integers(0, nrow)), draw(st.sampled_from(["", "  ", "# c", ",,"])))
+    head = ",".join(f"c{j}" for j in range(ncol))
+    return (head + "\n" + "\n".join(rows) + "\n").encode()
+
+
+def _outcome(path, labels, drop):
+    try:
+        t = read_table(path, labels=labels, drop_missing=drop, dtype=np.float32)
+    except ValueError as e:
+        return str(e)
+    return (t.x.tolist(), t.y.tolist(), t.x_names, t.y_names, t.n_dropped)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(data=_grids(), labels=st.booleans(), drop=st.booleans())
+def test_fast_readers_agree_with_the_reference(tmp_path_factory, data, labels, drop):
+    path = tmp_path_factory.mktemp("agree") / "t.csv"
+    path.write_bytes(data)
+    with pytest.MonkeyPatch.context() as mp:
+
+        def slow(*args, **kwargs):
+            raise _tables._Slow
+
+        mp.setattr(_tables, "_fast_pandas", slow)
+        mp.setattr(_tables, "_fast_numpy", slow)
+        reference = _outcome(path, labels, drop)
+    assert _outcome(path, labels, drop) == reference  # pandas
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_tables, "_pandas", lambda: None)
+        assert _outcome(path, labels, drop) == reference  # NumPy
