@@ -1,11 +1,13 @@
 """Reading the user's tables (CSV with a header row, `.npz` archives) and writing CSV.
 
-Clean numeric CSV files go through pandas' C parser when pandas is installed, else NumPy's
-(`np.loadtxt`, also in C): no cell is touched by Python. A file the fast parser does not accept
-as it is (a missing value, a cell that is not a number, ragged rows, text labels without pandas,
-...) is read again by a reference reader built on the `csv` module, which finds the first
-problem in file order and names its line and column. That path is slower, and only bad or
-unusual files take it.
+CSV files go through pandas' C parser when pandas is installed (missing-value markers included,
+and rows dropped with `drop_missing` after a vectorised check of the file's structure), else
+NumPy's `np.loadtxt` (also in C): no cell of a clean table is touched by Python. A file the fast
+reader does not take as it is (a problem to report, quotes around a short row, text labels or
+missing values without pandas, '#' both starting lines and inside cells) is read by a reference
+reader built on the `csv` module, row by row, which stops at the first problem in file order
+and names its line and column. Only bad or unusual files take that slower path; a test checks
+that both fast readers give the reference reader's tables and messages.
 
 This module needs only NumPy (and pandas when present); `load_table` imports JAX to return a
 `Dataset`, `read_table` returns NumPy arrays.
