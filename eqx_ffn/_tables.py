@@ -153,8 +153,8 @@ def _check_file(path: Path, cap: int, why: str) -> None:
         )
     if st.st_size > cap:
         raise ValueError(
-            f"{path} is {st.st_size:,} bytes, more than {why}; pass a larger max_bytes to read "
-            "it anyway."
+            f"{path} is {st.st_size:,} bytes, more than {why}; read_table and load_table "
+            "take a larger max_bytes= to read it anyway."
         )
 
 
@@ -812,7 +812,8 @@ def _read_npz(
         if total > cap:
             raise ValueError(
                 f"{path}: the arrays declare {total:,} bytes uncompressed, more than {why}; "
-                "refused before decompressing (a zip bomb?). Pass a larger max_bytes to read it."
+                "refused before decompressing (a zip bomb?). read_table and load_table take a "
+                "larger max_bytes= to read it anyway."
             )
         arrays: dict[str, np.ndarray] = {}
         for name in x_names_req + y_names_req:

@@ -240,7 +240,9 @@ def test_files_that_are_not_regular_files(tmp_path):
         with pytest.raises(ValueError, match="not a regular file"):
             read_table(fifo)
     big = _write(tmp_path, "a,b\n" + "1,2\n" * 100)
-    with pytest.raises(ValueError, match=r"more than max_bytes=100; pass a larger max_bytes"):
+    with pytest.raises(
+        ValueError, match=r"more than max_bytes=100; read_table and load_table take a larger"
+    ):
         read_table(big, max_bytes=100)
     with pytest.raises(ValueError, match="max_bytes must be >= 1"):
         read_table(big, max_bytes=0)
