@@ -19,7 +19,16 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["plot_fit_1d", "plot_loss", "plot_parity", "plot_residuals", "plot_surface_2d"]
+from ._metrics import r2_per_output
+
+__all__ = [
+    "plot_confusion",
+    "plot_fit_1d",
+    "plot_loss",
+    "plot_parity",
+    "plot_residuals",
+    "plot_surface_2d",
+]
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -74,6 +83,17 @@ def _pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return x2, y2
 
 
+def _predictions(model: Any, x: Any, y: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`(y, predictions)` as 2-D arrays: `pred` when given, else `model` on every row of `x`."""
+    if pred is None:
+        x2, y2 = _pair(x, y)
+        out = _predict(model, x2)
+    else:
+        y2, out = _as_2d(y, "y"), _as_2d(pred, "pred")
+    _check_outputs(out, y2)
+    return y2, out
+
+
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
     fig.tight_layout()
     if path is not None:
@@ -85,6 +105,15 @@ def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
 
 def _output_label(j: int, n_y: int) -> str:
     return "y" if n_y == 1 else f"y{j + 1}"
+
+
+def _output_names(names: Sequence[str] | None, n_y: int) -> list[str]:
+    """The outputs' names: the given column names, else `y` / `y1, y2, ...`."""
+    if names is None:
+        return [_output_label(j, n_y) for j in range(n_y)]
+    if isinstance(names, str) or len(names) != n_y:
+        raise ValueError(f"names must be a list of {n_y} output name(s); got {names!r}.")
+    return [str(n) for n in names]
 
 
 # -- loss --------------------------------------------------------------------------------------
@@ -120,6 +149,7 @@ def plot_loss(
     val_loss: Any = None,
     val_steps: Any = None,
     title: str | None = "Loss vs. iteration",
+    ylabel: str = "Loss",
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """The training loss against the iteration, on a log scale (and the validation loss).
@@ -133,9 +163,11 @@ def plot_loss(
     - `val_loss`: validation losses, shape `(n_eval,)`; overrides the history's.
     - `val_steps`: the number of steps run at each validation loss, shape `(n_eval,)`.
     - `title`: the axes' title (`None` for none).
+    - `ylabel`: the y axis' label (default `"Loss"`), e.g. the loss's name and units.
     - `path`: if given, also save the figure there as a PNG.
 
-    **Returns:** the `matplotlib.figure.Figure` (one axes; one line per curve).
+    **Returns:** the `matplotlib.figure.Figure` (one axes; one line per curve, and for one
+    history whose `best_step` is set, a dotted vertical line at the step of the returned model).
 
     ```python
     model, history = eqx_ffn.fit(model, x, y)
@@ -158,9 +190,14 @@ def plot_loss(
         if vl.size:
             name = "validation" if len(runs) == 1 else f"{label} (validation)"
             ax.plot(vs, vl, "o--", color=line.get_color(), markersize=3, label=name, alpha=0.8)
+        best = getattr(run, "best_step", None) if len(runs) == 1 else None
+        if isinstance(best, (int, np.integer)):
+            ax.axvline(
+                int(best), color="0.4", ls=":", lw=1.0, label=f"returned model (step {best})"
+            )
     ax.set_yscale("log")
     ax.set_xlabel("Iteration")
-    ax.set_ylabel("Loss")
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
@@ -339,11 +376,13 @@ def _check_outputs(pred: np.ndarray, y: np.ndarray) -> None:
 
 
 def plot_residuals(
-    model: Callable,
+    model: Callable | None,
     x_test: Any,
     y_test: Any,
     *,
     bins: int = 30,
+    names: Sequence[str] | None = None,
+    pred: Any = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """Measured and predicted outputs with their residuals, and a histogram of the residuals.
@@ -359,19 +398,21 @@ def plot_residuals(
     - `x_test`: inputs, shape `(N, n_x)`.
     - `y_test`: measured outputs, shape `(N, n_y)`.
     - `bins`: histogram bins (default 30).
+    - `names`: the outputs' names, e.g. the table's column names (default `y` or `y1, y2, ...`).
+    - `pred`: predictions already made, shape `(N, n_y)`; then `model` and `x_test` are not
+      used (pass `None`).
     - `path`: if given, also save the figure there as a PNG.
 
     **Returns:** the Figure: `2 * n_y` axes; the left ones have 4 lines (predicted, residual,
     `ŷ = y`, zero).
     """
-    x, y = _pair(x_test, y_test)
-    pred = _predict(model, x)
-    _check_outputs(pred, y)
+    y, pred = _predictions(model, x_test, y_test, pred)
     res = y - pred
     n_y = y.shape[1]
+    labels = _output_names(names, n_y)
     fig = Figure(figsize=(11.0, 4.0 * n_y))
     for j in range(n_y):
-        name = _output_label(j, n_y)
+        name = labels[j]
         ax: Axes = fig.add_subplot(n_y, 2, 2 * j + 1)
         ax.plot(y[:, j], pred[:, j], ".", color="C0", alpha=0.6, label="predicted")
         ax.plot(y[:, j], res[:, j], ".", color="C3", alpha=0.6, label="residual")
@@ -393,10 +434,12 @@ def plot_residuals(
 
 
 def plot_parity(
-    model: Callable,
+    model: Callable | None,
     x: Any,
     y: Any,
     *,
+    names: Sequence[str] | None = None,
+    pred: Any = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """Predicted against measured outputs, with the line `y = x` (one axes per output).
@@ -406,15 +449,18 @@ def plot_parity(
     - `model`: a single-sample callable `(n_x,) -> (n_y,)`.
     - `x`: inputs, shape `(N, n_x)`.
     - `y`: measured outputs, shape `(N, n_y)`.
+    - `names`: the outputs' names, e.g. the table's column names (default `y` or `y1, y2, ...`).
+    - `pred`: predictions already made, shape `(N, n_y)`; then `model` and `x` are not used
+      (pass `None`).
     - `path`: if given, also save the figure there as a PNG.
 
     **Returns:** the Figure: `n_y` axes, each with 2 lines (the points and `y = x`), titled
-    with R² and RMSE.
+    with the output's name, R² and RMSE (e.g. `Weight: R² 0.9300, RMSE 2.1`).
     """
-    x, y = _pair(x, y)
-    pred = _predict(model, x)
-    _check_outputs(pred, y)
+    y, pred = _predictions(model, x, y, pred)
     n_y = y.shape[1]
+    labels = _output_names(names, n_y)
+    r2 = r2_per_output(y, pred)
     fig = Figure(figsize=(4.6 * n_y, 4.4))
     for j in range(n_y):
         ax: Axes = fig.add_subplot(1, n_y, j + 1)
@@ -422,15 +468,72 @@ def plot_parity(
         lo = float(min(y[:, j].min(), pred[:, j].min()))
         hi = float(max(y[:, j].max(), pred[:, j].max()))
         ax.plot([lo, hi], [lo, hi], "k--", linewidth=1.0, label="y = x")
-        ss_res = float(np.sum((y[:, j] - pred[:, j]) ** 2))
-        ss_tot = float(np.sum((y[:, j] - y[:, j].mean()) ** 2))
-        r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
-        rmse = float(np.sqrt(ss_res / y.shape[0]))
-        name = _output_label(j, n_y)
-        ax.set_title(f"{name}: R² {r2:.4f}, RMSE {rmse:.3g}")
+        rmse = float(np.sqrt(np.mean((y[:, j] - pred[:, j]) ** 2)))
+        name = labels[j]
+        ax.set_title(f"{name}: R² {r2[j]:.4f}, RMSE {rmse:.3g}")
         ax.set_xlabel(f"measured {name}")
         ax.set_ylabel(f"predicted {name}")
         ax.set_aspect("equal", adjustable="datalim")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left")
+    return _finish(fig, path)
+
+
+# -- classification ----------------------------------------------------------------------------
+
+
+def plot_confusion(
+    matrix: Any,
+    class_names: Sequence[str] | None = None,
+    *,
+    title: str | None = "Confusion matrix",
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """A confusion matrix as a labelled grid of counts (rows: true class, columns: predicted).
+
+    **Arguments:**
+
+    - `matrix`: counts of shape `(K, K)`, e.g. from the metrics' `confusion_matrix`: entry
+      `[i, j]` is the number of samples of class `i` predicted as class `j`.
+    - `class_names`: `K` names for the ticks (default `0 .. K-1`).
+    - `title`: the axes' title; the accuracy `trace / sum` is appended.
+    - `path`: if given, also save the figure there as a PNG.
+
+    **Returns:** the Figure: one axes with the image, one text per cell, tick labels the class
+    names.
+
+    ```python
+    fig = plot_confusion([[10, 2], [1, 12]], ["cat", "dog"], path="out/confusion.png")
+    ```
+    """
+    cm = np.asarray(matrix)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
+        raise ValueError(f"matrix must be square, shape (K, K) with K >= 1; got {cm.shape}.")
+    if not np.issubdtype(cm.dtype, np.number) or np.any(cm < 0):
+        raise ValueError("matrix must hold counts >= 0.")
+    k = cm.shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != k:
+        raise ValueError(f"class_names has {len(names)} names but the matrix has {k} classes.")
+    size = min(4.0 + 0.45 * k, 16.0)
+    fig = Figure(figsize=(size + 1.0, size))
+    ax: Axes = fig.add_subplot()
+    image = ax.imshow(cm, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if k <= 30:
+        top = cm.max() if cm.size else 0
+        for i in range(k):
+            for j in range(k):
+                color = "white" if top and cm[i, j] > top / 2 else "black"
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color)
+    if max(map(len, names)) > 3:
+        ax.set_xticks(range(k), names, rotation=45, ha="right")
+    else:
+        ax.set_xticks(range(k), names)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    total = cm.sum()
+    acc = f"accuracy {np.trace(cm) / total:.3f} ({total} samples)" if total else "no samples"
+    ax.set_title(f"{title}: {acc}" if title else acc)
     return _finish(fig, path)

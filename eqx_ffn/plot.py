@@ -1,5 +1,6 @@
 """Figures (matplotlib): each function returns the Figure and saves a PNG when given `path`."""
 
+from ._plot import plot_confusion as plot_confusion
 from ._plot import plot_fit_1d as plot_fit_1d
 from ._plot import plot_loss as plot_loss
 from ._plot import plot_parity as plot_parity

@@ -17,14 +17,12 @@ from eqx_ffn._datasets import (
     Dataset,
     _sine_1d,
     lecture_params,
-    load_table,
     sine_1d,
     sine_1d_large,
     sine_1d_target,
     sine_cosine_2d,
     sine_cosine_2d_target,
     train_test_split,
-    write_csv,
 )
 
 # -- REFERENCE.md sections 1-3 -----------------------------------------------------------------
@@ -196,122 +194,14 @@ def test_train_test_split_needs_both_parts_and_matching_rows():
         train_test_split(jnp.zeros((3, 1)), jnp.zeros((3, 1)), key=None)  # type: ignore[arg-type]
 
 
-# -- load_table / write_csv --------------------------------------------------------------------
-
-
-@pytest.fixture
-def table(tmp_path):
-    path = tmp_path / "plant.csv"
-    path.write_text("# a comment\nu1, u2 ,y\n0.5,1,2.25\n\n-1e-3,2,3\n4,5,6\n")
-    return path
-
-
-def test_load_csv_by_name_index_and_default(table):
-    ds = load_table(table, ["u1", "u2"], "y")
-    assert ds.x.dtype == jnp.float32 and ds.x.shape == (3, 2) and ds.y.shape == (3, 1)
-    np.testing.assert_array_equal(ds.x, np.float32([[0.5, 1], [-1e-3, 2], [4, 5]]))
-    np.testing.assert_array_equal(ds.y, [[2.25], [3], [6]])
-    assert ds.x_names == ("u1", "u2") and ds.y_names == ("y",) and ds.name == "plant"
-    default = load_table(table)  # y = last column, x = the others
-    np.testing.assert_array_equal(default.x, ds.x)
-    np.testing.assert_array_equal(default.y, ds.y)
-    by_index = load_table(table, [1], [-1, 0], dtype=np.float64)
-    assert by_index.x_names == ("u2",) and by_index.y_names == ("y", "u1")
-    assert by_index.x.dtype == jnp.float32  # JAX rounds to its default float without x64
-    np.testing.assert_array_equal(by_index.y[:, 1], np.float32([0.5, -1e-3, 4]))
-
-
-def test_load_only_inputs_or_only_outputs(tmp_path, table):
-    only_y = load_table(table, x_cols=[], y_cols="y")
-    assert only_y.x.shape == (3, 0) and only_y.x_names == ()
-    np.testing.assert_array_equal(only_y.y[:, 0], [2.25, 3, 6])
-    only_x = load_table(table, ["u2", "u1"], [])
-    assert only_x.x_names == ("u2", "u1") and only_x.y.shape == (3, 0)
-    assert load_table(table, None, []).x.shape == (3, 3)  # every column is an input
-    with pytest.raises(ValueError, match="x_cols and y_cols are both empty"):
-        load_table(table, [], [])
-    path = tmp_path / "d.npz"
-    np.savez(path, x=np.ones((4, 2)), y=np.zeros(4))
-    assert load_table(path, [], "y").x.shape == (4, 0)
-    assert load_table(path, "x", []).y.shape == (4, 0)
-    with pytest.raises(ValueError, match="x_cols and y_cols are both empty"):
-        load_table(path, [], [])
-
-
-def test_load_csv_errors_name_the_problem(tmp_path, table):
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        load_table(tmp_path / "missing.csv", "a", "b")
-    with pytest.raises(ValueError, match=r"column 'u3'.*Available columns: 'u1', 'u2', 'y'"):
-        load_table(table, ["u1", "u3"], "y")
-    with pytest.raises(ValueError, match=r"column index 3.*3 columns"):
-        load_table(table, [3], "y")
-    bad = tmp_path / "bad.csv"
-    bad.write_text("a,b\n1,2\n3,oops\n")
-    with pytest.raises(ValueError, match=r"line 3, column 'b' \(index 1\): 'oops' is not a number"):
-        load_table(bad, "a", "b")
-    for cell in ("nan", "inf", "-Infinity"):
-        bad.write_text(f"a,b\n1,2\n{cell},4\n")
-        with pytest.raises(ValueError, match=r"line 3, column 'a'.*NaN and inf are not allowed"):
-            load_table(bad, "a", "b")
-    bad.write_text("a,b\n1,2\n3\n")
-    with pytest.raises(ValueError, match="line 3 has 1 cells but the header has 2"):
-        load_table(bad, "a", "b")
-    bad.write_text("a,b\n")
-    with pytest.raises(ValueError, match="no data rows"):
-        load_table(bad, "a", "b")
-    bad.write_text("")
-    with pytest.raises(ValueError, match="the file is empty"):
-        load_table(bad, "a", "b")
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    with pytest.raises(ValueError, match="not a UTF-8 text table"):
-        load_table(bad)
-    with pytest.raises(ValueError, match="dtype must be a floating-point dtype"):
-        load_table(table, dtype=np.int32)
-
-
-def test_load_npz(tmp_path):
-    rng = np.random.default_rng(0)
-    x, y, extra = rng.normal(size=(6, 2)), rng.normal(size=6), rng.normal(size=(6, 1))
-    path = tmp_path / "data.npz"
-    np.savez(path, x=x, y=y, extra=extra)
-    ds = load_table(path)
-    assert ds.x.shape == (6, 2) and ds.y.shape == (6, 1)
-    np.testing.assert_array_equal(ds.x, x.astype(np.float32))
-    np.testing.assert_array_equal(ds.y[:, 0], y.astype(np.float32))
-    both = load_table(path, ["x", "extra"], "y")
-    assert both.x.shape == (6, 3) and both.x_names == ("x[0]", "x[1]", "extra")
-    with pytest.raises(ValueError, match=r"array 'z'.*Available arrays: 'x', 'y', 'extra'"):
-        load_table(path, "z", "y")
-    np.savez(path, x=x, y=rng.normal(size=5))
-    with pytest.raises(ValueError, match="x has 6 rows but y has 5"):
-        load_table(path)
-    x[2, 1] = np.nan
-    np.savez(path, x=x, y=y)
-    with pytest.raises(ValueError, match="row 2, column 'x\\[1\\]' is nan"):
-        load_table(path)
-    path.write_text("not a zip")
-    with pytest.raises(ValueError, match="not a readable .npz archive"):
-        load_table(path)
-
-
-def test_write_csv_round_trips_exactly(tmp_path):
-    values = np.asarray(jr.normal(jr.key(0), (25, 3)))
-    path = write_csv(tmp_path / "sub" / "pred.csv", values, ["a", "b", "y_hat"])
-    assert path.read_text().splitlines()[0] == "a,b,y_hat"
-    back = load_table(path, ["a", "b"], "y_hat")
-    np.testing.assert_array_equal(back.x, values[:, :2])
-    np.testing.assert_array_equal(back.y[:, 0], values[:, 2])
-    with pytest.raises(ValueError, match="header has 2 names but columns has 3"):
-        write_csv(tmp_path / "x.csv", values, ["a", "b"])
-
-
 def test_float64_under_x64(tmp_path):
     """Data follow JAX's default float; this needs a process of its own."""
     (tmp_path / "t.csv").write_text("a,b\n0.1,0.2\n")
     code = textwrap.dedent(
         f"""
         import jax.numpy as jnp
-        from eqx_ffn._datasets import lecture_params, load_table, sine_1d, sine_cosine_2d
+        from eqx_ffn._datasets import lecture_params, sine_1d, sine_cosine_2d
+        from eqx_ffn.datasets import load_table
         assert sine_1d().x.dtype == jnp.float64 and sine_1d().y.dtype == jnp.float64
         assert sine_cosine_2d(5, 5).y_test.dtype == jnp.float64
         assert lecture_params()["W1"].dtype == jnp.float64

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import jax
@@ -12,7 +13,15 @@ from mpl_toolkits.mplot3d import Axes3D
 
 import eqx_ffn
 from eqx_ffn._datasets import lecture_params, sine_1d, sine_cosine_2d, sine_cosine_2d_target
-from eqx_ffn._plot import plot_fit_1d, plot_loss, plot_parity, plot_residuals, plot_surface_2d
+from eqx_ffn._metrics import r2_score
+from eqx_ffn._plot import (
+    plot_confusion,
+    plot_fit_1d,
+    plot_loss,
+    plot_parity,
+    plot_residuals,
+    plot_surface_2d,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -74,6 +83,12 @@ def test_plot_loss_takes_a_real_history():
     )
     assert len(plot_loss(history).axes[0].get_lines()) == 2
     assert len(history.plot().axes[0].get_lines()) == 2
+    stopped = dataclasses.replace(history, best_step=2, stop_reason="early_stopping")
+    fig = plot_loss(stopped, ylabel="MSE (standardised units)")
+    *_, marker = fig.axes[0].get_lines()
+    assert marker.get_label() == "returned model (step 2)"
+    assert list(marker.get_xdata()) == [2, 2]
+    assert fig.axes[0].get_ylabel() == "MSE (standardised units)"
 
 
 def test_plot_fit_1d(tmp_path, model_1d):
@@ -135,6 +150,34 @@ def test_plot_residuals_and_parity(tmp_path, model_2d):
     assert_png(tmp_path / "parity.png")
     with pytest.raises(ValueError, match=r"predictions of shape \(30, 1\).*shape \(30, 2\)"):
         plot_parity(model_2d, ds.x, jnp.zeros((30, 2)))
+
+
+def test_figures_use_the_column_names(model_2d):
+    ds = sine_cosine_2d(30, 20)
+    fig = plot_parity(model_2d, ds.x, ds.y, names=["Weight"])
+    r2 = r2_score(ds.y, jax.vmap(model_2d)(ds.x))
+    assert fig.axes[0].get_title().startswith(f"Weight: R² {r2:.4f}, RMSE ")
+    assert fig.axes[0].get_xlabel() == "measured Weight"
+    res = plot_residuals(model_2d, ds.x, ds.y, names=["Weight"])
+    assert res.axes[1].get_title().startswith("Residuals of Weight: RMSE")
+    with pytest.raises(ValueError, match=r"names must be a list of 1 output name"):
+        plot_parity(model_2d, ds.x, ds.y, names=["a", "b"])
+
+
+def test_plot_confusion(tmp_path):
+    cm = np.array([[5, 1, 0], [0, 7, 2], [1, 0, 9]])
+    fig = plot_confusion(cm, ["barolo", "grignolino", "barbera"], path=tmp_path / "c.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["barolo", "grignolino", "barbera"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["barolo", "grignolino", "barbera"]
+    assert [t.get_text() for t in ax.texts] == [str(v) for v in cm.ravel()]
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    assert "accuracy 0.840 (25 samples)" in ax.get_title()
+    assert_png(tmp_path / "c.png")
+    with pytest.raises(ValueError, match=r"square, shape \(K, K\)"):
+        plot_confusion(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="class_names has 2 names but the matrix has 3"):
+        plot_confusion(cm, ["a", "b"])
 
 
 def test_plot_leaves_pyplot_alone(model_2d):
