@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -401,3 +402,15 @@ def test_docstring_examples_run():
     assert len(blocks) == 3
     for block in blocks:
         exec(compile(block, "<docstring>", "exec"), {})
+
+
+def test_readme_section_runs(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## scikit-learn") :]
+    section = section[: section.index("\n## ", 1)]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    r2, epochs = capsys.readouterr().out.splitlines()[0].split()
+    assert float(r2) > 0.3 and 1 <= int(epochs) <= 200
+    assert isinstance(eqx_ffn.sklearn.load(tmp_path / "wine.eqx"), FFNClassifier)
