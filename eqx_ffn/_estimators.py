@@ -193,12 +193,6 @@ def _engine_accepts(name: str) -> bool:
 # -- the network ---------------------------------------------------------------------------------
 
 
-@eqx.filter_jit
-def _build_ffn(in_size, out_size, hidden, activation, init, key):
-    # One compiled initialisation per architecture, not one per eager random op.
-    return FFN(in_size, out_size, hidden, activation=activation, init=init, key=key)
-
-
 PREDICT_ROWS = 1024
 """Rows per compiled prediction call (the last block is padded)."""
 
@@ -467,7 +461,8 @@ class _FFNEstimator(BaseEstimator):
         if w_tr is not None and np.all(w_tr == w_tr[0]):
             w_tr = None  # constant weights: the same weighted mean, and no weighting pass
 
-        ffn = _build_ffn(d, out_size, hidden, ACTIVATION_NAMES[self.activation], self.init, k_init)
+        activation = ACTIVATION_NAMES[self.activation]
+        ffn = FFN(d, out_size, hidden, activation=activation, init=self.init, key=k_init)
         model0 = Standardized(ffn, x_scaler, None)
 
         learning_rate = None
@@ -612,7 +607,8 @@ _PARAMETERS_DOC = """
     - `early_stopping`: hold out `validation_fraction` (default 0.1; stratified for the
       classifier) and stop once the validation score has not improved by `tol` for more than
       `n_iter_no_change` epochs; the best network is returned. Stochastic solvers only, as in
-      scikit-learn.
+      scikit-learn. The validation loss is not sample-weighted (`eqx_ffn.fit` validates
+      without weights); scikit-learn weights its validation score.
     - `random_state`: an int gives the same network bit for bit on every fit (it seeds
       `jax.random.key` for the initial weights and the batch order, and the validation split);
       `None` (default) draws a seed from NumPy's global generator and a `RandomState` from
@@ -661,11 +657,13 @@ class FFNRegressor(RegressorMixin, _FFNEstimator):
         + """
     ```python
     from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
     from eqx_ffn.sklearn import FFNRegressor
 
     x, y = load_diabetes(return_X_y=True)
-    reg = FFNRegressor(hidden_layer_sizes=(32,), max_iter=100, random_state=0).fit(x, y)
-    print(reg.score(x, y), reg.predict(x[:3]).shape)   # R² ~0.55, (3,)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, random_state=0)
+    reg = FFNRegressor(early_stopping=True, random_state=0).fit(x_train, y_train)
+    print(reg.score(x_test, y_test), reg.predict(x_test[:3]).shape)   # R² ~0.4, (3,)
     ```
     """
     )
@@ -728,12 +726,14 @@ class FFNClassifier(ClassifierMixin, _FFNEstimator):
         )
         + """
     ```python
-    from sklearn.datasets import load_iris
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
     from eqx_ffn.sklearn import FFNClassifier
 
-    x, y = load_iris(return_X_y=True)
-    clf = FFNClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(x, y)
-    print(clf.score(x, y), clf.predict_proba(x[:2]).sum(axis=1))   # ~0.95 [1. 1.]
+    x, y = load_wine(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, random_state=0, stratify=y)
+    clf = FFNClassifier(random_state=0).fit(x_train, y_train)
+    print(clf.score(x_test, y_test), clf.predict_proba(x_test[:2]).sum(axis=1))   # 1.0 [1. 1.]
     ```
     """
     )

@@ -6,12 +6,12 @@ contract (`get_params`/`set_params`, `fit`/`predict`/`score`, `Pipeline`, `GridS
 the trained network is `estimator.model_`, an ordinary `eqx_ffn` model.
 
 ```python
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_iris
 from sklearn.model_selection import cross_val_score
 from eqx_ffn.sklearn import FFNClassifier
 
-x, y = load_wine(return_X_y=True)
-print(cross_val_score(FFNClassifier(max_iter=100, random_state=0), x, y, cv=3).mean())  # ~0.97
+x, y = load_iris(return_X_y=True)
+print(cross_val_score(FFNClassifier(max_iter=100, random_state=0), x, y, cv=3).mean())  # ~0.9
 ```
 """
 

@@ -87,6 +87,11 @@ def _regression(n=120, d=4, k=1, seed=0):
     return x, y
 
 
+# Tests share data and settings where they can: every new setting compiles a training program.
+SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)  # full batch of 120
+MINI = dict(hidden_layer_sizes=(8,), batch_size=32)  # 4 mini-batches an epoch of 120
+
+
 # -- what users do -----------------------------------------------------------------------------
 
 
@@ -131,7 +136,7 @@ def test_dataframes_and_feature_names():
     pd = pytest.importorskip("pandas")
     x, y = _regression()
     frame = pd.DataFrame(x, columns=["a", "b", "c", "d"])
-    reg = FFNRegressor((8,), max_iter=5, random_state=0).fit(frame, pd.Series(y, name="t"))
+    reg = FFNRegressor(**SMALL).fit(frame, pd.Series(y, name="t"))
     assert list(reg.feature_names_in_) == ["a", "b", "c", "d"] and reg.n_features_in_ == 4
     with pytest.warns(UserWarning, match="valid feature names"):
         np.testing.assert_array_equal(reg.predict(frame), reg.predict(x))
@@ -143,7 +148,7 @@ def test_dataframes_and_feature_names():
 
 def test_target_shapes_are_kept():
     x, y = _regression(k=3)
-    reg = FFNRegressor((8,), max_iter=5, random_state=0)
+    reg = FFNRegressor(**SMALL)
     pred = reg.fit(x, y).predict(x)
     assert pred.shape == (len(x), 3) and reg.n_outputs_ == 3 and pred.dtype == np.float64
     # each row's prediction does not depend on the other rows, bit for bit
@@ -156,18 +161,16 @@ def test_target_shapes_are_kept():
 
 
 def test_cross_val_score_pipeline_and_grid_search():
-    x, y = _regression(n=100)
-    pipe = make_pipeline(StandardScaler(), FFNRegressor((8,), max_iter=20, learning_rate_init=1e-2))
-    scores = cross_val_score(pipe, x, y, cv=3)
-    assert scores.shape == (3,) and np.all(np.isfinite(scores))
-    grid = GridSearchCV(
-        FFNRegressor((8,), max_iter=20, random_state=0),
-        {"learning_rate_init": [1e-3, 3e-2], "alpha": [1e-4, 1e-2]},
-        cv=2,
-    ).fit(x, y)
-    assert grid.best_params_["learning_rate_init"] == 3e-2  # 20 epochs: the larger rate wins
+    x, y = _regression()
+    params = dict(hidden_layer_sizes=(8,), max_iter=20, learning_rate_init=1e-2, random_state=0)
+    scores = cross_val_score(make_pipeline(StandardScaler(), FFNRegressor(**params)), x, y, cv=2)
+    assert scores.shape == (2,) and np.all(scores > 0.5)
+    grid = GridSearchCV(FFNRegressor(**params), {"alpha": [1e-4, 3.0]}, cv=2)
+    grid.fit(x, y)
+    assert grid.best_params_ == {"alpha": 1e-4}  # a strong penalty costs a well-posed fit
     assert grid.best_estimator_.n_iter_ == 20
-    assert len(set(grid.cv_results_["mean_test_score"])) == 4  # four different fits
+    means = grid.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(means)) and means[0] > means[1]
 
 
 def test_pickle_round_trip(fitted_clf, iris):
@@ -196,20 +199,20 @@ def test_eqx_ffn_save_round_trip(fitted_clf, iris, tmp_path):
 
 
 def test_save_leaves_out_what_json_cannot_hold(tmp_path):
-    x, y = _regression(n=40)
-    reg = FFNRegressor((4,), solver=optax.adam(1e-2), max_iter=3, random_state=0).fit(x, y)
+    x, y = _regression()
+    reg = FFNRegressor(**SMALL).set_params(random_state=np.random.RandomState(0)).fit(x, y)
     path = eqx_ffn.sklearn.save(tmp_path / "reg.eqx", reg)
-    with pytest.warns(UserWarning, match="solver"):
+    with pytest.warns(UserWarning, match="random_state"):
         same = eqx_ffn.sklearn.load(path)
-    assert same.solver == "adam"
+    assert same.random_state is None and same.hidden_layer_sizes == (8,)
     np.testing.assert_array_equal(same.predict(x), reg.predict(x))
 
 
 def test_same_random_state_same_network_bit_for_bit():
-    x, y = _regression(n=300)  # mini-batches of 200: the batch order depends on the seed too
-    a = FFNRegressor((8,), max_iter=4, random_state=7).fit(x, y).predict(x)
-    b = FFNRegressor((8,), max_iter=4, random_state=7).fit(x, y).predict(x)
-    c = FFNRegressor((8,), max_iter=4, random_state=8).fit(x, y).predict(x)
+    x, y = _regression()  # mini-batches: the batch order depends on the seed too
+    a = FFNRegressor(**MINI, max_iter=4, random_state=7).fit(x, y).predict(x)
+    b = FFNRegressor(**MINI, max_iter=4, random_state=7).fit(x, y).predict(x)
+    c = FFNRegressor(**MINI, max_iter=4, random_state=8).fit(x, y).predict(x)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -308,16 +311,28 @@ def test_score_rule_matches_scikit_learns():
         assert _estimators._score_stop(scores, tol, n) == (stop, best_epoch)
 
 
+def test_epoch_means_and_lbfgs_iterations():
+    # 10 samples in batches of 4: an epoch is 3 steps of 4, 4 and 2 samples
+    steps = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])  # the last, partial epoch is dropped
+    np.testing.assert_allclose(
+        _estimators._epoch_means(steps, 10, 4), [(4 + 8 + 6) / 10, (16 + 20 + 12) / 10]
+    )
+    # L-BFGS frozen after 3 updates: the loss before every later step is the same
+    assert _estimators._lbfgs_iterations(np.array([5.0, 3.0, 2.0, 1.5, 1.5, 1.5])) == 3
+    assert _estimators._lbfgs_iterations(np.array([5.0, 5.0, 5.0])) == 0
+    assert _estimators._lbfgs_iterations(np.array([5.0, 3.0, 2.0])) == 3
+
+
 def test_tol_stops_and_returns_that_epochs_network():
-    x, y = _regression(n=300)
+    x, y = _regression()
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # it stops: no warning
         # a huge tol never counts as an improvement: stop after n_iter_no_change + 2 epochs
-        early = FFNRegressor((8,), max_iter=50, tol=1e9, n_iter_no_change=2, random_state=3)
+        early = FFNRegressor(**MINI, max_iter=50, tol=1e9, n_iter_no_change=2, random_state=3)
         early.fit(x, y)
     assert early.n_iter_ == 4 and len(early.loss_curve_) == 4
-    assert early.history_.steps == 4 * 2  # two batches an epoch (200 + 100 samples)
-    plain = FFNRegressor((8,), max_iter=4, random_state=3)
+    assert early.history_.steps == 4 * 4  # four batches an epoch (3 x 32 + 24 samples)
+    plain = FFNRegressor(**MINI, max_iter=4, random_state=3)
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
         plain.fit(x, y)
     np.testing.assert_array_equal(early.predict(x), plain.predict(x))
@@ -325,10 +340,11 @@ def test_tol_stops_and_returns_that_epochs_network():
 
 
 def test_early_stopping_returns_the_best_validation_score():
-    x, y = _regression(n=400, d=6)
+    x, y = _regression()
     reg = FFNRegressor(
-        (16,),
+        (8,),
         early_stopping=True,
+        validation_fraction=0.2,
         max_iter=60,
         learning_rate_init=3e-2,
         n_iter_no_change=3,
@@ -338,7 +354,7 @@ def test_early_stopping_returns_the_best_validation_score():
     assert reg.best_validation_score_ == max(reg.validation_scores_)
     # the held-out part is scikit-learn's split with the same seed; the network returned is the
     # best one on it
-    _, x_val, _, y_val = train_test_split(x, y, test_size=0.1, random_state=5)
+    _, x_val, _, y_val = train_test_split(x, y, test_size=0.2, random_state=5)
     assert reg.score(x_val, y_val) == pytest.approx(reg.best_validation_score_, abs=1e-5)
 
 
@@ -364,9 +380,9 @@ def test_alpha_and_loss_are_scikit_learns_objective():
 
 
 def test_lbfgs_tol_is_scipys_gtol():
-    x, y = _regression(n=80)
-    # the gradient is never below a huge tolerance: it stops before its first step
-    stuck = FFNRegressor((4,), solver="lbfgs", tol=1e9, max_iter=30, random_state=0).fit(x, y)
+    x, y = _regression()
+    # every gradient is below a huge tolerance: it stops before its first step
+    stuck = FFNRegressor((), solver="lbfgs", tol=1e9, max_iter=200, random_state=0).fit(x, y)
     assert stuck.n_iter_ == 0
     # an affine model converges well before max_iter, without a ConvergenceWarning
     with warnings.catch_warnings():
@@ -376,23 +392,27 @@ def test_lbfgs_tol_is_scipys_gtol():
 
 
 def test_solvers_by_name_and_optax():
-    x, y = _regression(n=60)
-    for solver in ("sgd", "adamw", "rmsprop", optax.adam(1e-2)):
-        reg = FFNRegressor((8,), solver=solver, max_iter=30, random_state=0).fit(x, y)
-        assert np.all(np.isfinite(reg.predict(x))) and reg.n_iter_ == 30
+    x, y = _regression()
+    for solver in ("sgd", optax.adam(1e-2)):  # scikit-learn's SGD (Nesterov), an optax object
+        reg = FFNRegressor(**SMALL, solver=solver).fit(x, y)
+        assert np.all(np.isfinite(reg.predict(x))) and reg.n_iter_ == 5
+    for solver in ("adamw", "rmsprop"):  # eqx_ffn.fit's names, passed on as they are
+        FFNRegressor(solver=solver)._validate_params()
 
 
 def test_zero_weights_are_missing_samples():
     # full batch: the weighted mean loss, the weighted scalers and alpha / (weight sum) are those
     # of the data without the zero-weight samples
-    x, y = _regression(n=60)
+    x, y = _regression()
     w = np.ones(len(x))
     w[::3] = 0
     keep = w > 0
-    params = dict(hidden_layer_sizes=(4,), max_iter=20, learning_rate_init=1e-2, random_state=0)
+    params = {**SMALL, "max_iter": 20, "learning_rate_init": 5e-2}
     a = FFNRegressor(**params).fit(x, y, sample_weight=w).predict(x)
     b = FFNRegressor(**params).fit(x[keep], y[keep]).predict(x)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.std(y))
+    c = FFNRegressor(**params).fit(x, y).predict(x)  # all samples: a different network
+    assert np.max(np.abs(c - b)) > 1e-2 * np.std(y)
 
 
 def test_docstring_examples_run():
@@ -411,6 +431,8 @@ def test_readme_section_runs(tmp_path, monkeypatch, capsys):
     (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
-    r2, epochs = capsys.readouterr().out.splitlines()[0].split()
+    lines = capsys.readouterr().out.splitlines()
+    r2, epochs = lines[0].split()
     assert float(r2) > 0.3 and 1 <= int(epochs) <= 200
+    assert float(lines[1].split()[0]) >= 0.9  # wine test accuracy
     assert isinstance(eqx_ffn.sklearn.load(tmp_path / "wine.eqx"), FFNClassifier)
