@@ -299,6 +299,10 @@ class _FFNEstimator(BaseEstimator):
     n_features_in_: int
     n_outputs_: int
     loss_curve_: list[float]
+    loss_: float
+    best_loss_: float | None
+    validation_scores_: list[float] | None
+    best_validation_score_: float | None
 
     def __init__(
         self,
@@ -564,6 +568,11 @@ class _FFNEstimator(BaseEstimator):
         x = np.asarray(validate_data(self, X, reset=False, dtype=(np.float64, np.float32)))
         return _predict_rows(self.model_, x)
 
+    def __eqx_ffn_save__(self) -> tuple[Standardized, dict[str, Any]]:
+        """`(network, metadata)` for a model file: what `eqx_ffn.sklearn.save` writes (and
+        `eqx_ffn.save(path, estimator)` could, by calling this)."""
+        return self.model_, {"eqx_ffn.sklearn": _record(self)}
+
     def __getstate__(self):
         state = super().__getstate__()
         if isinstance(state.get("model_"), Standardized):
@@ -669,6 +678,7 @@ class FFNRegressor(RegressorMixin, _FFNEstimator):
     )
 
     _classifier = False
+    _y_ndim: int  # of the y given to fit: predict returns as many dimensions
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -807,13 +817,51 @@ def _json_param(value: Any) -> tuple[bool, Any]:
     return False, None
 
 
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _record(estimator: _FFNEstimator) -> dict[str, Any]:
+    """What a model file keeps of a fitted estimator besides its network (JSON values)."""
+    check_is_fitted(estimator)
+    params, left_out = {}, []
+    for name, value in estimator.get_params(deep=False).items():
+        ok, stored = _json_param(value)
+        if ok:
+            params[name] = stored
+        else:
+            left_out.append(name)
+    scores = estimator.validation_scores_
+    record: dict[str, Any] = {
+        "estimator": "FFNClassifier" if isinstance(estimator, FFNClassifier) else "FFNRegressor",
+        "params": params,
+        "left_out": left_out,
+        "n_features_in": int(estimator.n_features_in_),
+        "n_iter": int(estimator.n_iter_),
+        "loss_curve": [_finite_or_none(v) for v in estimator.loss_curve_],
+        "loss": _finite_or_none(estimator.loss_),
+        "best_loss": _finite_or_none(estimator.best_loss_),
+        "validation_scores": None if scores is None else [_finite_or_none(v) for v in scores],
+        "best_validation_score": _finite_or_none(estimator.best_validation_score_),
+    }
+    names = getattr(estimator, "feature_names_in_", None)
+    record["feature_names_in"] = None if names is None else [str(v) for v in names]
+    if isinstance(estimator, FFNClassifier):
+        classes = estimator.classes_
+        record["classes"] = classes.tolist()
+        record["classes_dtype"] = classes.dtype.str if classes.dtype != object else "object"
+    elif isinstance(estimator, FFNRegressor):
+        record["y_ndim"] = int(estimator._y_ndim)
+    return record
+
+
 def save(path: str | os.PathLike, estimator: FFNRegressor | FFNClassifier) -> Path:
     """Save a fitted estimator to one `eqx_ffn` model file.
 
     The file is the one `eqx_ffn.save(path, estimator.model_)` writes (so `eqx_ffn.load` reads
     the network), with the estimator's parameters, classes, feature names and training record
-    in its metadata. A parameter that JSON cannot hold (an optax solver, a `RandomState`) is
-    left out; `load` then gives it its default and says so.
+    in its metadata (under `"eqx_ffn.sklearn"`). A parameter that JSON cannot hold (an optax
+    solver, a `RandomState`) is left out; `load` then gives it its default and says so.
 
     **Arguments:** `path`; `estimator`, a fitted `FFNRegressor` or `FFNClassifier`.
 
@@ -828,31 +876,8 @@ def save(path: str | os.PathLike, estimator: FFNRegressor | FFNClassifier) -> Pa
         raise TypeError(
             f"save expects a fitted FFNRegressor or FFNClassifier; got {type(estimator).__name__}."
         )
-    check_is_fitted(estimator)
-    params, left_out = {}, []
-    for name, value in estimator.get_params(deep=False).items():
-        ok, stored = _json_param(value)
-        if ok:
-            params[name] = stored
-        else:
-            left_out.append(name)
-    record: dict[str, Any] = {
-        "estimator": "FFNClassifier" if isinstance(estimator, FFNClassifier) else "FFNRegressor",
-        "params": params,
-        "left_out": left_out,
-        "n_features_in": int(estimator.n_features_in_),
-        "n_iter": int(estimator.n_iter_),
-        "loss_curve": list(estimator.loss_curve_),
-    }
-    names = getattr(estimator, "feature_names_in_", None)
-    record["feature_names_in"] = None if names is None else [str(v) for v in names]
-    if isinstance(estimator, FFNClassifier):
-        classes = estimator.classes_
-        record["classes"] = classes.tolist()
-        record["classes_dtype"] = classes.dtype.str if classes.dtype != object else "object"
-    else:
-        record["y_ndim"] = int(estimator._y_ndim)
-    return _save_model(path, estimator.model_, metadata={"eqx_ffn.sklearn": record})
+    model, metadata = estimator.__eqx_ffn_save__()
+    return _save_model(path, model, metadata=metadata)
 
 
 def load(path: str | os.PathLike) -> FFNRegressor | FFNClassifier:
@@ -885,7 +910,13 @@ def load(path: str | os.PathLike) -> FFNRegressor | FFNClassifier:
     if record["feature_names_in"] is not None:
         est.feature_names_in_ = np.asarray(record["feature_names_in"], dtype=object)
     est.n_iter_ = record["n_iter"]
-    est.loss_curve_ = list(record["loss_curve"])
+    nan = float("nan")
+    est.loss_curve_ = [nan if v is None else v for v in record["loss_curve"]]
+    est.loss_ = nan if record["loss"] is None else record["loss"]
+    est.best_loss_ = record["best_loss"]
+    scores = record["validation_scores"]
+    est.validation_scores_ = None if scores is None else [nan if v is None else v for v in scores]
+    est.best_validation_score_ = record["best_validation_score"]
     if isinstance(est, FFNClassifier):
         est.classes_ = np.asarray(record["classes"], dtype=np.dtype(record["classes_dtype"]))
         est.n_outputs_ = 1
