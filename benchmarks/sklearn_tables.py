@@ -98,7 +98,7 @@ def table(name: str, mode: Mode) -> dict[str, Any]:
         "metric": "accuracy" if classify else "R²",
         "n_train": len(x_tr),
         "n_test": len(x_te),
-        "n_features": x_tr.shape[1],
+        "n_features": np.shape(x_tr)[1],
         "ours": ours_q,
         "sklearn": theirs_q,
         "ours_minus_sklearn": ours_q - theirs_q,
@@ -182,7 +182,7 @@ if __name__ == "__main__":
     import argparse
     import os
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, three timed repeats")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f}")
