@@ -52,15 +52,16 @@ DIVERGENCE_FACTOR = 1e4
 last model before it is returned, as for a non-finite loss."""
 
 
-FLOAT_FIELDS = ("good_loss", "min_loss", "first_loss", "epoch_sum", "best_epoch", "best_val")
-INT_FIELDS = ("status", "stop_step", "epoch_count", "stale", "best_step", "since")
+FLOAT_FIELDS = (
+    "good_loss", "min_loss", "first_loss", "epoch_sum", "epoch_weight", "best_epoch", "best_val"
+)  # fmt: skip
+INT_FIELDS = ("status", "stop_step", "stale", "best_step", "since")
 """A member's scalar bookkeeping, packed into two small vectors of its state (`"f"`, `"i"`): one
 kernel a step updates them all, not one kernel per scalar."""
 
 FLOAT_INIT = {"good_loss": np.nan, "min_loss": np.inf, "first_loss": np.nan, "epoch_sum": 0.0,
-              "best_epoch": np.inf, "best_val": np.inf}  # fmt: skip
-INT_INIT = {"status": RUNNING, "stop_step": 0, "epoch_count": 0, "stale": 0, "best_step": -1,
-            "since": 0}  # fmt: skip
+              "epoch_weight": 0.0, "best_epoch": np.inf, "best_val": np.inf}  # fmt: skip
+INT_INIT = {"status": RUNNING, "stop_step": 0, "stale": 0, "best_step": -1, "since": 0}
 
 
 def unpack(member: dict) -> dict:
@@ -341,7 +342,9 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
         objective = objective_of(cfg, m)
         params, opt = m["params"], m["opt"]
         if ids is None or cfg.weighted or cfg.sampling == "replacement" or cfg.drop_last:
-            out = cfg.solver.step(objective, params, opt, _constrain(cfg, batch_for(ids, t)))
+            batch = batch_for(ids, t)
+            out = cfg.solver.step(objective, params, opt, _constrain(cfg, batch))
+            weight = jnp.sum(batch[2]) if batch[2] is not None else batch[0].shape[0]
         else:  # a callable loss cannot be weighted: a second body for the epoch's last batch
             last = cfg.n_floor % bs  # a callable loss trains on exactly N rows: N is static
 
@@ -352,12 +355,9 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
             def full():
                 return cfg.solver.step(objective, params, opt, _constrain(cfg, _take(data, ids)))
 
-            if last:
-                out = lax.cond(
-                    t % cfg.steps_per_epoch(n) == cfg.steps_per_epoch(n) - 1, partial, full
-                )
-            else:
-                out = full()
+            is_last = t % cfg.steps_per_epoch(n) == cfg.steps_per_epoch(n) - 1
+            out = lax.cond(is_last, partial, full) if last else full()
+            weight = jnp.where(is_last, last, bs) if last else bs
         new_params, new_opt, loss = out[:3]
         converged = jnp.asarray(out[3], bool) if len(out) > 3 else jnp.asarray(False)
         loss = jnp.asarray(loss).astype(ldt)
@@ -365,21 +365,23 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
         finite = jnp.isfinite(loss)
         plateau = {}
         if not cfg.solver_test:
-            # scikit-learn's rule: the epoch's mean training loss has not improved by `tol` on
-            # the best epoch for `n_iter_no_change` epochs (full batch: one step an epoch)
+            # scikit-learn's rule: the epoch's training loss (the mean of its batch losses,
+            # weighted by each batch's sample weight) has not beaten the best epoch's by `tol`
+            # for more than `n_iter_no_change` epochs (full batch: one step is an epoch)
             spe = 1 if bs is None else cfg.steps_per_epoch(n)
             use = active & finite
-            total = m["epoch_sum"] + jnp.where(use, loss, 0)
-            count = m["epoch_count"] + use.astype(jnp.int32)
+            weight = jnp.asarray(weight, ldt)
+            total = m["epoch_sum"] + jnp.where(use, loss * weight, 0)
+            wsum = m["epoch_weight"] + jnp.where(use, weight, 0)
             epoch_end = use & ((t + 1) % spe == 0)
-            mean = total / jnp.maximum(count, 1).astype(ldt)
+            mean = total / jnp.where(wsum > 0, wsum, 1)
             tol = m["tol"]
             stale = jnp.where(mean > m["best_epoch"] - tol, m["stale"] + 1, 0)
             stale = jnp.where(epoch_end, stale, m["stale"])
-            converged = epoch_end & (tol > 0) & (stale >= sc["n_iter_no_change"])
+            converged = epoch_end & (tol > 0) & (stale > sc["n_iter_no_change"])
             plateau = {
                 "epoch_sum": jnp.where(epoch_end, 0, total),
-                "epoch_count": jnp.where(epoch_end, 0, count),
+                "epoch_weight": jnp.where(epoch_end, 0, wsum),
                 "best_epoch": jnp.where(
                     epoch_end, jnp.minimum(mean, m["best_epoch"]), m["best_epoch"]
                 ),

@@ -14,23 +14,24 @@ How scikit-learn's `MLPRegressor` / `MLPClassifier` parameters map onto `eqx_ffn
   (`loss_curve_`, `tol`) are `0.5 *` ours for regression. With `standardize=True` the regressor's
   network is trained on standardised targets, so these are the losses of the standardised
   problem (as for an `MLPRegressor` inside `TransformedTargetRegressor(StandardScaler())`).
-- `tol` / `n_iter_no_change`: scikit-learn's rules, applied to the losses `fit` records (see
-  `_plateau_stop`, `_score_stop`); the fit is replayed with the same key up to the epoch where
-  the rule stops it, so the returned network is the one scikit-learn's rule would return. For
-  L-BFGS, `tol` is SciPy's `gtol` (and SciPy's default `ftol`), tested inside the compiled loop.
+- `tol` / `n_iter_no_change`: scikit-learn's rules. On the training loss (no early stopping)
+  `fit` applies them itself inside the compiled loop (`fit(tol=..., n_iter_no_change=...)`) and
+  returns that epoch's network in one pass; for L-BFGS `tol` is SciPy's `gtol` (with SciPy's
+  default `ftol`), also tested in the loop (`_SciPyLBFGS`). With `early_stopping`, the rule on
+  validation scores (`_score_stop`) is applied to the scores `fit` records, and the fit is
+  replayed with the same key up to the best epoch when the engine's patience picked another.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import numbers
 import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -61,7 +62,7 @@ from ._init import INITS
 from ._io import load as _load_model
 from ._io import read_header as _read_header
 from ._io import save as _save_model
-from ._solvers import OptaxSolver
+from ._solvers import Solver
 from ._standardize import Standardized, Standardizer
 
 __all__ = ["FFNClassifier", "FFNRegressor", "load", "save"]
@@ -85,19 +86,6 @@ scikit-learn's `solver="lbfgs"` uses."""
 
 
 # -- scikit-learn's stopping rules, on the losses `fit` records ---------------------------------
-
-
-def _plateau_stop(epoch_losses: Iterable[float], tol: float, n_iter_no_change: float) -> int | None:
-    """The epoch (1-based) at which scikit-learn's stochastic solvers stop without early
-    stopping, or `None`: the training loss did not fall below `best - tol` for more than
-    `n_iter_no_change` consecutive epochs (`_update_no_improvement_count`)."""
-    best, count = math.inf, 0
-    for i, value in enumerate(epoch_losses):
-        count = count + 1 if value > best - tol else 0
-        best = min(best, value)
-        if count > n_iter_no_change:
-            return i + 1
-    return None
 
 
 def _score_stop(
@@ -127,54 +115,55 @@ def _epoch_means(step_losses: np.ndarray, n: int, batch_size: int) -> np.ndarray
     return per_step @ lens / n
 
 
-def _lbfgs_iterations(step_losses: np.ndarray) -> int:
-    """Iterations L-BFGS ran before it stopped: once converged the updates are zero, so the
-    recorded loss stays exactly constant to the end."""
-    losses = np.asarray(step_losses)
-    k = len(losses)
-    while k >= 2 and losses[k - 2] == losses[-1]:
-        k -= 1
-    return len(losses) if k == len(losses) else k - 1
-
-
 # -- solvers -----------------------------------------------------------------------------------
 
 
-class _ConvergedState(NamedTuple):
-    inner: Any
-    done: jax.Array
-    previous: jax.Array
+class _SciPyLBFGS(Solver):
+    """`optax.lbfgs()` stopping as SciPy's L-BFGS-B (which scikit-learn's `solver="lbfgs"` runs)
+    does: before an update, when the largest gradient entry is at most `tol` (SciPy's `gtol`), or
+    the last iteration decreased the loss by at most `SCIPY_FTOL * max(|f_old|, |f|, 1)`; the
+    step then reports `converged` and applies no update, and the engine stops inside the
+    compiled loop. Iterations run = steps - 1 when it converged."""
+
+    tx: optax.GradientTransformationExtraArgs = eqx.field(static=True)
+
+    @property
+    def full_batch_only(self) -> bool:
+        return True
+
+    @property
+    def convergence_test(self) -> bool:
+        return True
+
+    @property
+    def flat_params(self) -> bool:
+        return True
+
+    def init(self, params):
+        dtype = jnp.result_type(*jax.tree.leaves(params))
+        return self.tx.init(params), jnp.asarray(jnp.inf, dtype)
+
+    def step(self, objective, params, state, batch):
+        opt_state, previous = state
+
+        def value_fn(p):
+            return objective(p, batch)
+
+        loss, grads = optax.value_and_grad_from_state(value_fn)(params, state=opt_state)
+        gmax = optax.tree.max(jax.tree.map(jnp.abs, grads))
+        scale = jnp.maximum(jnp.maximum(jnp.abs(previous), jnp.abs(loss)), 1.0)
+        stalled = jnp.isfinite(previous) & ((previous - loss) <= SCIPY_FTOL * scale)
+        done = (gmax <= objective.tol) | stalled
+        updates, opt_state = self.tx.update(
+            grads, opt_state, params, value=loss, grad=grads, value_fn=value_fn
+        )
+        new_params = jax.tree.map(
+            lambda p, u: jnp.where(done, p, p + u.astype(p.dtype)), params, updates
+        )
+        return new_params, (opt_state, loss.astype(previous.dtype)), loss, done
 
 
-def _lbfgs_with_tolerance(gtol: float, ftol: float) -> optax.GradientTransformationExtraArgs:
-    """`optax.lbfgs()` that stops (zero updates from then on) as SciPy's L-BFGS-B does: when
-    `max|grad| <= gtol`, or when the loss decreased by at most `ftol` relative to
-    `max(|f_prev|, |f|, 1)` in the last iteration."""
-    inner = optax.lbfgs()
-
-    def init(params):
-        return _ConvergedState(inner.init(params), jnp.asarray(False), jnp.asarray(jnp.inf))
-
-    def update(updates, state, params=None, **extra):
-        grads, value = updates, extra["value"]
-        gmax = jnp.max(jnp.stack([jnp.max(jnp.abs(g)) for g in jax.tree.leaves(grads)]))
-        scale = jnp.maximum(jnp.maximum(jnp.abs(state.previous), jnp.abs(value)), 1.0)
-        stalled = jnp.isfinite(state.previous) & ((state.previous - value) <= ftol * scale)
-        done = state.done | (gmax <= gtol) | stalled
-        updates, inner_state = inner.update(grads, state.inner, params, **extra)
-        updates = jax.tree.map(lambda u: jnp.where(done, jnp.zeros_like(u), u), updates)
-        inner_state = jax.tree.map(lambda a, b: jnp.where(done, a, b), state.inner, inner_state)
-        previous = jnp.where(done, state.previous, value)
-        return updates, _ConvergedState(inner_state, done, jnp.asarray(previous))
-
-    return optax.GradientTransformationExtraArgs(init, update)
-
-
-@functools.lru_cache(maxsize=32)
-def _lbfgs_solver(gtol: float) -> OptaxSolver:
-    # Cached: the same tolerance is the same solver object, so `fit` reuses its program.
-    tx = _lbfgs_with_tolerance(gtol, SCIPY_FTOL)
-    return OptaxSolver(tx, reuse_value=True, needs_full_batch=True)
+_SCIPY_LBFGS = _SciPyLBFGS(optax.lbfgs())
 
 
 @functools.lru_cache(maxsize=32)
@@ -183,11 +172,6 @@ def _nesterov_sgd(learning_rate: float) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.sgd, static_args=("nesterov",))(
         learning_rate=learning_rate, momentum=0.9, nesterov=True
     )
-
-
-def _engine_accepts(name: str) -> bool:
-    """Whether `eqx_ffn.fit` takes the keyword `name` (arguments the engine is gaining)."""
-    return name in inspect.signature(_engine_fit).parameters
 
 
 # -- the network ---------------------------------------------------------------------------------
@@ -378,11 +362,6 @@ class _FFNEstimator(BaseEstimator):
             ) from None
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(f"compute_dtype must be a floating-point dtype; got {dtype}.")
-        if not _engine_accepts("compute_dtype"):
-            raise ValueError(
-                f"compute_dtype={self.compute_dtype!r} needs eqx_ffn.fit(compute_dtype=...), "
-                "which this version of eqx_ffn does not have yet; leave compute_dtype=None."
-            )
         return dtype
 
     def _seed(self) -> int:
@@ -471,7 +450,7 @@ class _FFNEstimator(BaseEstimator):
 
         learning_rate = None
         if lbfgs:
-            optimizer: Any = _lbfgs_solver(float(self.tol) / scale)
+            optimizer: Any = _SCIPY_LBFGS
         elif isinstance(self.solver, str) and self.solver == "sgd":
             # the same step on our loss as scikit-learn's on its (scale times ours)
             optimizer = _nesterov_sgd(float(self.learning_rate_init) * scale)
@@ -491,10 +470,17 @@ class _FFNEstimator(BaseEstimator):
         }
         if compute_dtype is not None:
             kwargs["compute_dtype"] = compute_dtype
-        # Early stopping: the engine's patience stops no earlier than scikit-learn's rule
-        # (which also needs `tol` of improvement); that rule is applied below.
+        # Without early stopping, scikit-learn's rules run inside the compiled loop: SciPy's
+        # gtol/ftol for L-BFGS, the training-loss plateau (tol, n_iter_no_change) otherwise; the
+        # fit stops at that iteration/epoch and returns its network, in one pass.
+        if validation is None:
+            kwargs.update(tol=float(self.tol) / scale, n_iter_no_change=int(self.n_iter_no_change))
+        else:
+            kwargs.update(tol=0.0)
+        # Early stopping: the engine's patience stops no earlier than scikit-learn's rule on
+        # validation scores (which also needs `tol` of improvement); that rule is applied below.
         patience = None
-        if validation is not None and self.tol > 0 and np.isfinite(self.n_iter_no_change):
+        if validation is not None and self.tol > 0:
             patience = int(self.n_iter_no_change) + 1
         first_kwargs = dict(kwargs)
         if validation is not None:
@@ -507,13 +493,12 @@ class _FFNEstimator(BaseEstimator):
             return _engine_fit(model0, x_tr, y_tr, steps=epochs * spe, **kwargs)
 
         losses = np.asarray(history.loss)
-        converged = False
+        converged = history.stop_reason == "converged"
         val_scores = None
-        if history.stop_reason in ("non_finite_loss", "interrupted"):
+        if history.stop_reason in ("non_finite_loss", "diverged", "interrupted"):
             n_iter = -(-history.steps // spe)
         elif lbfgs:
-            n_iter = _lbfgs_iterations(losses)
-            converged = n_iter < self.max_iter
+            n_iter = history.steps - (1 if converged else 0)  # the converging step: no update
         elif validation is not None:
             val_scores = self._validation_scores(np.asarray(history.val_loss), validation[1])
             stop, best = _score_stop(val_scores, self.tol, self.n_iter_no_change)
@@ -527,12 +512,7 @@ class _FFNEstimator(BaseEstimator):
                 model, history = replay(best)
             val_scores = val_scores[:n_iter]
         else:
-            epoch_losses = _epoch_means(losses, n_tr, batch) * scale
-            stop = _plateau_stop(epoch_losses, self.tol, self.n_iter_no_change)
-            n_iter = stop if stop is not None else self.max_iter
-            converged = stop is not None
-            if stop is not None and stop < self.max_iter:
-                model, history = replay(stop)
+            n_iter = -(-history.steps // spe)
 
         if lbfgs:
             curve = losses[:n_iter] * scale

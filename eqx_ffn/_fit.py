@@ -954,9 +954,10 @@ def fit(
     - `tol`, `n_iter_no_change`: convergence; the fit stops with `stop_reason="converged"` when
       the solver's own test passes (L-BFGS: largest gradient entry <= `tol`, or a relative
       decrease under `1e-3 * tol`; Levenberg-Marquardt and Gauss-Newton likewise), or, for
-      first-order optimizers, when the epoch's mean training loss has not improved by at least
-      `tol` for `n_iter_no_change` (default 10) epochs, as scikit-learn's MLP does (full batch:
-      one step is an epoch). `tol=None`: the solver's default (L-BFGS `1e-5`; first-order
+      first-order optimizers, when the epoch's training loss (its batch losses averaged, weighted
+      by their sample weights) has not beaten the best epoch's by `tol` for more than
+      `n_iter_no_change` (default 10) epochs: scikit-learn's MLP rule (full batch: one step is
+      an epoch). `tol=None`: the solver's default (L-BFGS `1e-5`; first-order
       optimizers 0, never stop early).
     - `sample_weight`: shape `(N,)`, weights each sample's loss (named losses only).
     - `progress`: a tqdm bar; default on when stderr is a terminal.

@@ -51,9 +51,10 @@ class Solver(eqx.Module):
 
     Properties a solver may override: `full_batch_only` (refused with mini-batches),
     `least_squares` (needs `loss="mse"` and no `l1`), `convergence_test` (`True`: its `step`
-    reports `converged` itself; `False`, the default: the engine stops when the epoch's mean
-    training loss has not improved by `tol` for `n_iter_no_change` epochs, as scikit-learn's
-    MLP does), `default_tol` (the `tol` a fit uses when given `tol=None`; 0: never stop early).
+    reports `converged` itself; `False`, the default: the engine stops when the epoch's
+    training loss has not beaten the best by `tol` for more than `n_iter_no_change` epochs, as
+    scikit-learn's MLP does), `default_tol` (the `tol` a fit uses when given `tol=None`; 0:
+    never stop early).
     """
 
     @property

@@ -237,7 +237,7 @@ def _sklearn_stop(losses, tol, n_iter_no_change):
     for i, value in enumerate(losses):
         stale = stale + 1 if value > best - tol else 0
         best = min(best, value)
-        if stale >= n_iter_no_change:
+        if stale > n_iter_no_change:
             return i
     return None
 

@@ -94,11 +94,6 @@ def test_misuse_is_reported_and_nothing_else(checked):
     assert {n: {rule} for n, rule in expected.items()} == errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="eqx_ffn.fit returns the model as Any until it is generic in the model's type "
-    "(a TypeVar, the engine's issue); this test then passes and the marker must go",
-)
 def test_fit_keeps_the_model_type(checked):
     lines, by_line = checked
     pending = [
