@@ -454,15 +454,22 @@ class GaussNewton(_LeastSquares):
     """Gauss-Newton with a fixed tiny damping and a backtracking line search, for `loss="mse"`.
 
     Each step solves the Gauss-Newton normal equations of `f(p) = sum(r**2) + l2 sum(mask p**2)`
-    with a fixed damping `damping * s_max**2` (`s_max` the largest singular value of `J`; the
-    default `1e-6` only matters where `J` is nearly rank-deficient, as it is for a network at
-    its random initialisation) and tries the step lengths `1, 1/2, ..., 1/2**(step_lengths-1)`
-    at once (default 8), taking the longest with a sufficient decrease (Armijo, `armijo=1e-4`).
-    When none decreases `f` the parameters stay and the step reports convergence: Gauss-Newton
+    with a small fixed damping, `damping * max(diag(J^T J))` (default `damping=1e-5`: it only
+    matters where `J` is nearly rank-deficient, as it is for a network at its random
+    initialisation; without it the step is huge there and no step length helps), and tries the
+    step lengths `1, 1/2, ..., 1/2**(step_lengths - 1)` at once (default 16), taking the
+    longest with a sufficient decrease (Armijo, `armijo=1e-4`). A direction that is not finite
+    (the factorisation failed in this precision) is replaced by steepest descent. When no step
+    length decreases `f` the parameters stay and the step reports convergence: Gauss-Newton
     has nothing else to try. The other convergence tests are those of `LevenbergMarquardt`.
+    The objective never increases, so the fit cannot diverge; on the lecture problem it reaches
+    MSE `1e-4` in 19 steps and levels off near `1e-5` (Levenberg-Marquardt goes on to `3e-7`).
 
     On the matrix-free path (above `jacobian_budget`) the direction is the conjugate-gradient
     solution of the undamped normal equations after at most `cg_max_steps` iterations.
+
+    **Arguments** (keyword-only): `damping`, `step_lengths`, `armijo`, and `linear_solver`,
+    `jacobian_budget`, `cg_max_steps`, `tol` as for `LevenbergMarquardt`.
 
     ```python
     model, history = eqx_ffn.fit(model, x, y, optimizer=GaussNewton(), steps=100)
