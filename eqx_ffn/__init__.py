@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from ._history import History as History
     from ._init import INITS as INITS
     from ._io import ModelFileError as ModelFileError
+    from ._jacobian import jacobian as jacobian
+    from ._jacobian import linearize as linearize
+    from ._least_squares import GaussNewton as GaussNewton
+    from ._least_squares import LevenbergMarquardt as LevenbergMarquardt
     from ._io import load as load
     from ._io import read_header as read_header
     from ._io import save as save
@@ -63,6 +67,10 @@ _EXPORTS: dict[str, str] = {
     "History": "._history",
     "INITS": "._init",
     "ModelFileError": "._io",
+    "jacobian": "._jacobian",
+    "linearize": "._jacobian",
+    "GaussNewton": "._least_squares",
+    "LevenbergMarquardt": "._least_squares",
     "load": "._io",
     "read_header": "._io",
     "save": "._io",

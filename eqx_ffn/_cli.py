@@ -26,7 +26,9 @@ EXAMPLES = ("sine", "sine2", "minibatch", "2d")
 # The names the library accepts, spelled out so that --help needs no JAX; tests check them
 # against eqx_ffn.OPTIMIZERS, eqx_ffn.ACTIVATIONS and eqx_ffn.INITS. A new optimizer is offered
 # on the command line by adding its name to OPTIMIZERS.
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")
+OPTIMIZERS: tuple[str, ...] = (
+    "adam", "adamw", "sgd", "rmsprop", "lbfgs", "levenberg_marquardt", "lm", "gauss_newton"
+)  # fmt: skip
 ACTIVATIONS: tuple[str, ...] = (
     "elu",
     "gelu",
@@ -48,9 +50,9 @@ INITS: tuple[str, ...] = (
 )
 TASKS = ("auto", "classify", "regress")
 # Optimizers that find their own step size and work on the full batch only (L-BFGS's line
-# search; a Levenberg-Marquardt "lm" belongs here too): --lr defaults to theirs, --batch-size is
-# refused.
-FULL_BATCH_OPTIMIZERS: tuple[str, ...] = ("lbfgs",)
+# search, Levenberg-Marquardt's and Gauss-Newton's damping): --lr defaults to theirs,
+# --batch-size is refused.
+FULL_BATCH_OPTIMIZERS: tuple[str, ...] = ("lbfgs", "levenberg_marquardt", "lm", "gauss_newton")
 
 # `eqx-ffn fit`'s defaults, chosen on scikit-learn's diabetes (regression) and wine
 # (classification) tables and a smooth 2-input function; tests/test_cli.py checks the first two.

@@ -284,6 +284,10 @@ class Prepared:
         x_arr = check_features(x, in_size, "x", dtype=store_dtype)
         n = int(x_arr.shape[0])
         y_arr = check_targets(y, n, out_size, self.loss.classification, "y", dtype=work_dtype)
+        if self.solver.least_squares:
+            from ._least_squares import check_least_squares
+
+            check_least_squares(self.loss.name, l1, batch_size, self.solver)
         if batch_size is not None:
             if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
                 raise TypeError(f"batch_size must be an int or None; got {batch_size!r}.")
@@ -315,18 +319,6 @@ class Prepared:
         self.l2 = check_penalty(l2, "l2")
         self.tol = _check_tol(tol, self.solver.default_tol)
         self.n_iter_no_change = _check_int(n_iter_no_change, "n_iter_no_change", 1, 2**30)
-        if self.solver.least_squares:
-            if self.loss.name != "mse":
-                raise ValueError(
-                    f"Least-squares solvers (Levenberg-Marquardt, Gauss-Newton) need loss='mse'; "
-                    f"got loss={self.loss.name!r}. Use optimizer='lbfgs' or 'adam' for other "
-                    "losses."
-                )
-            if np.any(self.l1 != 0):
-                raise ValueError(
-                    "Least-squares solvers (Levenberg-Marquardt, Gauss-Newton) do not support an "
-                    "l1 penalty; use l2, or optimizer='lbfgs'."
-                )
         self.patience = 0
         if patience is not None:
             if validation is None:

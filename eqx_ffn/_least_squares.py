@@ -294,6 +294,14 @@ class _LeastSquares(Solver):
         return True
 
     @property
+    def convergence_test(self) -> bool:
+        return True
+
+    @property
+    def flat_params(self) -> bool:
+        return True  # they work on the raveled parameter vector anyway
+
+    @property
     def default_tol(self) -> float:
         return self.tol
 

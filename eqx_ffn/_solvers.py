@@ -27,12 +27,12 @@ from ._errors import unknown_name
 PyTree = Any
 Objective = Callable[[PyTree, Any], jax.Array]
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")
-"""Optax optimizers accepted by name in `fit(optimizer=...)`; `learning_rate` sets their step
-size."""
+LEAST_SQUARES_NAMES: tuple[str, ...] = ("levenberg_marquardt", "lm", "gauss_newton")
+"""Least-squares solvers accepted by name (full batch, `loss="mse"`; they set their own steps)."""
 
-LEAST_SQUARES_NAMES: tuple[str, ...] = ()
-"""Least-squares solvers accepted by name (filled in when they are available)."""
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "lbfgs", *LEAST_SQUARES_NAMES)
+"""Names accepted by `fit(optimizer=...)`; `learning_rate` sets the step size of the first four
+(and L-BFGS's fixed step, which by default comes from its line search)."""
 
 
 class Solver(eqx.Module):

@@ -90,21 +90,51 @@ def lm_run(lecture1):
     return drive(LevenbergMarquardt(), eqx_ffn.FFN.from_params(params), x, y, 100)
 
 
-def test_lm_reaches_mse_1e_6_within_100_steps(lecture1, lm_run):
+@pytest.fixture(scope="module")
+def lm_fit(lecture1):
+    x, y, params = lecture1
+    model = eqx_ffn.FFN.from_params(params)
+    return eqx_ffn.fit(model, x, y, optimizer="lm", steps=100, tol=0.0, progress=False)
+
+
+def test_lm_reaches_mse_1e_6_within_100_steps(lecture1, lm_fit):
     x, y, _ = lecture1
-    model, losses, _ = lm_run
-    assert mse(model, x, y) <= 1e-6
-    assert np.nanmin(losses) <= 1e-6
-    np.testing.assert_allclose(losses[0], 8.191615, rtol=1e-5)  # REFERENCE.md section 1
+    model, history = lm_fit
+    assert history.steps == 100 and history.stop_reason == "completed"
+    assert mse(model, x, y) <= 1e-6 and history.final_loss <= 1e-6
+    np.testing.assert_allclose(history.loss[0], 8.191615, rtol=1e-5)  # REFERENCE.md section 1
     # a rejected step keeps the parameters: the objective never goes up
-    assert np.all(np.diff(losses) <= 0)
+    assert np.all(np.diff(history.loss) <= 0)
+
+
+def test_fit_runs_the_solver_as_the_reference_driver(lm_fit, lm_run):
+    # the engine (padding rows, raveled parameters, chunks) and a plain scan over solver.step:
+    # the same first steps to float rounding (later ones part where a trial's accept/reject
+    # decision flips on a last bit), and the same end
+    _, history = lm_fit
+    _, losses, _ = lm_run
+    np.testing.assert_allclose(history.loss[:2], losses[:2], rtol=1e-5)
+    assert history.loss[-1] <= 1e-6 and losses[-1] <= 1e-6
+
+
+def test_lm_stops_when_converged_with_its_default_tol(lecture1):
+    x, y, params = lecture1
+    model, h = eqx_ffn.fit(
+        eqx_ffn.FFN.from_params(params), x, y, optimizer="levenberg_marquardt", steps=1000,
+        progress=False,
+    )  # fmt: skip
+    assert h.stop_reason == "converged" and h.steps < 1000
+    assert h.final_loss <= 1e-6 and mse(model, x, y) <= 1e-6
 
 
 def test_gauss_newton_defaults_do_not_diverge(lecture1):
     x, y, params = lecture1
-    model, losses, at = drive(GaussNewton(), eqx_ffn.FFN.from_params(params), x, y, 60)
-    assert at == -1 and np.all(np.isfinite(losses))
-    assert np.all(np.diff(losses) <= 0)
+    model, h = eqx_ffn.fit(
+        eqx_ffn.FFN.from_params(params), x, y, optimizer="gauss_newton", steps=60, tol=0.0,
+        progress=False,
+    )  # fmt: skip
+    assert h.stop_reason == "completed" and np.all(np.isfinite(h.loss))
+    assert np.all(np.diff(h.loss) <= 0)
     assert mse(model, x, y) < 1e-3
 
 
@@ -114,21 +144,22 @@ def _weighted_mse(model, x, y, w):
 
 
 def test_loss_is_the_weighted_penalised_objective(lecture1):
-    """Sample weights, zero-weight padding rows and an L2 penalty: the recorded loss is the
-    objective computed directly, and what the padding rows hold changes nothing."""
+    """Sample weights (zero on some rows) and an L2 penalty: the recorded loss is the objective
+    computed directly, and what the zero-weight rows hold changes nothing."""
     x, y, params = lecture1
     model = eqx_ffn.FFN.from_params(params)
     w = jr.uniform(jr.key(0), (200,), minval=0.5, maxval=2.0).at[-20:].set(0.0)
-    x, y = x.at[-20:].set(7.0), y.at[-20:].set(-1e3)  # padding: weight 0, garbage values
+    x, y = x.at[-20:].set(7.0), y.at[-20:].set(-1e3)  # weight 0, garbage values
     l2 = 1e-2
-    _, losses, _ = drive(LevenbergMarquardt(), model, x, y, 10, w=w, l2=l2)
+    kw = dict(optimizer="lm", steps=10, tol=0.0, sample_weight=w, l2=l2, progress=False)
+    _, h = eqx_ffn.fit(model, x, y, **kw)
     penalty = l2 * sum(jnp.sum(layer.weight**2) for layer in model.layers)
     expected = _weighted_mse(model, x[:-20], y[:-20], w[:-20]) + penalty
-    np.testing.assert_allclose(losses[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(h.loss[0], expected, rtol=1e-6)
     x2, y2 = x.at[-20:].set(-5.0), y.at[-20:].set(5e2)
-    _, other, _ = drive(LevenbergMarquardt(), model, x2, y2, 10, w=w, l2=l2)
-    np.testing.assert_array_equal(other, losses)
-    assert np.all(np.diff(losses) <= 0) and losses[-1] < 0.5 * losses[0]
+    _, other = eqx_ffn.fit(model, x2, y2, **kw)
+    np.testing.assert_array_equal(other.loss, h.loss)
+    assert np.all(np.diff(h.loss) <= 0) and h.loss[-1] < 0.5 * h.loss[0]
 
 
 def test_l2_penalty_is_minimised(lecture1, lm_run):
@@ -188,36 +219,43 @@ def test_jacobian_of_the_residuals_matches_jacfwd():
 
 def test_converged_flag_with_a_loose_tol(lecture1):
     x, y, params = lecture1
-    model, losses, at = drive(
-        LevenbergMarquardt(), eqx_ffn.FFN.from_params(params), x, y, 100, tol=1e-2
-    )
-    assert 0 < at < 99
-    assert np.all(np.isfinite(losses[: at + 1])) and np.all(np.isnan(losses[at + 1 :]))
+    model, h = eqx_ffn.fit(
+        eqx_ffn.FFN.from_params(params), x, y, optimizer="lm", steps=100, tol=1e-2,
+        progress=False,
+    )  # fmt: skip
+    assert h.stop_reason == "converged" and 0 < h.steps < 100 and len(h.loss) == h.steps
     # the run returns the converged step's new parameters: a loss no larger than the last one
-    assert mse(model, x, y) <= losses[at]
+    assert mse(model, x, y) <= h.loss[-1]
 
 
-def test_vmapped_members_equal_separate_runs(lecture1):
+def test_an_ensemble_of_64_equals_its_separate_fits(lecture1):
     x, y, _ = lecture1
-    keys = jr.split(jr.key(7), 4)
-    models = eqx.filter_vmap(lambda k: eqx_ffn.FFN(1, 1, (16,), key=k))(keys)
-    solver = LevenbergMarquardt()
-    params, frozen, static = split_model(models)
-    batch = (x, y, jnp.ones(x.shape[0]))
-    l2s = jnp.array([0.0, 1e-4, 0.0, 1e-3])
-    template = eqx_ffn.FFN(1, 1, (16,), key=keys[0])
+    keys = jr.split(jr.key(7), 64)
+    l2s = jnp.where(jnp.arange(64) % 2 == 0, 0.0, 1e-4)
+    make = lambda k: eqx_ffn.FFN(1, 1, (16,), init="glorot_normal", key=k)  # noqa: E731
+    kw = dict(optimizer="lm", steps=30, tol=0.0, progress=False)
+    models, hs = eqx_ffn.fit_ensemble(make, x, y, keys=keys, l2=l2s, **kw)
+    assert len(hs) == 64
+    before = eqx_ffn._engine.compile_count
+    for i in range(64):
+        model_key, fit_key = jr.split(keys[i])
+        _, h = eqx_ffn.fit(make(model_key), x, y, key=fit_key, l2=float(l2s[i]), **kw)
+        np.testing.assert_allclose(hs[i].loss, h.loss, rtol=1e-4)
+        np.testing.assert_allclose(hs[i].final_loss, h.final_loss, rtol=1e-4)
+    assert eqx_ffn._engine.compile_count - before <= 1  # 64 fits, one program
 
-    @eqx.filter_jit
-    def all_members(params, l2s):
-        run = lambda p, l2: _scan(solver, template, p, batch, l2, 0.0, 30)  # noqa: E731
-        return jax.vmap(run)(params, l2s)
 
-    _, stacked_losses, _ = all_members(params, l2s)
-    stacked_losses = np.asarray(stacked_losses)[:, :30]
-    for i in range(4):
-        member = eqx.combine(jax.tree.map(lambda a, i=i: a[i], params), frozen, static)
-        _, losses, _ = drive(solver, member, x, y, 30, l2=l2s[i])
-        np.testing.assert_allclose(stacked_losses[i], losses, rtol=1e-4)
+def test_least_squares_needs_mse_full_batch_and_no_l1(lecture1):
+    x, y, params = lecture1
+    model = eqx_ffn.FFN.from_params(params)
+    with pytest.raises(ValueError, match="Levenberg-Marquardt needs loss='mse' .got 'mae'"):
+        eqx_ffn.fit(model, x, y, optimizer="lm", loss="mae", steps=1)
+    with pytest.raises(ValueError, match="does not support an l1 penalty"):
+        eqx_ffn.fit(model, x, y, optimizer="lm", l1=1e-3, steps=1)
+    with pytest.raises(ValueError, match="Gauss-Newton works on the full batch"):
+        eqx_ffn.fit(model, x, y, optimizer="gauss_newton", batch_size=10, steps=1)
+    with pytest.raises(ValueError, match="learning_rate does not apply to optimizer='lm'"):
+        eqx_ffn.fit(model, x, y, optimizer="lm", learning_rate=1e-2, steps=1)
 
 
 def test_linear_algebra_paths_agree(lecture1):
