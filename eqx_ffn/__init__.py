@@ -29,13 +29,13 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from ._history import History as History
     from ._init import INITS as INITS
     from ._io import ModelFileError as ModelFileError
+    from ._io import load as load
+    from ._io import read_header as read_header
+    from ._io import save as save
     from ._jacobian import jacobian as jacobian
     from ._jacobian import linearize as linearize
     from ._least_squares import GaussNewton as GaussNewton
     from ._least_squares import LevenbergMarquardt as LevenbergMarquardt
-    from ._io import load as load
-    from ._io import read_header as read_header
-    from ._io import save as save
     from ._losses import LOSSES as LOSSES
     from ._objective import Objective as Objective
     from ._predict import predict as predict
