@@ -239,9 +239,13 @@ def test_an_ensemble_of_64_equals_its_separate_fits(lecture1):
     before = eqx_ffn._engine.compile_count
     for i in range(64):
         model_key, fit_key = jr.split(keys[i])
-        _, h = eqx_ffn.fit(make(model_key), x, y, key=fit_key, l2=float(l2s[i]), **kw)
+        single, h = eqx_ffn.fit(make(model_key), x, y, key=fit_key, l2=float(l2s[i]), **kw)
         np.testing.assert_allclose(hs[i].loss, h.loss, rtol=1e-4)
         np.testing.assert_allclose(hs[i].final_loss, h.final_loss, rtol=1e-4)
+        if i % 16 == 0:  # and the network itself
+            member = eqx_ffn.ensemble_member(models, i)
+            got, want = eqx_ffn.ravel(member)[0], eqx_ffn.ravel(single)[0]
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
     assert eqx_ffn._engine.compile_count - before <= 1  # 64 fits, one program
 
 
