@@ -630,12 +630,11 @@ def _float_dtype() -> Any:
 
 def _predict_proba(model: Any, x: Any) -> Any:
     """Class probabilities `(N, K)`: the softmax of the network's outputs."""
-    import jax
     import numpy as np
 
-    from ._predict import predict
+    from ._predict import predict_proba
 
-    return np.asarray(jax.nn.softmax(predict(model, x), axis=-1))
+    return np.asarray(predict_proba(model, x))
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -926,9 +925,14 @@ def _train(
             _note(args, f"warning: {_one_line(w.message)}")
     if hist.stop_reason == "interrupted":
         raise _Interrupted(f"interrupted after {hist.steps} steps; nothing written")
-    if hist.stop_reason == "non_finite_loss":
+    if hist.stop_reason in ("non_finite_loss", "diverged"):
+        what = (
+            "the training loss became NaN or inf"
+            if hist.stop_reason == "non_finite_loss"
+            else "the fit diverged: the training loss rose 10,000-fold"
+        )
         raise _Diverged(
-            f"the training loss became NaN or inf ({_one_line(hist.message)}); nothing written. "
+            f"{what} ({_one_line(hist.message)}); nothing written. "
             f"Lower --lr (now {lr}){'' if args.standardize else ' or drop --no-standardize'}"
         )
     model = (

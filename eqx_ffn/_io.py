@@ -314,13 +314,17 @@ def _text(value: Any, where: str) -> None:
         )
 
 
-def _columns(value: Any, where: str, n: int, what: str) -> None:
-    """`x_cols` / `y_cols`: no names, or one distinct one-line name per model input/output."""
+def _columns(value: Any, where: str, n: int, what: str, label_column: bool = False) -> None:
+    """`x_cols` / `y_cols`: no names, or one distinct one-line name per model input/output (a
+    classifier's `y_cols`, with `classes` in the metadata, names its one label column)."""
     if not isinstance(value, list):
         raise _Invalid(f"{where} is {_show(value)}; expected a list of {n} column names")
-    if len(value) not in (0, n):
+    allowed = (0, n, 1) if label_column else (0, n)
+    if len(value) not in allowed:
+        extra = " or 1, the label column of a classifier" if label_column else ""
         raise _Invalid(
-            f"{where} holds {len(value)} names; expected {n}, one per model {what} (or none)"
+            f"{where} holds {len(value)} names; expected {n}, one per model {what} (or none"
+            f"{extra})"
         )
     seen: set[str] = set()
     for i, name in enumerate(value):
@@ -339,7 +343,7 @@ def _check_metadata(value: Any, n_in: int, n_out: int) -> None:
         if key == "x_cols":
             _columns(item, where, n_in, "input")
         elif key == "y_cols":
-            _columns(item, where, n_out, "output")
+            _columns(item, where, n_out, "output", label_column="classes" in value)
         else:
             _free_json(item, where, 3)
 
