@@ -1,11 +1,32 @@
-"""Shared fixtures: the lecture's data and parameters, built once per session."""
+"""Shared fixtures: the lecture's data and parameters, built once per session.
+
+The suite runs in parallel (pytest-xdist, `-n auto` in pyproject.toml), and every process of it
+(workers and the subprocesses tests start) shares one private JAX compilation cache folder for
+the session: a program compiled in one process is loaded, not compiled, by the others.
+"""
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-import jax.random as jr
-import pytest
+import os
+import tempfile
+
+
+def _shared_compilation_cache() -> None:
+    # Set before JAX is imported (here and in every process started from here, which inherits
+    # the environment). mkdtemp makes the folder private to the user (0700), as the cache's
+    # loaded programs must be.
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="eqx_ffn_tests_jax_")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+_shared_compilation_cache()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import pytest  # noqa: E402
 
 
 def lecture_data_and_params(n_keys: int = 5, hidden=(16,), n: int = 200):
