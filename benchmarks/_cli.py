@@ -25,6 +25,8 @@ CASES = (
     "ensemble",
     "recompiles",
     "first_result",
+    "least_squares",
+    "sklearn_tables",
     # the heaviest last: on a GPU it fills the chip (on a CPU it is a smoke run at tiny sizes)
     "accelerator",
 )
@@ -79,10 +81,12 @@ def run_cases(
         efficiency,
         ensemble,
         first_result,
+        least_squares,
         lecture,
         process,
         recompiles,
         scaling,
+        sklearn_tables,
     )
     from ._common import Mode, environment
 
@@ -101,6 +105,8 @@ def run_cases(
         "ensemble": lambda: ensemble.run(mode),
         "recompiles": lambda: recompiles.run(mode),
         "first_result": lambda: first_result.run(mode),
+        "least_squares": lambda: least_squares.run(mode),
+        "sklearn_tables": lambda: sklearn_tables.run(mode),
         "accelerator": lambda: accelerator.run(mode),
     }
     load: dict[str, float] = {"start": _load()}
