@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -89,6 +90,7 @@ def fit_ensemble(
     `ensemble_member(models, i)` for one, `ensemble_predict(models, x)` for mean and spread), and
     one `History` per member.
     """
+    t_start = time.perf_counter()
     if isinstance(keys, jax.Array) and not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         if keys.ndim == 2 and keys.dtype == jnp.uint32:  # raw keys from jax.random.PRNGKey
             keys = jr.wrap_key_data(keys)
@@ -156,7 +158,7 @@ def fit_ensemble(
         lr = None
     state = initial_state(prep, master, frozen, fit_keys, l1s, l2s, lr)
     cfg = prep.config(static)
-    result, histories = run(prep, cfg, state, desc=f"fit_ensemble[{k}]")
+    result, histories = run(prep, cfg, state, desc=f"fit_ensemble[{k}]", t_start=t_start)
     if prep.master_dtype is not None:
         result = _as_model_dtypes(result, params)
     return eqx.combine(result, state["frozen"], static), histories

@@ -574,13 +574,20 @@ _STATUS_NAMES = {
 }
 
 
-def run(prep: Prepared, cfg: _engine.Config, state: dict, *, desc: str = "fit"):
+def run(
+    prep: Prepared,
+    cfg: _engine.Config,
+    state: dict,
+    *,
+    desc: str = "fit",
+    t_start: float | None = None,
+):
     """Drive the compiled program. Works for one model or a stacked ensemble.
 
     Returns `(result_params, histories)`: the parameters each member returns (stacked for an
     ensemble) and one `History` per member.
     """
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() if t_start is None else t_start
     k = prep.ensemble or 1
     steps = prep.steps
     losses: list[list[np.ndarray]] = [[] for _ in range(k)]
@@ -980,6 +987,7 @@ def fit(
     model, history = eqx_ffn.fit(model, x, y, steps=2000)
     ```
     """
+    t_start = time.perf_counter()
     prep = Prepared(
         model,
         x,
@@ -1021,7 +1029,7 @@ def fit(
         prep.learning_rate,
     )
     cfg = prep.config(static)
-    result, (history,) = run(prep, cfg, state)
+    result, (history,) = run(prep, cfg, state, t_start=t_start)
     if prep.master_dtype is not None:
         result = _as_model_dtypes(result, params)
     return eqx.combine(result, state["frozen"], static), history

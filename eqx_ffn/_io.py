@@ -323,8 +323,7 @@ def _columns(value: Any, where: str, n: int, what: str, label_column: bool = Fal
     if len(value) not in allowed:
         extra = " or 1, the label column of a classifier" if label_column else ""
         raise _Invalid(
-            f"{where} holds {len(value)} names; expected {n}, one per model {what} (or none"
-            f"{extra})"
+            f"{where} holds {len(value)} names; expected {n}, one per model {what} (or none{extra})"
         )
     seen: set[str] = set()
     for i, name in enumerate(value):

@@ -370,9 +370,10 @@ class LevenbergMarquardt(_LeastSquares):
     `mu_increase ** dampings`. `mu` applies to `f` as the fit reports it (a mean, not a sum, of
     squared errors).
 
-    On the lecture problem (float32, CPU) the defaults reach MSE `1e-4` in 36 steps and `1e-6`
-    in 51; one damping value with full steps (`trainlm`: `dampings=1, step_lengths=1`) is at
-    `2e-3` after 100 steps, and `step_lengths=1` needs 77 steps for `1e-4`.
+    On the lecture problem (float32, CPU) the defaults reach MSE `1e-4` in 31-36 steps and
+    `1e-6` in about 50 (the exact count moves with the rounding of the padded batch); one
+    damping value with full steps (`trainlm`: `dampings=1, step_lengths=1`) is at `2e-3` after
+    100 steps, and `step_lengths=1` needs 77 steps for `1e-4`.
 
     Forming `J^T J` in float32 loses the smallest singular values of `J` to rounding, so the
     damping cannot usefully go below about `1e-6` of the largest curvature and the fit levels
@@ -471,7 +472,7 @@ class GaussNewton(_LeastSquares):
     length decreases `f` the parameters stay and the step reports convergence: Gauss-Newton
     has nothing else to try. The other convergence tests are those of `LevenbergMarquardt`.
     The objective never increases, so the fit cannot diverge; on the lecture problem it reaches
-    MSE `1e-4` in 19 steps and levels off near `1e-5` (Levenberg-Marquardt goes on to `3e-7`).
+    MSE `1e-4` in about 20 steps and levels off near `1e-5` (Levenberg-Marquardt goes on to `3e-7`).
 
     On the matrix-free path (above `jacobian_budget`) the direction is the conjugate-gradient
     solution of the undamped normal equations after at most `cg_max_steps` iterations.
