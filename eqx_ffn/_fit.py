@@ -407,7 +407,7 @@ class Prepared:
             factor = 2.0 * max(1, weights // 8)
         flops = 6.0 * rows * max(weights, 1) * k * factor
         if platform == "cpu":
-            throughput, floor, chunk_target = 4e9, 1.5e-6, 4e-3
+            throughput, floor, chunk_target = 2e10, 3e-6, 4e-3
         else:
             throughput, floor, chunk_target = 2e13, 8e-6, 2e-3
         self.step_seconds = max(floor, flops / throughput)
@@ -462,7 +462,10 @@ class Prepared:
             precision=self.precision,
             batch_sharding=self.batch_sharding,
             param_spec=self.param_spec,
-            fast_compile=self.platform == "cpu" and self.step_seconds <= FAST_COMPILE_MAX_STEP,
+            cpu=self.platform == "cpu",
+            fast_compile=self.platform == "cpu"
+            and self.step_seconds <= FAST_COMPILE_MAX_STEP
+            and not self.solver.least_squares,
         )
 
     def spec_of(self, params: PyTree) -> Any:
@@ -558,9 +561,12 @@ def _sigint_as_flag():
         signal.signal(signal.SIGINT, old)
 
 
-FAST_COMPILE_MAX_STEP = 2e-5
+FAST_COMPILE_MAX_STEP = 1e-4
 """CPU programs whose step is estimated at most this many seconds compile with
-`_engine.FAST_COMPILE_OPTIONS` (compiling dominates their cost)."""
+`_engine.FAST_COMPILE_OPTIONS` (compiling dominates their cost); other CPU programs with
+`_engine.CPU_COMPILE_OPTIONS`. Least-squares solvers never take the older emitters: under them a
+member of an ensemble and its own fit round their linear solves differently, and
+Levenberg-Marquardt's accept/reject decisions amplify that into different trajectories."""
 
 CALL_SECONDS = 0.5
 """Run time of one program call without a progress bar: the host checks for Ctrl-C between
@@ -848,7 +854,7 @@ def _init_states(
 _init_fast = jax.jit(
     _init_states,
     static_argnums=(0, 1, 2, 3, 4),
-    compiler_options={"xla_backend_optimization_level": 1},
+    compiler_options={"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False},
 )
 _init_plain = jax.jit(_init_states, static_argnums=(0, 1, 2, 3, 4))
 
