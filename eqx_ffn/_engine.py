@@ -290,18 +290,25 @@ def _device_chunk_indices(cfg: Config, member: dict, t0, n, width: int):
     # `perm` holds the permutation of the last epoch the previous chunk touched: a function of
     # t0 alone, so the test below is the same for every member (a real branch under vmap)
     cached, cached_epoch = member["perm"], jnp.where(t0 > 0, (t0 - 1) // spe, -1)
-    rows = []
-    for r in range(cfg.epoch_rows):
-        e = e0 + r
-        need = (e <= e_last) & (e != cached_epoch)
-        rows.append(
-            lax.cond(
-                need,
-                lambda e=e: device_epoch_permutation(member["key"], e, n, width),
-                lambda: cached,
+    if cfg.epoch_rows <= 2:
+        # large epochs (the case that matters for speed): draw only what the chunk needs
+        rows = []
+        for r in range(cfg.epoch_rows):
+            e = e0 + r
+            need = (e <= e_last) & (e != cached_epoch)
+            rows.append(
+                lax.cond(
+                    need,
+                    lambda e=e: device_epoch_permutation(member["key"], e, n, width),
+                    lambda: cached,
+                )
             )
-        )
-    perms = jnp.stack(rows)
+        perms = jnp.stack(rows)
+    else:
+        # a chunk spans many small epochs: one batched draw (one sort) for all of them, which
+        # costs less than the chunk's steps and compiles in a fraction of a branch per row
+        epochs = e0 + jnp.arange(cfg.epoch_rows)
+        perms = jax.vmap(lambda e: device_epoch_permutation(member["key"], e, n, width))(epochs)
     perms = jnp.concatenate([perms, jnp.zeros((perms.shape[0], bs), jnp.int32)], axis=1)
     row, slot = steps // spe - e0, steps % spe
     idx = jax.vmap(lambda r, s: lax.dynamic_slice(perms[r], (s * bs,), (bs,)))(row, slot)

@@ -225,9 +225,47 @@ CPUs, XLA's older fusion emitters (faster to compile). Refused options fall back
 defaults."""
 
 
+_BATCHED_DRAW_MAX = 1 << 20
+"""`init="normal"` networks whose layers padded to the largest take at most this many draws
+draw every weight and bias in ONE batched `jr.normal` (see `_batched_normal_draw`)."""
+
+
+def _batched_normal_draw(sizes: tuple[int, ...], use_bias: bool, dtype: Any, keys) -> tuple:
+    """The same numbers as `init_dense("normal", ...)` layer by layer, in one batched draw.
+
+    `jr.normal(k, shape)` hashes the flat index of each entry (JAX's partitionable Threefry): a
+    draw of `m` entries begins with the draw of any smaller size, so the first `out * in` entries
+    of `jr.normal(k, (m,))` reshaped are `jr.normal(k, (out, in))`. Vmapped over every layer's
+    keys, the program holds one hash and one inverse error function instead of one per array:
+    its compile time drops about threefold (a fresh process's first model)."""
+    pairs = jax.vmap(jr.split)(keys)  # (layers, 2): each layer's weight and bias keys
+    m = max(max(a * b for a, b in itertools.pairwise(sizes)), max(sizes[1:]))
+    flat = jax.vmap(lambda k: jr.normal(k, (m,), dtype))(pairs.reshape(-1, *keys.shape[1:]))
+    weights, biases = [], []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        weights.append(flat[2 * i, : n_out * n_in].reshape(n_out, n_in))
+        biases.append(flat[2 * i + 1, :n_out] if use_bias else None)
+    return weights, biases
+
+
+def _batched_draw_exact(key) -> bool:
+    # the prefix property above holds for the partitionable Threefry (JAX's default)
+    return str(jr.key_impl(key)) == "threefry2x32" and bool(
+        getattr(jax.config, "jax_threefry_partitionable", False)
+    )
+
+
 def _draw_fn(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str) -> Callable:
     def draw(key):
         keys = jr.split(key, len(sizes) - 1)
+        padded = (len(sizes) - 1) * 2 * max(a * b for a, b in itertools.pairwise(sizes))
+        if (
+            init == "normal"
+            and len(sizes) > 2
+            and padded <= _BATCHED_DRAW_MAX
+            and _batched_draw_exact(key)
+        ):
+            return _batched_normal_draw(sizes, use_bias, jnp.dtype(dtype), keys)
         weights, biases = [], []
         for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True):
             w, b = init_dense(init, n_in, n_out, use_bias, jnp.dtype(dtype), key=k)

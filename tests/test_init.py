@@ -62,3 +62,22 @@ def test_equinox_init_is_eqx_nn_linear():
     lin = eqx.nn.Linear(3, 4, key=layer_key)
     np.testing.assert_array_equal(model.layers[0].weight, lin.weight)
     np.testing.assert_array_equal(model.layers[0].bias, lin.bias)
+
+
+@pytest.mark.parametrize("sizes", [(1, 16, 1), (3, 7, 5, 2), (10, 1, 10)])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_one_batched_normal_draw_equals_the_layer_by_layer_draws(sizes, use_bias):
+    # FFN draws init="normal" networks in one vmapped jr.normal (a program a third the size):
+    # bit for bit what init_dense draws layer by layer, for new-style and raw keys
+    from eqx_ffn._init import init_dense
+
+    for key in (jr.key(3), jr.PRNGKey(5)):
+        model = FFN(sizes[0], sizes[-1], sizes[1:-1], use_bias=use_bias, key=key)
+        layer_keys = jr.split(key, len(sizes) - 1)
+        for layer, k, n_in, n_out in zip(model.layers, layer_keys, sizes[:-1], sizes[1:]):
+            w, b = init_dense("normal", n_in, n_out, use_bias, jnp.float32, key=k)
+            np.testing.assert_array_equal(layer.weight, w)
+            if use_bias:
+                np.testing.assert_array_equal(layer.bias, b)
+            else:
+                assert layer.bias is None
