@@ -64,20 +64,29 @@ def test_equinox_init_is_eqx_nn_linear():
     np.testing.assert_array_equal(model.layers[0].bias, lin.bias)
 
 
-@pytest.mark.parametrize("sizes", [(1, 16, 1), (3, 7, 5, 2), (10, 1, 10)])
-@pytest.mark.parametrize("use_bias", [True, False])
-def test_one_batched_normal_draw_equals_the_layer_by_layer_draws(sizes, use_bias):
+def test_one_batched_normal_draw_equals_the_layer_by_layer_draws():
     # FFN draws init="normal" networks in one vmapped jr.normal (a program a third the size):
     # bit for bit what init_dense draws layer by layer, for new-style and raw keys
+    import jax
+
     from eqx_ffn._init import init_dense
 
-    for key in (jr.key(3), jr.PRNGKey(5)):
+    for sizes, use_bias, key in (
+        ((3, 7, 5, 2), True, jr.key(3)),
+        ((10, 1, 10), False, jr.PRNGKey(5)),
+    ):
+        pairs = list(zip(sizes[:-1], sizes[1:]))
+
+        @jax.jit
+        def layer_by_layer(key, pairs=pairs, use_bias=use_bias):
+            keys = jr.split(key, len(pairs))
+            return [init_dense("normal", a, b, use_bias, jnp.float32, key=k)
+                    for k, (a, b) in zip(keys, pairs)]  # fmt: skip
+
         model = FFN(sizes[0], sizes[-1], sizes[1:-1], use_bias=use_bias, key=key)
-        layer_keys = jr.split(key, len(sizes) - 1)
-        for layer, k, n_in, n_out in zip(model.layers, layer_keys, sizes[:-1], sizes[1:]):
-            w, b = init_dense("normal", n_in, n_out, use_bias, jnp.float32, key=k)
+        for layer, (w, b) in zip(model.layers, layer_by_layer(key), strict=True):
             np.testing.assert_array_equal(layer.weight, w)
             if use_bias:
                 np.testing.assert_array_equal(layer.bias, b)
             else:
-                assert layer.bias is None
+                assert layer.bias is None and b is None

@@ -411,3 +411,32 @@ def test_metadata_is_stored_in_the_header(tmp_path):
     with pytest.raises(TypeError, match="metadata must be a dict with string keys"):
         save(tmp_path / "bad.eqx", model, metadata={1: "a"})  # type: ignore[dict-item]
     assert not (tmp_path / "bad.eqx").exists()
+
+
+def test_concurrent_saves_never_leave_a_torn_file(tmp_path):
+    # four processes save different models to one path while the parent loads it: every load
+    # sees one whole model (the atomic rename), never a mixture or a truncated file
+    path = tmp_path / "shared.eqx"
+    save(path, FFN(1, 1, (4,), key=jr.key(0)))
+    script = textwrap.dedent(
+        """
+        import sys, jax.random as jr
+        from eqx_ffn import FFN, save
+        seed, path = int(sys.argv[1]), sys.argv[2]
+        model = FFN(1, 1, (4,), key=jr.key(seed))
+        for _ in range(40):
+            save(path, model)
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(seed), str(path)])
+        for seed in range(1, 5)
+    ]
+    wanted = {float(FFN(1, 1, (4,), key=jr.key(seed)).layers[0].weight[0, 0]) for seed in range(5)}
+    seen = set()
+    while any(p.poll() is None for p in procs):
+        seen.add(float(load(path).layers[0].weight[0, 0]))
+    assert all(p.wait() == 0 for p in procs)
+    seen.add(float(load(path).layers[0].weight[0, 0]))
+    assert seen <= wanted and len(seen) >= 2
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.eqx"]  # no temporaries left

@@ -43,7 +43,7 @@ def test_unravel_rebuilds_a_working_model(lecture1):
     assert jax.grad(f)(flat).shape == (49,)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     in_size=st.integers(1, 4),
     out_size=st.integers(1, 4),
