@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -366,24 +367,26 @@ class Prepared:
         else:
             target = dev
             put = lambda a: jax.device_put(a, target)  # noqa: E731
-            self.replicate = lambda tree: jax.device_put(tree, target)
+            self.replicate = functools.partial(_put_tree, target=target)
         nb = _engine.bucket(n, n_dev) if weighted else n
         ydtype = jnp.int32 if self.loss.classification else work_dtype
         if weighted:
             w_full = np.ones(n, work_dtype) if w_arr is None else w_arr
-            self.data = tuple(put(pad_rows(a, nb)) for a in (x_arr, y_arr, w_full))
+            padded = [pad_rows(_on_host_if_cpu(a), nb) for a in (x_arr, y_arr, w_full)]
+            self.data = tuple(put(padded))  # one transfer for the three
         else:
-            self.data = (put(x_arr), put(y_arr), None)
+            self.data = (*put([x_arr, y_arr]), None)
         self.val = None
         if val is not None:
             nv = int(val[0].shape[0])
             vb = _engine.bucket(nv, n_dev) if weighted else nv
             vw = np.ones(nv, work_dtype)
-            vput = self.replicate
+            # every program call reads them: on the device (replicated over a mesh) once
+            vput = self.replicate if mesh is not None else put
             if weighted:
-                self.val = tuple(vput(pad_rows(a, vb)) for a in (*val, vw))
+                self.val = tuple(vput([pad_rows(_on_host_if_cpu(a), vb) for a in (*val, vw)]))
             else:
-                self.val = (vput(val[0]), vput(val[1]), None)
+                self.val = (*vput([val[0], val[1]]), None)
         self.n = n
         self.n_floor = _engine.bucket_floor(nb) if weighted else n
         self.batch_size = batch_size
@@ -867,6 +870,30 @@ _init_fast = jax.jit(
     compiler_options={"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False},
 )
 _init_plain = jax.jit(_init_states, static_argnums=(0, 1, 2, 3, 4))
+
+
+def _on_host_if_cpu(a):
+    """A JAX array on the host CPU as a NumPy view (padding it in NumPy costs no dispatch);
+    any other array unchanged (data on an accelerator stay there)."""
+    if isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer):
+        devices = a.devices()
+        if len(devices) == 1 and next(iter(devices)).platform == "cpu":
+            return np.asarray(a)
+    return a
+
+
+def _put_tree(tree, target: jax.Device | None):
+    """`jax.device_put(tree, target)`, skipped when it would move nothing: `target` is JAX's
+    default device and every JAX array of `tree` already lives there alone (host values are
+    then placed on it by the compiled call that takes them)."""
+    default = jax.devices()[0]
+    if target is None or target == default:
+        for leaf in jax.tree.leaves(tree):
+            if isinstance(leaf, jax.Array) and leaf.devices() != {default}:
+                break
+        else:
+            return tree
+    return jax.device_put(tree, target)
 
 
 def _init_jit(*args):
