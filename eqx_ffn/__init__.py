@@ -87,7 +87,44 @@ _EXPORTS: dict[str, str] = {
     "summary": "._summary",
 }
 
-__all__ = sorted(_EXPORTS)
+# written out (not computed) so that type checkers see the public names
+__all__ = [
+    "ACTIVATIONS",
+    "FFN",
+    "INITS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "CompilationCacheWarning",
+    "Dense",
+    "DivergenceWarning",
+    "GaussNewton",
+    "History",
+    "LevenbergMarquardt",
+    "ModelFileError",
+    "NonFiniteLossWarning",
+    "Objective",
+    "OptaxSolver",
+    "Solver",
+    "Standardized",
+    "Standardizer",
+    "datasets",
+    "enable_compilation_cache",
+    "ensemble_member",
+    "ensemble_predict",
+    "fit",
+    "fit_ensemble",
+    "jacobian",
+    "linearize",
+    "load",
+    "make_step",
+    "plot",
+    "predict",
+    "predict_proba",
+    "ravel",
+    "read_header",
+    "save",
+    "summary",
+]
 
 
 def __getattr__(name: str) -> Any:

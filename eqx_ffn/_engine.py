@@ -321,11 +321,11 @@ def _device_chunk_indices(cfg: Config, member: dict, t0, n, width: int):
 
 def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
     """One call: up to `sc["max_chunks"]` chunks from step `sc["t0"]`. See the module docstring."""
-    mmap = (
-        (lambda f, in_axes=0: jax.vmap(f, in_axes=in_axes))
-        if cfg.ensemble
-        else (lambda f, in_axes=0: f)
-    )
+
+    def mmap(f, in_axes: Any = 0):
+        """`jax.vmap` over the members of an ensemble; `f` itself for one model."""
+        return jax.vmap(f, in_axes=in_axes) if cfg.ensemble else f
+
     c_len = cfg.chunk
     s_len = cfg.steps_per_call
     end, n = sc["end"], sc["n"]
@@ -355,6 +355,7 @@ def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
             out = cfg.solver.step(objective, params, opt, _constrain(cfg, batch))
             weight = jnp.sum(batch[2]) if batch[2] is not None else batch[0].shape[0]
         else:  # a callable loss cannot be weighted: a second body for the epoch's last batch
+            assert bs is not None  # mini-batches (ids is not None)
             last = cfg.n_floor % bs  # a callable loss trains on exactly N rows: N is static
 
             def partial():

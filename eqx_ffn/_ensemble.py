@@ -16,7 +16,16 @@ from jaxtyping import Array, Float
 
 from ._data import check_features, float_dtype, model_sizes, pad_rows
 from ._engine import bucket
-from ._fit import Model, Prepared, _as_master, _as_model_dtypes, initial_state, run, split_model
+from ._fit import (
+    Device,
+    Model,
+    Prepared,
+    _as_master,
+    _as_model_dtypes,
+    initial_state,
+    run,
+    split_model,
+)
 from ._history import History
 from ._solvers import Solver
 
@@ -65,7 +74,7 @@ def fit_ensemble(
     sampling: str = "epoch",
     drop_last: bool = False,
     progress: bool | None = None,
-    device: str | jax.Device | None = None,
+    device: str | Device | None = None,
     compute_dtype: Any = None,
     precision: str | None = None,
 ) -> tuple[Model, list[History]]:

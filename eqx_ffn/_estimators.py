@@ -158,9 +158,9 @@ class _SciPyLBFGS(Solver):
             grads, opt_state, params, value=loss, grad=grads, value_fn=value_fn
         )
         new_params = jax.tree.map(
-            lambda p, u: jnp.where(done, p, p + u.astype(p.dtype)), params, updates
+            lambda p, u: jnp.where(done, p, p + jnp.asarray(u).astype(p.dtype)), params, updates
         )
-        return new_params, (opt_state, loss.astype(previous.dtype)), loss, done
+        return new_params, (opt_state, jnp.asarray(loss).astype(previous.dtype)), loss, done
 
 
 _SCIPY_LBFGS = _SciPyLBFGS(optax.lbfgs())

@@ -11,10 +11,11 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -46,6 +47,9 @@ NVIDIA GPUs, `"highest"` full float32)."""
 
 MAX_STEPS = 2**31 - 2**17
 """The most steps one fit can run (the step counter is an int32 inside the program)."""
+
+Device: TypeAlias = Any
+"""A `jax.Device` (type checkers cannot take `jax.Device`, a variable, as a type)."""
 
 
 class NonFiniteLossWarning(RuntimeWarning):
@@ -196,7 +200,7 @@ def _use_progress(progress: bool | None) -> bool:
     return bool(progress)
 
 
-def resolve_device(device: Any) -> jax.Device | None:
+def resolve_device(device: Any) -> Device | None:
     """`None`, a platform name (`"cpu"`, `"gpu"`, ...) or a `jax.Device`."""
     if device is None or isinstance(device, jax.Device):
         return device
@@ -438,7 +442,7 @@ class Prepared:
             cap = min(cap, (1 << 22) // per_step_ints)
         self.max_chunks = max(1, min(64, cap // chunk))
 
-    def _default_device(self, x_arr, model, n, batch_size) -> jax.Device | None:
+    def _default_device(self, x_arr, model, n, batch_size) -> Device | None:
         """`device=None`: where the data already are (a JAX array on one device), else JAX's
         default, except that a small full-batch L-BFGS fit goes to the host CPU (see
         `LBFGS_ON_CPU_MAX_WORK`)."""
@@ -494,7 +498,9 @@ class Prepared:
     def perm_width(self) -> int:
         """Width of the device-side epoch permutation cache (0: none)."""
         if self.device_sampling and self.sampling == "epoch":
-            return int(self.data[0].shape[0])
+            x = self.data[0]
+            assert x is not None
+            return int(x.shape[0])
         return 0
 
 
@@ -515,7 +521,7 @@ def _mesh_shardings(mesh, n, batch_size, weighted):
     if isinstance(mesh, Sequence) and not isinstance(mesh, (Mesh, str)):
         devices = list(mesh)
         if not devices or not all(isinstance(d, jax.Device) for d in devices):
-            raise TypeError("mesh must be a jax.sharding.Mesh or a non-empty list of jax.Devices.")
+            raise TypeError("mesh must be a jax.sharding.Mesh or a non-empty list of Devices.")
         if len(set(devices)) != len(devices):
             raise ValueError(f"mesh lists a device more than once: {devices}.")
         mesh = Mesh(np.asarray(devices), ("batch",))
@@ -882,7 +888,7 @@ def _on_host_if_cpu(a):
     return a
 
 
-def _put_tree(tree, target: jax.Device | None):
+def _put_tree(tree, target: Device | None):
     """`jax.device_put(tree, target)`, skipped when it would move nothing: `target` is JAX's
     default device and every JAX array of `tree` already lives there alone (host values are
     then placed on it by the compiled call that takes them)."""
@@ -959,7 +965,7 @@ def fit(
     drop_last: bool = False,
     progress: bool | None = None,
     mesh: Any = None,
-    device: str | jax.Device | None = None,
+    device: str | Device | None = None,
     compute_dtype: Any = None,
     precision: str | None = None,
 ) -> tuple[Model, History]:

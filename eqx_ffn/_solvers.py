@@ -158,7 +158,7 @@ class OptaxSolver(Solver):
         new_params = optax.apply_updates(params, updates)
         if not self.reuse_value:
             return new_params, state, loss
-        tol = jnp.asarray(objective.tol, loss.dtype)
+        tol = jnp.asarray(objective.tol, jnp.asarray(loss).dtype)
         gmax = optax.tree.max(jax.tree.map(jnp.abs, grads))
         new_value = optax.tree.get(state, "value")
         decrease = loss - new_value

@@ -104,3 +104,11 @@ def test_fit_keeps_the_model_type(checked):
     assert len(pending) == 2
     for number, line in pending:
         assert _revealed(by_line[number]) == line.split(PENDING)[1].strip()
+
+
+def test_all_lists_every_lazy_export_and_each_resolves():
+    import eqx_ffn
+
+    assert sorted(eqx_ffn.__all__) == sorted(eqx_ffn._EXPORTS)
+    for name in eqx_ffn.__all__:
+        assert getattr(eqx_ffn, name) is not None, name
