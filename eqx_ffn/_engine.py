@@ -142,7 +142,7 @@ class Config:
     precision: str | None = None
     batch_sharding: Any = None  # a NamedSharding for data-parallel batches, or None
     param_spec: Any = None  # the raveled parameters' layout (flat mode), or None (the tree)
-    cpu: bool = False  # compiled for a CPU (see CPU_COMPILE_OPTIONS)
+    cpu: bool = False  # compiled with CPU_COMPILE_OPTIONS
     fast_compile: bool = False  # a small CPU program (see FAST_COMPILE_OPTIONS)
 
     def __post_init__(self):
@@ -655,10 +655,11 @@ def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
     with precision_context(cfg.precision):
         lowered = _jitted_program.lower(cfg, *args)
     compiled = None
-    if cfg.fast_compile:
+    options = FAST_COMPILE_OPTIONS if cfg.fast_compile else CPU_COMPILE_OPTIONS if cfg.cpu else None
+    if options:
         try:
-            compiled = lowered.compile(FAST_COMPILE_OPTIONS)
-        except Exception:
+            compiled = lowered.compile(options)
+        except Exception:  # an option this XLA does not know: its defaults
             compiled = None
     if compiled is None:
         compiled = lowered.compile()

@@ -483,7 +483,10 @@ class Prepared:
             precision=self.precision,
             batch_sharding=self.batch_sharding,
             param_spec=self.param_spec,
-            cpu=self.platform == "cpu",
+            # least-squares programs keep XLA's defaults: under LLVM -O1 an ensemble member
+            # and its own fit round differently, which Levenberg-Marquardt's accept/reject
+            # decisions amplify into different trajectories
+            cpu=self.platform == "cpu" and not self.solver.least_squares,
             fast_compile=self.platform == "cpu"
             and self.step_seconds <= FAST_COMPILE_MAX_STEP
             and not self.solver.least_squares,
@@ -591,9 +594,9 @@ calls after about `CALL_SECONDS`."""
 FAST_COMPILE_MAX_STEP = 1e-4
 """CPU programs whose step is estimated at most this many seconds compile with
 `_engine.FAST_COMPILE_OPTIONS` (compiling dominates their cost); other CPU programs with
-`_engine.CPU_COMPILE_OPTIONS`. Least-squares solvers never take the older emitters: under them a
-member of an ensemble and its own fit round their linear solves differently, and
-Levenberg-Marquardt's accept/reject decisions amplify that into different trajectories."""
+`_engine.CPU_COMPILE_OPTIONS`. Least-squares solvers take neither: under them a member of an
+ensemble and its own fit round their linear algebra differently, and Levenberg-Marquardt's
+accept/reject decisions amplify that into different trajectories."""
 
 CALL_SECONDS = 0.5
 """Run time of one program call without a progress bar: the host checks for Ctrl-C between
