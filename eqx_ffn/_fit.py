@@ -1095,10 +1095,16 @@ def fit(
     return eqx.combine(result, state["frozen"], static), history
 
 
+@functools.lru_cache(maxsize=4)
+def _default_key(impl: str) -> jax.Array:
+    # made once (each jr.key call runs a small program); keys are immutable
+    return jr.key(0)
+
+
 def check_key(key: Any) -> jax.Array:
     """A typed `jax.random` key from `key` (`None`: `jax.random.key(0)`)."""
     if key is None:
-        return jr.key(0)
+        return _default_key(jax.config.jax_default_prng_impl)  # type: ignore[attr-defined]
     if not isinstance(key, jax.Array):
         raise TypeError(f"key must be a jax.random key such as jax.random.key(0); got {key!r}.")
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
