@@ -64,29 +64,35 @@ def test_equinox_init_is_eqx_nn_linear():
     np.testing.assert_array_equal(model.layers[0].bias, lin.bias)
 
 
-def test_one_batched_normal_draw_equals_the_layer_by_layer_draws():
-    # FFN draws init="normal" networks in one vmapped jr.normal (a program a third the size):
-    # bit for bit what init_dense draws layer by layer, for new-style and raw keys
+@pytest.mark.parametrize(
+    ("init", "sizes", "use_bias", "raw_key"),
+    [
+        ("normal", (3, 7, 5, 2), True, False),
+        ("normal", (10, 1, 10), False, True),
+        ("glorot_uniform", (64, 100, 10), True, False),
+        ("kaiming_uniform", (3, 7, 5, 2), False, True),
+    ],
+)
+def test_one_batched_draw_equals_the_layer_by_layer_draws(init, sizes, use_bias, raw_key):
+    # FFN draws these schemes for all layers in one vmapped jr.normal / jr.uniform (a program a
+    # third the size): bit for bit what init_dense (jax.nn.initializers) draws layer by layer
     import jax
 
     from eqx_ffn._init import init_dense
 
-    for sizes, use_bias, key in (
-        ((3, 7, 5, 2), True, jr.key(3)),
-        ((10, 1, 10), False, jr.PRNGKey(5)),
-    ):
-        pairs = list(zip(sizes[:-1], sizes[1:]))
+    key = jr.PRNGKey(5) if raw_key else jr.key(3)
+    pairs = list(zip(sizes[:-1], sizes[1:]))
 
-        @jax.jit
-        def layer_by_layer(key, pairs=pairs, use_bias=use_bias):
-            keys = jr.split(key, len(pairs))
-            return [init_dense("normal", a, b, use_bias, jnp.float32, key=k)
-                    for k, (a, b) in zip(keys, pairs)]  # fmt: skip
+    @jax.jit
+    def layer_by_layer(key):
+        keys = jr.split(key, len(pairs))
+        return [init_dense(init, a, b, use_bias, jnp.float32, key=k)
+                for k, (a, b) in zip(keys, pairs)]  # fmt: skip
 
-        model = FFN(sizes[0], sizes[-1], sizes[1:-1], use_bias=use_bias, key=key)
-        for layer, (w, b) in zip(model.layers, layer_by_layer(key), strict=True):
-            np.testing.assert_array_equal(layer.weight, w)
-            if use_bias:
-                np.testing.assert_array_equal(layer.bias, b)
-            else:
-                assert layer.bias is None and b is None
+    model = FFN(sizes[0], sizes[-1], sizes[1:-1], init=init, use_bias=use_bias, key=key)
+    for layer, (w, b) in zip(model.layers, layer_by_layer(key), strict=True):
+        np.testing.assert_array_equal(layer.weight, w)
+        if use_bias:
+            np.testing.assert_array_equal(layer.bias, b)
+        else:
+            assert layer.bias is None and b is None
