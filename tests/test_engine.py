@@ -374,3 +374,18 @@ def test_device_side_sampling_trains_and_does_not_depend_on_calls(monkeypatch, l
     assert 0.5 < whole.loss[-50:].mean() / host.loss[-50:].mean() < 2.0
     _, other = fit(FFN.from_params(params), x, y, **{**kw, "key": jr.key(4)})
     assert not np.allclose(other.loss, whole.loss, rtol=1e-3)
+
+
+def test_the_unrolled_step_loop_of_accelerators_trains_alike(monkeypatch, lecture1):
+    # GPUs unroll the step loop (x8); forced on a CPU it must give the same fit, mini-batches
+    # drawn on the device included
+    x, y, params = lecture1
+    kw = dict(batch_size=50, steps=130, key=jr.key(1), progress=False)
+    monkeypatch.setattr(_fit, "DEVICE_SAMPLING", True)
+    _, rolled = fit(FFN.from_params(params), x, y, **kw)
+    monkeypatch.setattr(_fit, "UNROLL", 8)
+    before = eqx_ffn._engine.compile_count
+    _, unrolled = fit(FFN.from_params(params), x, y, **kw)
+    assert eqx_ffn._engine.compile_count == before + 1  # unrolling is part of the program
+    assert unrolled.steps == rolled.steps == 130
+    np.testing.assert_allclose(unrolled.loss, rolled.loss, rtol=1e-5)
