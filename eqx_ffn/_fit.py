@@ -125,7 +125,8 @@ def make_step(
     ```
     """
     loss = resolve_loss(loss_fn)
-    solver, _ = resolve_solver(optimizer)  # a name: its default learning rate
+    # a name: its default learning rate; an optax object stays itself (the caller's state)
+    solver, _ = resolve_solver(optimizer, share_named=False)
     dtype = _check_compute_dtype(compute_dtype)
     prec = None if precision is None else _check_precision(precision)
 

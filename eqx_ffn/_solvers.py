@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._cache_key import value_key
+from ._cache_key import _ByIdentity, _key, value_key
 from ._errors import unknown_name
 
 PyTree = Any
@@ -96,10 +97,12 @@ class OptaxSolver(Solver):
 
     Compiled programs are keyed by the transformation's `update` function compared by value (its
     code and the values it closes over), not by the object: two separately made
-    `optax.adam(1e-2)` share one program, while `optax.adam(3e-3)` bakes another learning rate
-    into its `update` and compiles its own. Values that live in the optimizer STATE do not
-    compile: a named optimizer's `learning_rate`, and every numeric hyperparameter of
-    `optax.inject_hyperparams(optax.adam)(learning_rate=...)`.
+    `optax.adam(1e-2, b1=0.8)` share one program, while `optax.adam(3e-3, b1=0.8)` bakes another
+    learning rate into its `update` and compiles its own. Values that live in the optimizer
+    STATE do not compile: a named optimizer's `learning_rate`, and every numeric hyperparameter
+    of `optax.inject_hyperparams(optax.adam)(learning_rate=...)`. In `fit`, `optax.adam`,
+    `adamw`, `sgd` and `rmsprop` with only their rate set are not `OptaxSolver`s at all: they
+    are the named optimizer at that rate (`as_named`).
 
     Convergence (`tol > 0`): line-search optimizers (`reuse_value=True`, e.g. L-BFGS) report
     `converged` when the largest gradient entry is at most `tol` (as SciPy's `gtol`) or the
@@ -175,6 +178,62 @@ def _call_objective(objective, params, *, batch):
 _LEARNING_RATE_PLACEHOLDER = 1e-2
 
 
+_FACTORIES: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "sgd": optax.sgd,
+    "rmsprop": optax.rmsprop,
+}
+_PROBE = 0.000123456789  # a learning rate no one uses: it marks where a factory keeps its rate
+
+
+@functools.cache
+def _probe_key(name: str) -> Any:
+    return _key(_FACTORIES[name](_PROBE), ())
+
+
+def _rate_where_probed(probe: Any, key: Any, found: list[float]) -> bool:
+    """Whether `key` equals `probe` except where `probe` holds the probe rate (or its negative,
+    as `optax.scale_by_learning_rate` stores it), and there `key` holds one same rate
+    (collected in `found`)."""
+    if (
+        isinstance(probe, tuple)
+        and len(probe) == 2
+        and probe[0] is float
+        and abs(probe[1]) == _PROBE
+    ):
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] is float):
+            return False
+        found.append(key[1] if probe[1] > 0 else -key[1])
+        return len(set(found)) == 1
+    if isinstance(probe, tuple) and isinstance(key, tuple):
+        return len(probe) == len(key) and all(
+            _rate_where_probed(p, k, found) for p, k in zip(probe, key, strict=True)
+        )
+    return probe == key
+
+
+def as_named(tx: optax.GradientTransformation) -> tuple[str, float] | None:
+    """`(name, learning_rate)` when `tx` is `optax.<name>(learning_rate)` with every other
+    setting at its default (compared by value, as the program cache compares), else `None`.
+
+    Such a transformation trains exactly as the named optimizer at that rate, so it shares the
+    named optimizer's program: a fresh `optax.adam(3e-3)` after `optax.adam(1e-2)` (or after
+    `optimizer="adam"`) compiles nothing. Anything else (a schedule, other `b1`, a chain) keeps
+    its own program."""
+    try:
+        key = _key(tx, ())
+    except (_ByIdentity, TypeError, RecursionError):
+        return None
+    for name in _FACTORIES:
+        found: list[float] = []
+        if _rate_where_probed(_probe_key(name), key, found) and found:
+            rate = found[0]
+            # any other rate (0 in tests, a negative one) stays the user's own program
+            return (name, rate) if math.isfinite(rate) and rate > 0 else None
+    return None
+
+
 @functools.lru_cache(maxsize=16)
 def _named(name: str, lbfgs_learning_rate: float | None = None) -> OptaxSolver:
     # One object per name: the learning rate is set in the optimizer state (`with_learning_rate`),
@@ -184,16 +243,16 @@ def _named(name: str, lbfgs_learning_rate: float | None = None) -> OptaxSolver:
         return OptaxSolver(
             tx, reuse_value=True, needs_full_batch=True, tol_default=LBFGS_TOL, elementwise=True
         )
-    factory = {
-        "adam": optax.adam,
-        "adamw": optax.adamw,
-        "sgd": optax.sgd,
-        "rmsprop": optax.rmsprop,
-    }[name]
-    # inject_hyperparams keeps the hyperparameters in the optimiser state: per-member learning
-    # rates in ensembles, and no recompiling for a new value. float32 (or wider) hyperparameters
-    # even for low-precision parameters (b2 = 0.999 is 1.0 in bfloat16).
-    tx = optax.inject_hyperparams(factory)(learning_rate=_LEARNING_RATE_PLACEHOLDER)
+    factory = _FACTORIES[name]
+    # inject_hyperparams keeps the learning rate in the optimiser state: per-member learning
+    # rates in ensembles, and no recompiling for a new value. The other settings stay Python
+    # constants, as in `factory(rate)` itself, so that the named optimizer computes exactly
+    # what `optax.<name>(rate)` does (see `as_named`); `fit` runs low-precision models on
+    # float32 master copies, so b2 = 0.999 is never rounded to bfloat16's 1.0.
+    static = tuple(a for a in inspect.signature(factory).parameters if a != "learning_rate")
+    tx = optax.inject_hyperparams(factory, static_args=static)(
+        learning_rate=_LEARNING_RATE_PLACEHOLDER
+    )
     return OptaxSolver(tx, elementwise=True)
 
 
@@ -228,10 +287,17 @@ def check_learning_rate(learning_rate: Any) -> float:
 
 
 def resolve_solver(
-    optimizer: str | optax.GradientTransformation | Solver, learning_rate: Any = None
+    optimizer: str | optax.GradientTransformation | Solver,
+    learning_rate: Any = None,
+    *,
+    share_named: bool = True,
 ) -> tuple[Solver, float | None]:
     """Turn a name, an optax transformation or a `Solver` into a `Solver`, and the learning rate
-    to set in its state (`None`: the solver's own)."""
+    to set in its state (`None`: the solver's own).
+
+    `share_named`: an optax transformation that is a named optimizer at some rate (`as_named`)
+    becomes that named optimizer, whose program it then shares. `make_step` passes `False`: its
+    caller initialises the state with their own transformation."""
     if isinstance(optimizer, Solver):
         if learning_rate is not None:
             raise ValueError(
@@ -263,6 +329,10 @@ def resolve_solver(
                 "learning_rate is only used with an optimizer given by name; this optax "
                 "transformation already has its own."
             )
+        named = as_named(optimizer) if share_named else None
+        if named is not None:  # e.g. optax.adam(1e-2): the named program, its rate at run time
+            name, lr = named
+            return _named(name), check_learning_rate(lr)
         return OptaxSolver(optimizer, elementwise=is_elementwise(optimizer)), None
     raise TypeError(
         "optimizer must be a name (one of "
