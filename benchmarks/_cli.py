@@ -16,20 +16,7 @@ from typing import Any
 from . import render
 
 HERE = Path(__file__).resolve().parent
-CASES = (
-    "lecture",
-    "process",
-    "scaling",
-    "efficiency",
-    "compile",
-    "ensemble",
-    "recompiles",
-    "first_result",
-    "least_squares",
-    "sklearn_tables",
-    # the heaviest last: on a GPU it fills the chip (on a CPU it is a smoke run at tiny sizes)
-    "accelerator",
-)
+CASES = render.CASE_ORDER  # the heaviest (accelerator) last: on a GPU it fills the chip
 
 
 def _clean(obj: Any) -> Any:

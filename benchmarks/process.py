@@ -16,56 +16,18 @@ reach the target and no more. The MSE each process reached is reported.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import _sklearn
-from ._common import Mode, lecture_data, optional
+from ._common import Mode, lecture_data, median_runs, optional, python_process
 from .lecture import lbfgs_steps_to
 
 TARGET = 1e-4
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _python(args: list[str], timeout: float = 300) -> tuple[float, dict[str, Any]]:
-    """Wall seconds of one `python ...` process, and the JSON it printed (if any)."""
-    env = dict(os.environ)
-    env.pop("EQX_FFN_CACHE_DIR", None)
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{args} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    return wall, (json.loads(lines[-1]) if lines else {})
-
-
-def _median_runs(runs: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
-    """Median over processes of the wall time and of every number the worker reported."""
-    out: dict[str, Any] = {"process_s": statistics.median(w for w, _ in runs), "runs": len(runs)}
-    for key in runs[0][1]:
-        values = [r[key] for _, r in runs if isinstance(r.get(key), (int, float))]
-        if values:
-            out[key] = statistics.median(values)
-    out["process_times_s"] = [w for w, _ in runs]
-    return out
 
 
 def run(mode: Mode) -> dict[str, Any]:
@@ -92,8 +54,10 @@ def run(mode: Mode) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="eqx_ffn_bench_") as tmp:
         data = Path(tmp) / "lecture.npz"
         np.savez(data, x=xn, y=yn, **pn)
-        result["python_start_s"] = statistics.median(_python(["-c", "pass"])[0] for _ in range(3))
-        result["import_jax_process_s"] = _python(["-c", "import jax; jax.devices()"])[0]
+        result["python_start_s"] = statistics.median(
+            python_process(["-c", "pass"])[0] for _ in range(3)
+        )
+        result["import_jax_process_s"] = python_process(["-c", "import jax; jax.devices()"])[0]
         cold, warm = [], []
         if eqx_steps is None:
             result["eqx_ffn_cold"] = {"skipped": f"fit never reached MSE <= {TARGET:g}"}
@@ -111,10 +75,10 @@ def run(mode: Mode) -> dict[str, Any]:
                     "--cache",
                     str(cache),
                 ]
-                cold.append(_python(args))
-                warm.append(_python(args))
-            result["eqx_ffn_cold"] = _median_runs(cold)
-            result["eqx_ffn_warm"] = _median_runs(warm)
+                cold.append(python_process(args))
+                warm.append(python_process(args))
+            result["eqx_ffn_cold"] = median_runs(cold)
+            result["eqx_ffn_warm"] = median_runs(warm)
         if sk_iters is None:
             reason = "not installed" if optional("sklearn") is None else "never reached the target"
             result["sklearn"] = {"skipped": f"scikit-learn {reason}"}
@@ -128,7 +92,9 @@ def run(mode: Mode) -> dict[str, Any]:
                 "--steps",
                 str(sk_iters),
             ]
-            result["sklearn"] = _median_runs([_python(args) for _ in range(mode.slow_repeats)])
+            result["sklearn"] = median_runs(
+                [python_process(args) for _ in range(mode.slow_repeats)]
+            )
     cold_s = result.get("eqx_ffn_cold", {}).get("process_s")
     warm_s = result.get("eqx_ffn_warm", {}).get("process_s")
     sk_s = result.get("sklearn", {}).get("process_s")
