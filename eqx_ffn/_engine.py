@@ -142,7 +142,7 @@ class Config:
     precision: str | None = None
     batch_sharding: Any = None  # a NamedSharding for data-parallel batches, or None
     param_spec: Any = None  # the raveled parameters' layout (flat mode), or None (the tree)
-    cpu: bool = False  # compiled with CPU_COMPILE_OPTIONS
+    cpu_options: bool = False  # compiled with CPU_COMPILE_OPTIONS
     fast_compile: bool = False  # a small CPU program (see FAST_COMPILE_OPTIONS)
 
     def __post_init__(self):
@@ -167,7 +167,7 @@ class Config:
             self.precision,
             self.batch_sharding,
             self.param_spec,
-            self.cpu,
+            self.cpu_options,
             self.fast_compile,
         )
         object.__setattr__(self, "_key", key)
@@ -655,7 +655,13 @@ def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
     with precision_context(cfg.precision):
         lowered = _jitted_program.lower(cfg, *args)
     compiled = None
-    options = FAST_COMPILE_OPTIONS if cfg.fast_compile else CPU_COMPILE_OPTIONS if cfg.cpu else None
+    options: Any = (
+        FAST_COMPILE_OPTIONS
+        if cfg.fast_compile
+        else CPU_COMPILE_OPTIONS
+        if cfg.cpu_options
+        else None
+    )
     if options:
         try:
             compiled = lowered.compile(options)

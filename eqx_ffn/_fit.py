@@ -464,6 +464,10 @@ class Prepared:
         return None if default == jax.devices()[0] else default
 
     def config(self, static, solver=None) -> _engine.Config:
+        # least-squares programs keep XLA's defaults: under LLVM -O1 (or the older emitters) an
+        # ensemble member and its own fit round differently, which Levenberg-Marquardt's
+        # accept/reject decisions amplify into different trajectories
+        tuned = self.platform == "cpu" and not self.solver.least_squares
         return _engine.Config(
             solver=self.solver if solver is None else solver,
             loss=self.loss,
@@ -484,13 +488,8 @@ class Prepared:
             precision=self.precision,
             batch_sharding=self.batch_sharding,
             param_spec=self.param_spec,
-            # least-squares programs keep XLA's defaults: under LLVM -O1 an ensemble member
-            # and its own fit round differently, which Levenberg-Marquardt's accept/reject
-            # decisions amplify into different trajectories
-            cpu=self.platform == "cpu" and not self.solver.least_squares,
-            fast_compile=self.platform == "cpu"
-            and self.step_seconds <= FAST_COMPILE_MAX_STEP
-            and not self.solver.least_squares,
+            cpu_options=tuned,
+            fast_compile=tuned and self.step_seconds <= FAST_COMPILE_MAX_STEP,
         )
 
     def spec_of(self, params: PyTree) -> Any:
