@@ -14,8 +14,10 @@ import dataclasses
 import functools
 import types
 import warnings
+import weakref
 from typing import Any
 
+import equinox as eqx
 import jax
 import numpy as np
 
@@ -100,9 +102,52 @@ def _key(obj: Any, stack: tuple[int, ...]) -> Any:
     return ("hashable", obj)
 
 
+def identity_memo(fn):
+    """Memoise a one-argument function by the identity of its argument, for as long as that
+    object lives (objects that cannot be weakly referenced are not memoised). For immutable
+    arguments only: models and their parts, functions, Equinox modules."""
+    memo: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def forget(ref: weakref.ref, ident: int) -> None:
+        entry = memo.get(ident)
+        if entry is not None and entry[0] is ref:
+            del memo[ident]
+
+    @functools.wraps(fn)
+    def memoised(obj: Any) -> Any:
+        ident = id(obj)
+        entry = memo.get(ident)
+        if entry is not None and entry[0]() is obj:
+            return entry[1]
+        value = fn(obj)
+        try:
+            ref = weakref.ref(obj, lambda r: forget(r, ident))
+        except TypeError:
+            return value
+        memo[ident] = (ref, value)
+        return value
+
+    return memoised
+
+
+@identity_memo
+def _memo_key(obj: Any) -> Any:
+    return _value_key(obj)
+
+
 def value_key(obj: Any) -> Any:
     """A hashable key equal for objects that compute the same thing (see the module docstring);
-    falls back to `Identity(obj)` with an `UncachedWarning`."""
+    falls back to `Identity(obj)` with an `UncachedWarning`.
+
+    Functions and Equinox modules are keyed once while they live: both are immutable in
+    practice (JAX's own `jit` keys a function by identity, closure and all), and keying them
+    again on every `fit` call would cost more than the rest of a short fit's preparation."""
+    if isinstance(obj, (types.FunctionType, eqx.Module)):
+        return _memo_key(obj)
+    return _value_key(obj)
+
+
+def _value_key(obj: Any) -> Any:
     try:
         key = _key(obj, ())
         hash(key)
@@ -113,7 +158,7 @@ def value_key(obj: Any) -> Any:
             "are reused only for this very object; pass the same object again to avoid "
             "compiling (or use a named optimizer / optax.inject_hyperparams to sweep values).",
             UncachedWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return Identity(obj)
 

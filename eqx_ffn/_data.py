@@ -3,7 +3,7 @@
 Inputs may be JAX arrays, NumPy arrays, or anything `numpy.asarray` turns into real numbers
 (pandas DataFrames and Series, nested lists). JAX arrays are checked where they live: the shape
 from their metadata, finiteness with one reduction on their device (one boolean comes back),
-never a copy of the data through the host.
+never a copy of the data through the host (arrays on the host CPU are read in place by NumPy).
 """
 
 from __future__ import annotations
@@ -64,15 +64,27 @@ def _where_bad(arr: np.ndarray, mask: np.ndarray) -> str:
     return f"row {bad[0]}, column {bad[1]}"
 
 
+def _on_one_cpu(arr: jax.Array) -> bool:
+    devices = arr.devices()
+    return len(devices) == 1 and next(iter(devices)).platform == "cpu"
+
+
 def cast_finite(arr: Array, dtype: Any, argument: str) -> Array:
     """`arr` cast to `dtype`, refusing NaN/inf and values that overflow `dtype` (float64 data
     beyond float32's range become inf in the cast: that is an error, not a training failure)."""
     dtype = jnp.dtype(dtype)
     if isinstance(arr, jax.Array):
-        cast = arr.astype(dtype)
-        if bool(jnp.all(jnp.isfinite(cast))):  # one reduction on the device
-            return cast
+        if arr.dtype == dtype and _on_one_cpu(arr):
+            # on the host already: NumPy reads it in place, with no program to dispatch
+            if bool(np.all(np.isfinite(np.asarray(arr)))):
+                return arr
+        else:
+            cast = arr.astype(dtype)
+            if bool(jnp.all(jnp.isfinite(cast))):  # one reduction on the device
+                return cast
         host = np.asarray(arr)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = host.astype(dtype)
     else:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
             cast = np.asarray(arr).astype(dtype)

@@ -36,7 +36,7 @@ import jax.random as jr
 import numpy as np
 from jax import lax
 
-from ._cache_key import pytree_key, signature, value_key
+from ._cache_key import identity_memo, pytree_key, signature, value_key
 from ._losses import Loss
 from ._objective import Objective, loss_dtype
 from ._solvers import Solver
@@ -213,6 +213,7 @@ def _constrain(cfg: Config, batch):
     return jax.tree.map(lambda a: lax.with_sharding_constraint(a, cfg.batch_sharding), batch)
 
 
+@identity_memo
 def param_spec(params: PyTree) -> Any:
     """The layout of `params` raveled into one vector (hashable), or None when the leaves do
     not share one floating dtype."""

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from . import _engine
-from ._cache_key import value_key
+from ._cache_key import identity_memo, value_key
 from ._data import (
     check_features,
     check_sample_weight,
@@ -153,8 +153,10 @@ def trainable(model: PyTree) -> PyTree:
     return jax.tree.map(spec, model, is_leaf=lambda n: isinstance(n, Standardizer))
 
 
+@identity_memo
 def split_model(model: PyTree) -> tuple[PyTree, PyTree, PyTree]:
-    """`(params, frozen, static)`: trained arrays, fixed arrays, and the rest."""
+    """`(params, frozen, static)`: trained arrays, fixed arrays, and the rest (the same objects
+    for the same model: fitting one model again keys its program from the same parts)."""
     params, rest = eqx.partition(model, trainable(model))
     frozen, static = eqx.partition(rest, eqx.is_array)
     return params, frozen, static
@@ -370,9 +372,8 @@ class Prepared:
             put = lambda a: jax.device_put(a, data_sharding)  # noqa: E731
             self.replicate = lambda tree: jax.device_put(tree, replicated)
         else:
-            target = dev
-            put = lambda a: jax.device_put(a, target)  # noqa: E731
-            self.replicate = functools.partial(_put_tree, target=target)
+            put = functools.partial(_put_data, target=dev)
+            self.replicate = functools.partial(_put_tree, target=dev)
         nb = _engine.bucket(n, n_dev) if weighted else n
         ydtype = jnp.int32 if self.loss.classification else work_dtype
         if weighted:
@@ -511,6 +512,7 @@ class Prepared:
         return 0
 
 
+@identity_memo
 def _n_weights(model: PyTree) -> int:
     """Trainable scalars of a model (or of a shape-only template)."""
     total = 0
@@ -897,6 +899,26 @@ def _on_host_if_cpu(a):
         if len(devices) == 1 and next(iter(devices)).platform == "cpu":
             return np.asarray(a)
     return a
+
+
+HOST_DATA_MAX_BYTES = 1 << 18
+"""Padded data of at most this many bytes, bound for JAX's default device when that is the
+CPU, stay NumPy arrays: each program call copies them in (a few microseconds) for less than
+a `device_put` costs (~150 us). Larger data are put on the device once."""
+
+
+def _put_data(arrays: list, target: Device | None) -> list:
+    """`jax.device_put(arrays, target)`, except for small NumPy data on the default CPU (see
+    `HOST_DATA_MAX_BYTES`)."""
+    default = jax.devices()[0]
+    if (
+        (target is None or target == default)
+        and default.platform == "cpu"
+        and all(isinstance(a, np.ndarray) for a in arrays)
+        and sum(a.nbytes for a in arrays) <= HOST_DATA_MAX_BYTES
+    ):
+        return list(arrays)
+    return jax.device_put(arrays, target)
 
 
 def _put_tree(tree, target: Device | None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +71,11 @@ class Loss(eqx.Module):
         return jnp.sum(weight * per) / jnp.sum(weight)
 
 
+@functools.lru_cache(maxsize=None)
+def _named_loss(name: str) -> Loss:
+    return Loss(name)  # one object a name: its cache key is computed once
+
+
 def resolve_loss(loss: str | Callable | Loss) -> Loss:
     """Turn `"mse"`, `"mae"`, `"huber"`, `"softmax_cross_entropy"` or a callable into a `Loss`."""
     if isinstance(loss, Loss):
@@ -79,7 +85,7 @@ def resolve_loss(loss: str | Callable | Loss) -> Loss:
             raise unknown_name(
                 "loss", loss, LOSSES, ", or pass a callable loss(model, x, y) -> scalar"
             )
-        return Loss(loss)
+        return _named_loss(loss)
     if callable(loss):
         try:
             inspect.signature(loss).bind(None, None, None)
