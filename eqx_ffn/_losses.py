@@ -71,7 +71,7 @@ class Loss(eqx.Module):
         return jnp.sum(weight * per) / jnp.sum(weight)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _named_loss(name: str) -> Loss:
     return Loss(name)  # one object a name: its cache key is computed once
 
