@@ -320,8 +320,20 @@ def _device_chunk_indices(cfg: Config, member: dict, t0, n, width: int):
 # --- the program -----------------------------------------------------------------------------
 
 
-def _program(cfg: Config, state: dict, data, val, idx, sc: dict):
-    """One call: up to `sc["max_chunks"]` chunks from step `sc["t0"]`. See the module docstring."""
+SCALARS = ("t0", "max_chunks", "end", "n", "n_iter_no_change", "eval_every", "patience")
+"""The program's run-time integers, passed as one int32 vector in this order (one transfer a
+call, not seven)."""
+
+
+def scalars(**values: int) -> np.ndarray:
+    """The `SCALARS` vector from keyword values."""
+    return np.asarray([values[name] for name in SCALARS], np.int32)
+
+
+def _program(cfg: Config, state: dict, data, val, idx, sc_vector):
+    """One call: up to `sc["max_chunks"]` chunks from step `sc["t0"]` (`sc`: the `SCALARS`).
+    See the module docstring."""
+    sc = {name: sc_vector[i] for i, name in enumerate(SCALARS)}
 
     def mmap(f, in_axes: Any = 0):
         """`jax.vmap` over the members of an ensemble; `f` itself for one model."""

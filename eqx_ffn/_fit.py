@@ -352,6 +352,7 @@ class Prepared:
         self.progress = _use_progress(progress)
         self.ensemble = ensemble
         self.param_spec: Any = None  # set with the initial state (see `spec_of`)
+        self.key_data: np.ndarray | None = None  # the host sampler's key (initial_state)
 
         # --- where the fit runs
         dev = resolve_device(device)
@@ -637,16 +638,16 @@ def run(
     final_loss = np.full(k, np.nan)
     compile_time = 0.0
     host_sampling = prep.batch_size is not None and not prep.device_sampling
-    key_data = np.asarray(jax.random.key_data(state["key"])) if host_sampling else None
+    key_data = prep.key_data if host_sampling else None
     bar = _tqdm(steps, prep.progress, desc)
     target = 0.2 if bar is not None else CALL_SECONDS
     ldt = loss_dtype(state["params"])
     sc_base = {
-        "n_iter_no_change": np.int32(prep.n_iter_no_change),
-        "end": np.int32(steps),
-        "n": np.int32(prep.n),
-        "eval_every": np.int32(prep.eval_every),
-        "patience": np.int32(prep.patience),
+        "n_iter_no_change": prep.n_iter_no_change,
+        "end": steps,
+        "n": prep.n,
+        "eval_every": prep.eval_every,
+        "patience": prep.patience,
     }
     dummy_idx = None
     result = state["params"]
@@ -665,7 +666,7 @@ def run(
                     idx = _engine.host_indices(cfg, key_data, prep.n, t, count)
                 else:
                     idx = dummy_idx
-                sc = dict(sc_base, t0=np.int32(t), max_chunks=np.int32(m))
+                sc = _engine.scalars(**sc_base, t0=t, max_chunks=m)
                 args = (state, prep.data, prep.val, idx, sc)
                 program, seconds = _engine.compiled_program(cfg, *args)
                 compile_time += seconds
@@ -854,12 +855,13 @@ def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, 
         "good": params,
         "f": jnp.asarray([_engine.FLOAT_INIT[k] for k in _engine.FLOAT_FIELDS], dtype),
         "i": jnp.asarray([_engine.INT_INIT[k] for k in _engine.INT_FIELDS], jnp.int32),
-        "key": key,
         "l1": jnp.asarray(l1, dtype),
         "l2": jnp.asarray(l2, dtype),
         "tol": jnp.asarray(tol, dtype),
         "frozen": frozen,
     }
+    if key is not None:
+        member |= {"key": key}
     if has_val:
         member |= {"best": params}
     if perm_width:
@@ -956,6 +958,13 @@ def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:
     l1 = np.asarray(l1, dtype)
     l2 = np.asarray(l2, dtype)
     lr_arr = None if lr is None else np.asarray(lr, dtype)
+    # the key lives in the state only where the program draws batches; the host sampler
+    # reads its data once here
+    prep.key_data = None
+    if prep.batch_size is not None and not prep.device_sampling:
+        prep.key_data = np.asarray(jr.key_data(key))
+    if not prep.device_sampling:
+        key = None
     args = (params, frozen, key, l1, l2, tol, lr_arr)
     args = prep.replicate(args)
     prep.param_spec = prep.spec_of(params)

@@ -190,8 +190,7 @@ def test_the_step_loop_has_a_static_trip_count_and_one_call_runs_a_fit(lecture1,
     )  # fmt: skip
     p, frozen, _static = _fit.split_model(model)
     state = _fit.initial_state(prep, p, frozen, jr.key(0), prep.l1, prep.l2, None)
-    names = ("end", "n", "eval_every", "patience", "t0", "max_chunks", "n_iter_no_change")
-    sc = {k: np.int32(0) for k in names}
+    sc = _engine.scalars(**{name: 0 for name in _engine.SCALARS})
     jaxpr = jax.make_jaxpr(functools.partial(_engine._program, cfg))(
         state, prep.data, prep.val, None, sc
     )
