@@ -171,9 +171,10 @@ class Config:
             self.fast_compile,
         )
         object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))
 
     def __hash__(self) -> int:
-        return hash(self._key)  # type: ignore[attr-defined]
+        return self._hash  # type: ignore[attr-defined]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Config) and self._key == other._key  # type: ignore[attr-defined]
@@ -554,11 +555,10 @@ def _program(cfg: Config, state: dict, data, val, idx, sc_vector):
     final_loss, result, state = lax.cond(
         jnp.all(finished), final, not_yet, result, state, use_good, use_best
     )
+    # the host reads `t` and each member's status, stop and best steps: one vector
+    ints = [field(state, name).reshape(-1) for name in ("status", "stop_step", "best_step")]
     out = {
-        "t": t_end,
-        "status": field(state, "status"),
-        "stop_step": field(state, "stop_step"),
-        "best_step": field(state, "best_step"),
+        "ints": jnp.concatenate([t_end.reshape(1), *ints]),
         "loss": bufs[0],
         "val": bufs[1] if cfg.has_val else None,
         "result": as_tree(result),

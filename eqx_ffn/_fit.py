@@ -673,25 +673,14 @@ def run(
                 t_call = time.perf_counter()
                 state, out = program(*args)
                 out = jax.device_get(
-                    {
-                        key: out[key]
-                        for key in (
-                            "t",
-                            "status",
-                            "stop_step",
-                            "best_step",
-                            "loss",
-                            "val",
-                            "final_loss",
-                        )
-                    }
+                    {key: out[key] for key in ("ints", "loss", "val", "final_loss")}
                 ) | {"result": out["result"]}
                 elapsed = time.perf_counter() - t_call
-                t_end = int(out["t"])
+                ints = np.asarray(out["ints"])
+                t_end = int(ints[0])
+                st, stop, best = ints[1:].reshape(3, k)
                 chunks = max(1, (t_end - t) // c_len)
                 _engine.record_chunk_seconds(cfg, (), elapsed / chunks)
-                st = np.asarray(out["status"]).reshape(k)
-                stop = np.asarray(out["stop_step"]).reshape(k)
                 buf = np.asarray(out["loss"]).reshape(k, -1)
                 vbuf = None if out["val"] is None else np.asarray(out["val"]).reshape(k, -1)
                 for j in range(k):
@@ -710,7 +699,7 @@ def run(
                         val_steps[j].append(s[at][keep])
                     steps_run[j] = after
                 status = st
-                best_step = np.asarray(out["best_step"]).reshape(k)
+                best_step = best
                 final_loss = np.asarray(out["final_loss"]).reshape(k)
                 result = out["result"]
                 t = t_end
