@@ -163,8 +163,10 @@ def _value_key(obj: Any) -> Any:
         return Identity(obj)
 
 
+@identity_memo
 def pytree_key(tree: Any) -> Any:
-    """The key of a pytree's non-array part: its structure and its leaves by value."""
+    """The key of a pytree's non-array part: its structure and its leaves by value (once per
+    object while it lives, like `value_key`'s modules)."""
     leaves, treedef = jax.tree.flatten(tree)
     try:
         hash(treedef)

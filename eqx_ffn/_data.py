@@ -15,6 +15,8 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
+from ._cache_key import identity_memo
+
 Array = Any  # a NumPy or JAX array
 
 
@@ -230,6 +232,7 @@ def model_sizes(model: Any) -> tuple[int, int]:
         ) from None
 
 
+@identity_memo
 def float_dtype(model: Any) -> jnp.dtype:
     """The dtype of the model's first floating-point array."""
     for leaf in jax.tree.leaves(model):

@@ -25,6 +25,7 @@ from ._fit import (
     initial_state,
     run,
     split_model,
+    with_frozen,
 )
 from ._history import History
 from ._solvers import Solver
@@ -170,7 +171,7 @@ def fit_ensemble(
     result, histories = run(prep, cfg, state, desc=f"fit_ensemble[{k}]", t_start=t_start)
     if prep.master_dtype is not None:
         result = _as_model_dtypes(result, params)
-    return eqx.combine(result, state["frozen"], static), histories
+    return with_frozen(result, state["frozen"], static), histories
 
 
 def ensemble_size(models: PyTree) -> int:

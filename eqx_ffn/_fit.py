@@ -165,6 +165,8 @@ def split_model(model: PyTree) -> tuple[PyTree, PyTree, PyTree]:
 def check_penalty(value: Any, argument: str) -> Any:
     """`l1`/`l2`: a finite number >= 0 (Python, NumPy or JAX scalar), or an array of them (for
     ensembles)."""
+    if type(value) in (int, float) and math.isfinite(value) and value >= 0:
+        return np.asarray(value, dtype=float)  # the common case, without NumPy's checks
     if isinstance(value, (str, bytes)):
         raise ValueError(f"{argument} must be a finite number >= 0; got {value!r}.")
     try:
@@ -288,6 +290,7 @@ class Prepared:
         else:
             self.master_dtype = None
         work_dtype = jnp.promote_types(param_dtype, jnp.float32)
+        self.loss_dtype = work_dtype  # `loss_dtype` of the trained (master) parameters
         store_dtype = self.compute_dtype or work_dtype
         x_arr = check_features(x, in_size, "x", dtype=store_dtype)
         n = int(x_arr.shape[0])
@@ -641,7 +644,7 @@ def run(
     key_data = prep.key_data if host_sampling else None
     bar = _tqdm(steps, prep.progress, desc)
     target = 0.2 if bar is not None else CALL_SECONDS
-    ldt = loss_dtype(state["params"])
+    ldt = prep.loss_dtype
     sc_base = {
         "n_iter_no_change": prep.n_iter_no_change,
         "end": steps,
@@ -847,7 +850,9 @@ def member_state(solver: Solver, params, frozen, key, l1, l2, tol, lr, has_val, 
         "l1": jnp.asarray(l1, dtype),
         "l2": jnp.asarray(l2, dtype),
         "tol": jnp.asarray(tol, dtype),
-        "frozen": frozen,
+        # fixed arrays (a Standardizer's statistics); None when there are none, so the
+        # program's arguments hold no empty module to flatten on every call
+        "frozen": frozen if jax.tree.leaves(frozen) else None,
     }
     if key is not None:
         member |= {"key": key}
@@ -941,7 +946,7 @@ def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:
     solver = prep.solver
     init_key = getattr(solver, "init_key", None)
     keyed = _Keyed(solver, init_key() if callable(init_key) else value_key(solver))
-    dtype = loss_dtype(params)
+    dtype = prep.loss_dtype
     k = prep.ensemble
     tol = np.full(k, prep.tol, dtype) if k else np.asarray(prep.tol, dtype)
     l1 = np.asarray(l1, dtype)
@@ -1101,8 +1106,8 @@ def fit(
     master = _as_master(params, prep.master_dtype)
     state = initial_state(
         prep,
-        prep.replicate(master),
-        prep.replicate(frozen),
+        master,
+        frozen,
         key,
         prep.l1,
         prep.l2,
@@ -1112,7 +1117,15 @@ def fit(
     result, (history,) = run(prep, cfg, state, t_start=t_start)
     if prep.master_dtype is not None:
         result = _as_model_dtypes(result, params)
-    return eqx.combine(result, state["frozen"], static), history
+    return with_frozen(result, state["frozen"], static), history
+
+
+def with_frozen(result: PyTree, frozen: PyTree | None, static: PyTree) -> PyTree:
+    """The model from trained arrays, the state's fixed arrays (None: there are none) and the
+    static part."""
+    if frozen is None:
+        return eqx.combine(result, static)
+    return eqx.combine(result, frozen, static)
 
 
 @functools.lru_cache(maxsize=4)
