@@ -209,7 +209,7 @@ def fit_runner(mode: Mode, x, y, params, optimizer: str) -> dict[str, Any]:
     """`eqx_ffn.fit`: the first call compiles; later identical calls reuse the program.
 
     `run_s` is the whole warm `fit(...)` call as a user waits for it (argument checks, the
-    program, the History); `history_run_s` is `History.run_time` (the engine's part).
+    program, the History); `history_run_s` is `History.run_time` (the call less compiling).
     """
     model0 = eqx_ffn.FFN.from_params(params)
     steps = ADAM_STEPS if optimizer == "adam" else LBFGS_STEPS
@@ -631,7 +631,7 @@ def _checks(mode: Mode, by_name: dict[str, dict[str, Any]]) -> list[dict[str, An
                 "steady_state": ratio(fit_rec.get("run_s"), scan_rec.get("run_s")),
                 "engine_only": ratio(fit_rec.get("history_run_s"), scan_rec.get("run_s")),
                 "how": how.format(k=p["pairs"], pair="a fit call, a scan call")
-                + "; 'engine only' = median History.run_time / scan",
+                + "; 'engine only' = median History.run_time (the fit call less compiling) / scan",
             }
         )
     return checks
