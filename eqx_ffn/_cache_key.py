@@ -102,10 +102,14 @@ def _key(obj: Any, stack: tuple[int, ...]) -> Any:
     return ("hashable", obj)
 
 
-def identity_memo(fn):
+def identity_memo(fn=None, *, keep=None):
     """Memoise a one-argument function by the identity of its argument, for as long as that
-    object lives (objects that cannot be weakly referenced are not memoised). For immutable
-    arguments only: models and their parts, functions, Equinox modules."""
+    object lives (objects that cannot be weakly referenced are not memoised, nor values for
+    which `keep(value)` is false). For immutable arguments only: models and their parts,
+    functions, Equinox modules. The value must not refer to the argument (it would keep it
+    alive)."""
+    if fn is None:
+        return functools.partial(identity_memo, keep=keep)
     memo: dict[int, tuple[weakref.ref, Any]] = {}
 
     def forget(ref: weakref.ref, ident: int) -> None:
@@ -120,6 +124,8 @@ def identity_memo(fn):
         if entry is not None and entry[0]() is obj:
             return entry[1]
         value = fn(obj)
+        if keep is not None and not keep(value):
+            return value
         try:
             ref = weakref.ref(obj, lambda r: forget(r, ident))
         except TypeError:
@@ -130,7 +136,7 @@ def identity_memo(fn):
     return memoised
 
 
-@identity_memo
+@identity_memo(keep=lambda key: not isinstance(key, Identity))  # an Identity holds the object
 def _memo_key(obj: Any) -> Any:
     return _value_key(obj)
 
@@ -163,7 +169,7 @@ def _value_key(obj: Any) -> Any:
         return Identity(obj)
 
 
-@identity_memo
+@identity_memo(keep=lambda key: not isinstance(key[1], Identity))  # an Identity holds the tree
 def pytree_key(tree: Any) -> Any:
     """The key of a pytree's non-array part: its structure and its leaves by value (once per
     object while it lives, like `value_key`'s modules)."""

@@ -409,3 +409,16 @@ def test_fit_ensemble_refuses_bad_arguments(kwargs, exc, match):
 def test_make_step_refuses_bad_settings(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         eqx_ffn.make_step(**kwargs)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16])  # read in place / cast first
+def test_jax_arrays_with_nan_or_inf_are_refused(dtype):
+    x = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]
+    bad_x, bad_y = x.copy(), x**2
+    bad_x[7] = np.nan
+    bad_y[3] = np.inf
+    model = FFN(1, 1, (4,), key=jr.key(0))
+    with pytest.raises(ValueError, match=r"x contains NaN or inf \(first at row 7"):
+        eqx_ffn.fit(model, jnp.asarray(bad_x, dtype), jnp.asarray(x**2), steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"y contains NaN or inf \(first at row 3"):
+        eqx_ffn.fit(model, jnp.asarray(x, dtype), jnp.asarray(bad_y), steps=1, progress=False)

@@ -395,3 +395,41 @@ def test_the_unrolled_step_loop_of_accelerators_trains_alike(monkeypatch, lectur
     assert eqx_ffn._engine.compile_count == before + 1  # unrolling is part of the program
     assert unrolled.steps == rolled.steps == 130
     np.testing.assert_allclose(unrolled.loss, rolled.loss, rtol=1e-5)
+
+
+def test_identity_memo_reuses_while_the_object_lives_and_never_keeps_it_alive():
+    import gc
+    import weakref
+
+    import equinox as eqx
+
+    from eqx_ffn._cache_key import Identity, UncachedWarning, identity_memo, value_key
+
+    calls = []
+
+    @identity_memo
+    def size(model):
+        calls.append(model)
+        return sum(eqx.is_array(leaf) for leaf in jax.tree.leaves(model))
+
+    model = FFN(1, 1, (4,), key=jr.key(0))
+    assert size(model) == size(model) == 4 and len(calls) == 1  # computed once
+    other = FFN(1, 1, (4,), key=jr.key(0))
+    assert size(other) == 4 and len(calls) == 2  # an equal object is another object
+    ref = weakref.ref(model)
+    calls.clear()
+    del model
+    gc.collect()
+    assert ref() is None  # the memo held no reference to it
+
+    class Odd(eqx.Module):
+        tags: set = eqx.field(static=True)  # unhashable: keyed by identity
+
+    odd = Odd({1, 2})
+    with pytest.warns(UncachedWarning):
+        key = value_key(odd)
+    assert isinstance(key, Identity)
+    ref = weakref.ref(odd)
+    del odd, key
+    gc.collect()
+    assert ref() is None  # an identity key is not memoised (it would keep the object)
