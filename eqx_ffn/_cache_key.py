@@ -115,7 +115,7 @@ def identity_memo(fn=None, *, keep=None):
     def forget(ref: weakref.ref, ident: int) -> None:
         entry = memo.get(ident)
         if entry is not None and entry[0] is ref:
-            del memo[ident]
+            memo.pop(ident, None)  # (another thread may have replaced it meanwhile: harmless)
 
     @functools.wraps(fn)
     def memoised(obj: Any) -> Any:
