@@ -66,9 +66,14 @@ def _where_bad(arr: np.ndarray, mask: np.ndarray) -> str:
     return f"row {bad[0]}, column {bad[1]}"
 
 
-def _on_one_cpu(arr: jax.Array) -> bool:
-    devices = arr.devices()
-    return len(devices) == 1 and next(iter(devices)).platform == "cpu"
+def on_host_if_cpu(a: Any) -> Any:
+    """A JAX array that lives alone on a host CPU device as a NumPy view of it (read in place,
+    no program to dispatch); anything else unchanged (data on an accelerator stay there)."""
+    if isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer):
+        devices = a.devices()
+        if len(devices) == 1 and next(iter(devices)).platform == "cpu":
+            return np.asarray(a)
+    return a
 
 
 def cast_finite(arr: Array, dtype: Any, argument: str) -> Array:
@@ -76,9 +81,9 @@ def cast_finite(arr: Array, dtype: Any, argument: str) -> Array:
     beyond float32's range become inf in the cast: that is an error, not a training failure)."""
     dtype = jnp.dtype(dtype)
     if isinstance(arr, jax.Array):
-        if arr.dtype == dtype and _on_one_cpu(arr):
-            # on the host already: NumPy reads it in place, with no program to dispatch
-            if bool(np.all(np.isfinite(np.asarray(arr)))):
+        host = on_host_if_cpu(arr) if arr.dtype == dtype else arr
+        if host is not arr:  # on the host already: NumPy reads it in place
+            if bool(np.all(np.isfinite(host))):
                 return arr
         else:
             cast = arr.astype(dtype)

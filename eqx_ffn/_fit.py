@@ -15,7 +15,6 @@ from typing import Any, TypeAlias, TypeVar
 
 import equinox as eqx
 import jax
-import jax.core
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -29,6 +28,7 @@ from ._data import (
     check_targets,
     float_dtype,
     model_sizes,
+    on_host_if_cpu,
     pad_rows,
 )
 from ._errors import unknown_name
@@ -382,7 +382,7 @@ class Prepared:
         ydtype = jnp.int32 if self.loss.classification else work_dtype
         if weighted:
             w_full = np.ones(n, work_dtype) if w_arr is None else w_arr
-            padded = [pad_rows(_on_host_if_cpu(a), nb) for a in (x_arr, y_arr, w_full)]
+            padded = [pad_rows(on_host_if_cpu(a), nb) for a in (x_arr, y_arr, w_full)]
             self.data = tuple(put(padded))  # one transfer for the three
         else:
             self.data = (*put([x_arr, y_arr]), None)
@@ -394,7 +394,7 @@ class Prepared:
             # every program call reads them: on the device (replicated over a mesh) once
             vput = self.replicate if mesh is not None else put
             if weighted:
-                self.val = tuple(vput([pad_rows(_on_host_if_cpu(a), vb) for a in (*val, vw)]))
+                self.val = tuple(vput([pad_rows(on_host_if_cpu(a), vb) for a in (*val, vw)]))
             else:
                 self.val = (*vput([val[0], val[1]]), None)
         self.n = n
@@ -505,6 +505,11 @@ class Prepared:
         if self.ensemble is not None:
             params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params)
         return _engine.param_spec(params)
+
+    @property
+    def host_sampling(self) -> bool:
+        """Mini-batch indices drawn on the host (NumPy), from `key_data`."""
+        return self.batch_size is not None and not self.device_sampling
 
     @property
     def perm_width(self) -> int:
@@ -640,8 +645,8 @@ def run(
     best_step = np.full(k, -1)
     final_loss = np.full(k, np.nan)
     compile_time = 0.0
-    host_sampling = prep.batch_size is not None and not prep.device_sampling
-    key_data = prep.key_data if host_sampling else None
+    host_sampling = prep.host_sampling
+    key_data = prep.key_data
     bar = _tqdm(steps, prep.progress, desc)
     target = 0.2 if bar is not None else CALL_SECONDS
     ldt = prep.loss_dtype
@@ -887,28 +892,24 @@ _init_fast = jax.jit(
 _init_plain = jax.jit(_init_states, static_argnums=(0, 1, 2, 3, 4))
 
 
-def _on_host_if_cpu(a):
-    """A JAX array on the host CPU as a NumPy view (padding it in NumPy costs no dispatch);
-    any other array unchanged (data on an accelerator stay there)."""
-    if isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer):
-        devices = a.devices()
-        if len(devices) == 1 and next(iter(devices)).platform == "cpu":
-            return np.asarray(a)
-    return a
-
-
 HOST_DATA_MAX_BYTES = 1 << 18
 """Padded data of at most this many bytes, bound for JAX's default device when that is the
 CPU, stay NumPy arrays: each program call copies them in (a few microseconds) for less than
 a `device_put` costs (~150 us). Larger data are put on the device once."""
 
 
+def _default_for(target: Device | None) -> Device | None:
+    """JAX's default device when `target` is it (or None), else None."""
+    default = jax.devices()[0]
+    return default if target is None or target == default else None
+
+
 def _put_data(arrays: list, target: Device | None) -> list:
     """`jax.device_put(arrays, target)`, except for small NumPy data on the default CPU (see
     `HOST_DATA_MAX_BYTES`)."""
-    default = jax.devices()[0]
+    default = _default_for(target)
     if (
-        (target is None or target == default)
+        default is not None
         and default.platform == "cpu"
         and all(isinstance(a, np.ndarray) for a in arrays)
         and sum(a.nbytes for a in arrays) <= HOST_DATA_MAX_BYTES
@@ -921,8 +922,8 @@ def _put_tree(tree, target: Device | None):
     """`jax.device_put(tree, target)`, skipped when it would move nothing: `target` is JAX's
     default device and every JAX array of `tree` already lives there alone (host values are
     then placed on it by the compiled call that takes them)."""
-    default = jax.devices()[0]
-    if target is None or target == default:
+    default = _default_for(target)
+    if default is not None:
         for leaf in jax.tree.leaves(tree):
             if isinstance(leaf, jax.Array) and leaf.devices() != {default}:
                 break
@@ -954,9 +955,7 @@ def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:
     lr_arr = None if lr is None else np.asarray(lr, dtype)
     # the key lives in the state only where the program draws batches; the host sampler
     # reads its data once here
-    prep.key_data = None
-    if prep.batch_size is not None and not prep.device_sampling:
-        prep.key_data = np.asarray(jr.key_data(key))
+    prep.key_data = np.asarray(jr.key_data(key)) if prep.host_sampling else None
     if not prep.device_sampling:
         key = None
     args = (params, frozen, key, l1, l2, tol, lr_arr)
