@@ -37,6 +37,7 @@ import numpy as np
 from jax import lax
 
 from ._cache_key import identity_memo, pytree_key, signature, value_key
+from ._compile_options import CPU_COMPILE_OPTIONS, FAST_COMPILE_OPTIONS
 from ._losses import Loss
 from ._objective import Objective, loss_dtype
 from ._solvers import Solver
@@ -624,16 +625,6 @@ def host_indices(cfg: Config, key_data: np.ndarray, n: int, start: int, count: i
 
 
 _jitted_program = jax.jit(_program, static_argnums=0)
-
-CPU_COMPILE_OPTIONS = {"xla_backend_optimization_level": 1}
-"""Compiler options for every CPU program: LLVM's -O1 compiles about 10% faster than the default
--O2, and measured here its programs run as fast (lecture problem; 8-256-256-1 on 2000 rows, full
-batch and batches of 256; 1-64-1 on 20,000 rows in batches of 32)."""
-
-FAST_COMPILE_OPTIONS = {**CPU_COMPILE_OPTIONS, "xla_cpu_use_fusion_emitters": False}
-"""For small CPU programs (`Config.fast_compile`): also XLA's older fusion emitters, which
-compile the lecture's Adam program about a third faster and run its tiny kernels as fast (on
-larger kernels they run slower, so larger programs keep the new ones)."""
 
 _CACHE_SIZE = 32
 _cache: collections.OrderedDict[Any, Any] = collections.OrderedDict()

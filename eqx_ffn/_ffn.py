@@ -19,6 +19,7 @@ from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
 from ._activations import resolve_activation
+from ._compile_options import FAST_COMPILE_OPTIONS
 from ._init import check_init, init_dense
 
 
@@ -219,13 +220,6 @@ def check_memory(sizes: Sequence[int], use_bias: bool, dtype: Any) -> None:
         )
 
 
-_FAST_COMPILE = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
-"""Compiler options for initialisation programs: they run once, so compiling fast matters more
-than running fast: LLVM's -O1 (level 0 would change the drawn values in their last bit) and, on
-CPUs, XLA's older fusion emitters (faster to compile). Refused options fall back to the
-defaults."""
-
-
 _BATCHED_DRAW_MAX = 1 << 20
 """Networks whose layers padded to the largest take at most this many draws draw all their
 random arrays in ONE batched draw (see `_batched_draw`)."""
@@ -298,7 +292,7 @@ def _init_compiled(
 ) -> Callable:
     lowered = jax.jit(_draw_fn(sizes, init, use_bias, dtype)).lower(key_aval)
     try:
-        return lowered.compile(compiler_options=_FAST_COMPILE)
+        return lowered.compile(compiler_options=FAST_COMPILE_OPTIONS)  # runs once
     except Exception:
         return lowered.compile()
 

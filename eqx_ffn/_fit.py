@@ -22,6 +22,7 @@ import optax
 
 from . import _engine
 from ._cache_key import identity_memo, value_key
+from ._compile_options import FAST_COMPILE_OPTIONS
 from ._data import (
     check_features,
     check_sample_weight,
@@ -604,10 +605,10 @@ calls after about `CALL_SECONDS`."""
 
 FAST_COMPILE_MAX_STEP = 1e-4
 """CPU programs whose step is estimated at most this many seconds compile with
-`_engine.FAST_COMPILE_OPTIONS` (compiling dominates their cost); other CPU programs with
-`_engine.CPU_COMPILE_OPTIONS`. Least-squares solvers take neither: under them a member of an
-ensemble and its own fit round their linear algebra differently, and Levenberg-Marquardt's
-accept/reject decisions amplify that into different trajectories."""
+`FAST_COMPILE_OPTIONS` (compiling dominates their cost); other CPU programs with
+`CPU_COMPILE_OPTIONS` (both in `_compile_options`). Least-squares solvers take neither: under
+them a member of an ensemble and its own fit round their linear algebra differently, and
+Levenberg-Marquardt's accept/reject decisions amplify that into different trajectories."""
 
 CALL_SECONDS = 0.5
 """Run time of one program call without a progress bar: the host checks for Ctrl-C between
@@ -882,12 +883,10 @@ def _init_states(
     return fn(params, frozen, key, l1, l2, tol, lr)
 
 
-# Runs once per fit: compiled for compile speed (LLVM -O1), not run speed; a backend that
-# refuses the option gets the plain program.
+# Runs once per fit: compiled for compile speed, not run speed; a backend that refuses the
+# options gets the plain program.
 _init_fast = jax.jit(
-    _init_states,
-    static_argnums=(0, 1, 2, 3, 4),
-    compiler_options={"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False},
+    _init_states, static_argnums=(0, 1, 2, 3, 4), compiler_options=FAST_COMPILE_OPTIONS
 )
 _init_plain = jax.jit(_init_states, static_argnums=(0, 1, 2, 3, 4))
 
