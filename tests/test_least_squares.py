@@ -15,6 +15,7 @@ from eqx_ffn._fit import split_model
 from eqx_ffn._least_squares import (
     GaussNewton,
     LevenbergMarquardt,
+    _cholesky_solve,
     check_least_squares,
     dense_jacobian,
     least_squares_solver,
@@ -115,6 +116,25 @@ def test_fit_runs_the_solver_as_the_reference_driver(lm_fit, lm_run):
     _, losses, _ = lm_run
     np.testing.assert_allclose(history.loss[:2], losses[:2], rtol=1e-5)
     assert history.loss[-1] <= 1e-6 and losses[-1] <= 1e-6
+
+
+@pytest.mark.parametrize("n", [1, 49])
+def test_cholesky_solve_is_exact_or_nan(n):
+    # the damped systems are solved at their own size (49: the lecture network); a matrix that
+    # is not positive definite must give NaN (the step then rejects that damping value), never
+    # a finite wrong direction
+    rng = np.random.default_rng(n)
+    j = rng.normal(size=(3 * n, n))
+    a = j.T @ j + 1e-2 * np.eye(n)
+    b = rng.normal(size=n)
+    got = jax.jit(_cholesky_solve)(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+    want = np.linalg.solve(a, b)
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2e-3, atol=1e-4)
+    indefinite = a - 2 * np.linalg.eigvalsh(a)[-1] * np.eye(n)
+    bad = jax.jit(_cholesky_solve)(
+        jnp.asarray(indefinite, jnp.float32), jnp.asarray(b, jnp.float32)
+    )
+    assert np.all(np.isnan(np.asarray(bad)))
 
 
 def test_lm_stops_when_converged_with_its_default_tol(lecture1):
