@@ -357,6 +357,7 @@ class Prepared:
         self.ensemble = ensemble
         self.param_spec: Any = None  # set with the initial state (see `spec_of`)
         self.key_data: np.ndarray | None = None  # the host sampler's key (initial_state)
+        self.init_compile_time = 0.0  # seconds initial_state spent compiling its program
 
         # --- where the fit runs
         dev = resolve_device(device)
@@ -645,7 +646,7 @@ def run(
     status = np.zeros(k, int)
     best_step = np.full(k, -1)
     final_loss = np.full(k, np.nan)
-    compile_time = 0.0
+    compile_time = prep.init_compile_time
     host_sampling = prep.host_sampling
     key_data = prep.key_data
     bar = _tqdm(steps, prep.progress, desc)
@@ -941,6 +942,13 @@ def _init_jit(*args):
     return _init_plain(*args)
 
 
+def _init_programs() -> int:
+    """How many initial-state programs are compiled (0 where jit does not say)."""
+    return sum(
+        getattr(f, "_cache_size", lambda: 0)() for f in (_init_fast, _init_plain) if f is not None
+    )
+
+
 def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:
     """The training state of one model (or of a stacked ensemble), in one compiled call."""
     solver = prep.solver
@@ -961,7 +969,12 @@ def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> dict:
     args = prep.replicate(args)
     prep.param_spec = prep.spec_of(params)
     flat = prep.param_spec is not None
-    return _init_jit(keyed, prep.val is not None, prep.perm_width, k is not None, flat, *args)
+    before = _init_programs()
+    t0 = time.perf_counter()
+    state = _init_jit(keyed, prep.val is not None, prep.perm_width, k is not None, flat, *args)
+    if _init_programs() != before:  # traced and compiled now: count it as compiling
+        prep.init_compile_time = time.perf_counter() - t0
+    return state
 
 
 def _as_master(params: PyTree, master_dtype) -> PyTree:

@@ -38,7 +38,8 @@ class History:
     - `final_loss`: training loss (with the penalty) of the returned model on the whole training
       set, measured inside the program when the fit ended; `nan` for an interrupted fit.
     - `wall_time`: seconds for the whole call; `compile_time`: seconds of it spent compiling
-      (0 when the compiled program was reused).
+      the training program and the program that builds the initial state (0 when both were
+      reused).
     - `message`: a sentence for people.
     """
 

@@ -91,6 +91,26 @@ def test_no_recompile_on_second_fit(adam_fit, lecture1, caplog):
     np.testing.assert_array_equal(h2.loss, adam_fit[1].loss)  # deterministic, bit for bit
 
 
+def test_compile_time_counts_the_initial_state_program(lecture1, monkeypatch):
+    # fit builds the training state in a program of its own; compiling it is compiling, so a
+    # first call's run_time (and the steps/s the CLI prints from it) excludes it
+    import time
+
+    from eqx_ffn import _fit
+
+    def slow_to_trace(*args):
+        time.sleep(0.3)  # runs while tracing, never when the compiled program runs
+        return _fit._init_states(*args)
+
+    monkeypatch.setattr(_fit, "_init_fast", jax.jit(slow_to_trace, static_argnums=range(5)))
+    x, y, params = lecture1
+    model = FFN.from_params(params)
+    _, first = fit(model, x, y, optimizer=ADAM, steps=3, progress=False)
+    _, again = fit(model, x, y, optimizer=ADAM, steps=3, progress=False)
+    assert first.compile_time >= 0.3 and first.run_time < 0.25
+    assert again.compile_time == 0.0 and again.wall_time < 0.25
+
+
 def test_lbfgs_reaches_1e4(lecture1):
     x, y, params = lecture1
     model, history = fit(
