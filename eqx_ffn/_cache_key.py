@@ -153,12 +153,20 @@ def value_key(obj: Any) -> Any:
     return _value_key(obj)
 
 
-def _value_key(obj: Any) -> Any:
+def by_value(obj: Any) -> Any | None:
+    """`obj`'s hashable by-value key (see the module docstring), or None where it can only be
+    compared by identity. No warning: `value_key` is the caller-facing form."""
     try:
         key = _key(obj, ())
         hash(key)
         return key
     except (_ByIdentity, TypeError, RecursionError):
+        return None
+
+
+def _value_key(obj: Any) -> Any:
+    key = by_value(obj)
+    if key is None:
         warnings.warn(
             f"eqx_ffn could not compare a {type(obj).__name__} by value, so compiled programs "
             "are reused only for this very object; pass the same object again to avoid "
@@ -167,6 +175,7 @@ def _value_key(obj: Any) -> Any:
             stacklevel=4,
         )
         return Identity(obj)
+    return key
 
 
 @identity_memo(keep=lambda key: not isinstance(key[1], Identity))  # an Identity holds the tree

@@ -659,13 +659,11 @@ def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
     with precision_context(cfg.precision):
         lowered = _jitted_program.lower(cfg, *args)
     compiled = None
-    options: Any = (
-        FAST_COMPILE_OPTIONS
-        if cfg.fast_compile
-        else CPU_COMPILE_OPTIONS
-        if cfg.cpu_options
-        else None
-    )
+    options: dict[str, Any] | None = None
+    if cfg.fast_compile:
+        options = FAST_COMPILE_OPTIONS
+    elif cfg.cpu_options:
+        options = CPU_COMPILE_OPTIONS
     if options:
         try:
             compiled = lowered.compile(options)

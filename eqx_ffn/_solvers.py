@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._cache_key import _ByIdentity, _key, value_key
+from ._cache_key import by_value, value_key
 from ._errors import unknown_name
 
 PyTree = Any
@@ -189,7 +189,7 @@ _PROBE = 0.000123456789  # a learning rate no one uses: it marks where a factory
 
 @functools.cache
 def _probe_key(name: str) -> Any:
-    return _key(_FACTORIES[name](_PROBE), ())
+    return by_value(_FACTORIES[name](_PROBE))
 
 
 def _rate_where_probed(probe: Any, key: Any, found: list[float]) -> bool:
@@ -221,9 +221,8 @@ def as_named(tx: optax.GradientTransformation) -> tuple[str, float] | None:
     named optimizer's program: a fresh `optax.adam(3e-3)` after `optax.adam(1e-2)` (or after
     `optimizer="adam"`) compiles nothing. Anything else (a schedule, other `b1`, a chain) keeps
     its own program."""
-    try:
-        key = _key(tx, ())
-    except (_ByIdentity, TypeError, RecursionError):
+    key = by_value(tx)
+    if key is None:
         return None
     for name in _FACTORIES:
         found: list[float] = []
