@@ -74,8 +74,8 @@ def median_time(
 
 
 def compile_count() -> int | None:
-    """Training programs eqx_ffn compiled so far (`eqx_ffn._engine.compile_count`), if exposed."""
-    engine = optional("eqx_ffn._engine")
+    """Training programs eqx_ffn compiled so far (`eqx_ffn.training._engine.compile_count`), if exposed."""
+    engine = optional("eqx_ffn.training._engine")
     value = getattr(engine, "compile_count", None)
     return value if isinstance(value, int) else None
 
@@ -215,12 +215,12 @@ def _own_lecture_data() -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
 def lecture_data() -> tuple[jax.Array, jax.Array, dict[str, jax.Array], str]:
     """`(x (200, 1), y (200, 1), params dict, source)`: the lecture's 1-D problem and init.
 
-    Uses `eqx_ffn._datasets.sine_1d` / `lecture_params` when that module exists and agrees with
+    Uses `eqx_ffn.io._datasets.sine_1d` / `lecture_params` when that module exists and agrees with
     REFERENCE.md; else a local copy of the recipe. `source` says which.
     """
     x, y, params = _own_lecture_data()
     try:
-        ds = importlib.import_module("eqx_ffn._datasets")
+        ds = importlib.import_module("eqx_ffn.io._datasets")
         dx, dy = ds.sine_1d()  # a Dataset unpacks like (x, y)
         dp = ds.lecture_params()
         same = np.allclose(dx, x) and np.allclose(dy, y)
@@ -230,9 +230,9 @@ def lecture_data() -> tuple[jax.Array, jax.Array, dict[str, jax.Array], str]:
                 jnp.asarray(dx),
                 jnp.asarray(dy),
                 {k: jnp.asarray(dp[k]) for k in params},
-                ("eqx_ffn._datasets"),
+                ("eqx_ffn.io._datasets"),
             )
-        source = "benchmarks (eqx_ffn._datasets disagreed with REFERENCE.md)"
+        source = "benchmarks (eqx_ffn.io._datasets disagreed with REFERENCE.md)"
     except Exception:  # the module is optional: another engineer adds it
         source = "benchmarks"
     return x, y, params, source

@@ -250,7 +250,7 @@ def _ffn(args: argparse.Namespace) -> dict:
 
     if args.cache:
         eqx_ffn.enable_compilation_cache(args.cache)
-    ffn = eqx_ffn.FFN  # the lazy namespace loads eqx_ffn._ffn (and equinox) here
+    ffn = eqx_ffn.FFN  # the lazy namespace loads eqx_ffn.model._ffn (and equinox) here
     xla = _xla_counter()
     t_import = time.perf_counter()
     model = ffn(1, 1, (16,), key=jr.key(0))

@@ -18,14 +18,14 @@ On the device JAX picks (`jax.devices()[0]`); PyTorch on CUDA when it sees a GPU
 - **lecture**: the lecture problem, `fit(optimizer=optax.adam(1e-2))` against a bare scan of the
   same step (also unrolled x8; and `fit` with the named `"adam"`). Target: within 1.2x.
 - **lbfgs**: L-BFGS on the lecture problem placed on the accelerator, on the host CPU
-  (`device="cpu"`) and by the default rule (`device=None`, `eqx_ffn._fit.LBFGS_ON_CPU_MAX_WORK`).
+  (`device="cpu"`) and by the default rule (`device=None`, `eqx_ffn.training._fit.LBFGS_ON_CPU_MAX_WORK`).
   Target: the default no slower than the host CPU (ratio of interleaved minimums <= 1.05: the
   rule runs the same program on the same device, so 5% is noise). Then larger problems (rows x
   parameters) on both devices, and where the accelerator starts to win (the crossover).
 - **ensemble**: `fit_ensemble` of 1024 lecture members x 2000 steps against sequential `fit`
   calls (a few, extrapolated to 1024).
 - **unroll**: the lecture fit with the step loop's `unroll` forced to 1, 4, 8, 16 (patching
-  `eqx_ffn._fit.Prepared`; the engine picks 8 on GPUs when a chunk has >= 16 steps).
+  `eqx_ffn.training._fit.Prepared`; the engine picks 8 on GPUs when a chunk has >= 16 steps).
 
 Per-step figures are whole warm calls (median) divided by the steps they ran; targets are ratios
 of the minimums of interleaved calls (A B A B ...). On a CPU every size shrinks so that the case
@@ -53,7 +53,7 @@ import optax
 from jax import lax
 
 import eqx_ffn
-from eqx_ffn import _fit
+from eqx_ffn.training import _fit
 
 from ._common import (
     Mode,

@@ -2,7 +2,7 @@
 
 - In one process: the first `fit` call (traces, lowers and compiles its program) against a
   second identical call (finds it in `fit`'s program cache: `compile_time == 0`, no new
-  compile counted by `eqx_ffn._engine.compile_count`). A step count used by no other case gives
+  compile counted by `eqx_ffn.training._engine.compile_count`). A step count used by no other case gives
   a program this process has not compiled yet.
 - Across processes: JAX's persistent compilation cache, cold (empty folder) against warm (a
   second process on the same folder), taken from the whole-process case's runs. Turn it on with

@@ -5,7 +5,7 @@ lecture's initial parameters), through the public API as users run it.
   progress=False)` with `NAME` in `"lm"`, `"gauss_newton"`, `"lbfgs"`. A first call of the
   whole budget (100 steps; L-BFGS 1000) compiles the solver's program and gives the loss
   history; `steps` is a run-time input, so every later call reuses that program (the case
-  records `eqx_ffn._engine.compile_count` to show it). From the history: the steps each solver
+  records `eqx_ffn.training._engine.compile_count` to show it). From the history: the steps each solver
   needs to reach MSE <= 1e-4 (`k`: `history.loss[k]` is the loss after `k` steps) and the MSE
   after the budget. Time to the target: the warm wall time of a `fit` call of exactly `k`
   steps (the whole call, Python included; compile excluded).
@@ -36,11 +36,11 @@ import numpy as np
 from jax import lax
 
 import eqx_ffn
-from eqx_ffn._fit import split_model
-from eqx_ffn._least_squares import LevenbergMarquardt
-from eqx_ffn._losses import resolve_loss
-from eqx_ffn._objective import Objective
-from eqx_ffn._solvers import resolve_solver
+from eqx_ffn.solvers._least_squares import LevenbergMarquardt
+from eqx_ffn.solvers._solver import resolve_solver
+from eqx_ffn.training._fit import split_model
+from eqx_ffn.training._losses import resolve_loss
+from eqx_ffn.training._objective import Objective
 
 from ._common import (
     Mode,
@@ -79,7 +79,7 @@ def _program_call(call: Callable[[], Any]) -> Callable[[], Any]:
     """`() -> outputs` of the compiled program that one run of `call` (a `fit` of one program
     call) ran, on the same arguments: the compiled loop alone, without the call's argument
     checks, initial state, dispatch of its results or History."""
-    from eqx_ffn import _engine
+    from eqx_ffn.training import _engine
 
     captured: list[tuple[Any, tuple]] = []
     real = _engine.compiled_program

@@ -4,13 +4,13 @@
 row starts from a fit whose program this process has already compiled (its *base* call runs
 first, untimed, compiling a new structure where the row needs one), then makes ONE change and
 calls `fit` again. Reported for the changed call: the training programs compiled
-(`eqx_ffn._engine.compile_count` before and after) and their seconds (`History.compile_time`);
+(`eqx_ffn.training._engine.compile_count` before and after) and their seconds (`History.compile_time`);
 every XLA compile of the call, training program or not (the initial-state program, eager
 operations: JAX's monitoring events); the first changed call's wall time; and the warm call time
 of the changed call (median of repeats). Target: no compile (0 s) on every row but the last
 (`optax.adam(3e-3, b1=0.8)`: a setting other than the rate in the optimizer's closure, which
 may compile; `optax.adam(3e-3)` alone is recognised as the named Adam at that rate). Rows that change N or the validation size give the size buckets
-(`eqx_ffn._engine.bucket`): sizes in one bucket share a program by design, sizes in two do not.
+(`eqx_ffn.training._engine.bucket`): sizes in one bucket share a program by design, sizes in two do not.
 
 **Validation overhead.** The same fit (named Adam 1e-2, 2000 steps) with
 `validation=(x, y), eval_every=20` against none, timed alternately (A B A B ...), warm. Target:
@@ -138,7 +138,7 @@ def _rows(mode: Mode) -> list[dict[str, Any]]:
     xv50, yv50 = _sine(50, jr.key(7))
     val55 = _sine(55, jr.key(8))
     list_models = ListMLP(jr.key(0)), ListMLP(jr.key(1))  # built here: each row times a fit
-    bucket = eqx_ffn._engine.bucket
+    bucket = eqx_ffn.training._engine.bucket
     w = np.random.default_rng(0).uniform(0.5, 1.5, x.shape[0]).astype(np.float32)
 
     specs: list[tuple[str, str, Callable[[], Any] | None, Callable[[], Any], dict[str, Any]]] = [

@@ -439,12 +439,12 @@ def _recompiles(c: dict[str, Any], dev: str) -> str:
         [
             f"{c['data']}, on **{dev}**. Each row first runs its *base* fit (untimed; it compiles "
             "a new structure where the row needs one), then makes ONE change. *Programs*: "
-            "training programs compiled by the changed call (`eqx_ffn._engine.compile_count`), "
+            "training programs compiled by the changed call (`eqx_ffn.training._engine.compile_count`), "
             "*compile*: their seconds (`History.compile_time`); *XLA compiles*: every XLA "
             "compile of that call, training program or not (JAX's monitoring events); *warm*: "
             "median of repeats of the changed call (the plain lecture fit, named Adam, took "
             f"{_s(c['reference_warm_s'])} at the start of the case). Sizes name their buckets "
-            "(`eqx_ffn._engine.bucket`).",
+            "(`eqx_ffn.training._engine.bucket`).",
             "",
             table(
                 [
@@ -663,7 +663,7 @@ def _sklearn_tables(c: dict[str, Any], dev: str) -> str:
     out = [
         f"JAX on **{dev}**; scikit-learn on the CPU. {c['how'][0].upper()}{c['how'][1:]}. Scores "
         f"on the test quarter, mean over {c['tables'][0].get('seeds', 1)} seed(s). *Programs*: "
-        "training programs compiled by those calls (`eqx_ffn._engine.compile_count`).",
+        "training programs compiled by those calls (`eqx_ffn.training._engine.compile_count`).",
         "",
         table(
             [

@@ -11,7 +11,7 @@
   and 1, 2 in the full mode).
 - Wall time of `fit`: ours the first fit of its network in this process (compiling included) and
   the best of the warm refits (same settings: no compiling); scikit-learn's the best of its fits.
-  The training programs each table compiled (`eqx_ffn._engine.compile_count`): one on the first
+  The training programs each table compiled (`eqx_ffn.training._engine.compile_count`): one on the first
   fit of a network, none on the refits.
 - Grid search: `GridSearchCV` over `learning_rate_init` in {1e-3, 3e-3, 1e-2} x `alpha` in
   {1e-4, 1e-2}, 5 folds (30 fits and the refit), on diabetes with one architecture (the default,
@@ -186,7 +186,7 @@ def grid_search(mode: Mode) -> dict[str, Any]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from eqx_ffn import _engine
+    from eqx_ffn.training import _engine
 
     from ._common import python_process
 

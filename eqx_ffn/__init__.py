@@ -14,77 +14,77 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from . import datasets as datasets
     from . import plot as plot
-    from ._activations import ACTIVATIONS as ACTIVATIONS
-    from ._compilation_cache import CompilationCacheWarning as CompilationCacheWarning
-    from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
-    from ._ensemble import ensemble_member as ensemble_member
-    from ._ensemble import ensemble_predict as ensemble_predict
-    from ._ensemble import fit_ensemble as fit_ensemble
-    from ._ffn import FFN as FFN
-    from ._ffn import Dense as Dense
-    from ._fit import DivergenceWarning as DivergenceWarning
-    from ._fit import NonFiniteLossWarning as NonFiniteLossWarning
-    from ._fit import fit as fit
-    from ._fit import make_step as make_step
-    from ._history import History as History
-    from ._init import INITS as INITS
-    from ._io import ModelFileError as ModelFileError
-    from ._io import load as load
-    from ._io import read_header as read_header
-    from ._io import save as save
-    from ._jacobian import jacobian as jacobian
-    from ._jacobian import linearize as linearize
-    from ._least_squares import GaussNewton as GaussNewton
-    from ._least_squares import LevenbergMarquardt as LevenbergMarquardt
-    from ._losses import LOSSES as LOSSES
-    from ._objective import Objective as Objective
-    from ._predict import predict as predict
-    from ._predict import predict_proba as predict_proba
-    from ._ravel import ravel as ravel
-    from ._solvers import OPTIMIZERS as OPTIMIZERS
-    from ._solvers import OptaxSolver as OptaxSolver
-    from ._solvers import Solver as Solver
-    from ._standardize import Standardized as Standardized
-    from ._standardize import Standardizer as Standardizer
-    from ._summary import summary as summary
+    from .io._model_file import ModelFileError as ModelFileError
+    from .io._model_file import load as load
+    from .io._model_file import read_header as read_header
+    from .io._model_file import save as save
+    from .model._activations import ACTIVATIONS as ACTIVATIONS
+    from .model._ffn import FFN as FFN
+    from .model._ffn import Dense as Dense
+    from .model._init import INITS as INITS
+    from .model._jacobian import jacobian as jacobian
+    from .model._jacobian import linearize as linearize
+    from .model._ravel import ravel as ravel
+    from .model._standardize import Standardized as Standardized
+    from .model._standardize import Standardizer as Standardizer
+    from .model._summary import summary as summary
+    from .solvers._least_squares import GaussNewton as GaussNewton
+    from .solvers._least_squares import LevenbergMarquardt as LevenbergMarquardt
+    from .solvers._solver import OPTIMIZERS as OPTIMIZERS
+    from .solvers._solver import OptaxSolver as OptaxSolver
+    from .solvers._solver import Solver as Solver
+    from .training._compilation_cache import CompilationCacheWarning as CompilationCacheWarning
+    from .training._compilation_cache import enable_compilation_cache as enable_compilation_cache
+    from .training._ensemble import ensemble_member as ensemble_member
+    from .training._ensemble import ensemble_predict as ensemble_predict
+    from .training._ensemble import fit_ensemble as fit_ensemble
+    from .training._fit import DivergenceWarning as DivergenceWarning
+    from .training._fit import NonFiniteLossWarning as NonFiniteLossWarning
+    from .training._fit import fit as fit
+    from .training._fit import make_step as make_step
+    from .training._history import History as History
+    from .training._losses import LOSSES as LOSSES
+    from .training._objective import Objective as Objective
+    from .training._predict import predict as predict
+    from .training._predict import predict_proba as predict_proba
 
 # public name -> the private module that defines it (submodules map to themselves)
 _EXPORTS: dict[str, str] = {
     "datasets": ".datasets",
     "plot": ".plot",
-    "ACTIVATIONS": "._activations",
-    "CompilationCacheWarning": "._compilation_cache",
-    "enable_compilation_cache": "._compilation_cache",
-    "ensemble_member": "._ensemble",
-    "ensemble_predict": "._ensemble",
-    "fit_ensemble": "._ensemble",
-    "FFN": "._ffn",
-    "Dense": "._ffn",
-    "NonFiniteLossWarning": "._fit",
-    "DivergenceWarning": "._fit",
-    "fit": "._fit",
-    "make_step": "._fit",
-    "History": "._history",
-    "INITS": "._init",
-    "ModelFileError": "._io",
-    "jacobian": "._jacobian",
-    "linearize": "._jacobian",
-    "GaussNewton": "._least_squares",
-    "LevenbergMarquardt": "._least_squares",
-    "load": "._io",
-    "read_header": "._io",
-    "save": "._io",
-    "LOSSES": "._losses",
-    "Objective": "._objective",
-    "predict": "._predict",
-    "predict_proba": "._predict",
-    "ravel": "._ravel",
-    "OPTIMIZERS": "._solvers",
-    "OptaxSolver": "._solvers",
-    "Solver": "._solvers",
-    "Standardized": "._standardize",
-    "Standardizer": "._standardize",
-    "summary": "._summary",
+    "ACTIVATIONS": ".model._activations",
+    "CompilationCacheWarning": ".training._compilation_cache",
+    "enable_compilation_cache": ".training._compilation_cache",
+    "ensemble_member": ".training._ensemble",
+    "ensemble_predict": ".training._ensemble",
+    "fit_ensemble": ".training._ensemble",
+    "FFN": ".model._ffn",
+    "Dense": ".model._ffn",
+    "NonFiniteLossWarning": ".training._fit",
+    "DivergenceWarning": ".training._fit",
+    "fit": ".training._fit",
+    "make_step": ".training._fit",
+    "History": ".training._history",
+    "INITS": ".model._init",
+    "ModelFileError": ".io._model_file",
+    "jacobian": ".model._jacobian",
+    "linearize": ".model._jacobian",
+    "GaussNewton": ".solvers._least_squares",
+    "LevenbergMarquardt": ".solvers._least_squares",
+    "load": ".io._model_file",
+    "read_header": ".io._model_file",
+    "save": ".io._model_file",
+    "LOSSES": ".training._losses",
+    "Objective": ".training._objective",
+    "predict": ".training._predict",
+    "predict_proba": ".training._predict",
+    "ravel": ".model._ravel",
+    "OPTIMIZERS": ".solvers._solver",
+    "OptaxSolver": ".solvers._solver",
+    "Solver": ".solvers._solver",
+    "Standardized": ".model._standardize",
+    "Standardizer": ".model._standardize",
+    "summary": ".model._summary",
 }
 
 # written out (not computed) so that type checkers see the public names
@@ -131,7 +131,9 @@ def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
     if module_name is None:
         if name == "__version__":
-            return _version()
+            from ._version import version
+
+            return version()
         raise AttributeError(f"module 'eqx_ffn' has no attribute {name!r}")
     module = importlib.import_module(module_name, __name__)
     value = module if module_name.lstrip(".") == name else getattr(module, name)
@@ -141,12 +143,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS, "__version__"})
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("eqx_ffn")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0.0.0"

@@ -1,0 +1,6 @@
+"""The `eqx-ffn` command line: `demo`, `fit`, `predict`, `info`, `cache`.
+
+Importing it loads no JAX: `eqx-ffn --help` answers at once.
+"""
+
+from ._main import main as main

@@ -1,0 +1,73 @@
+"""What a fit reports: `History`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+STOP_REASONS = (
+    "completed",
+    "converged",
+    "early_stopping",
+    "non_finite_loss",
+    "diverged",
+    "interrupted",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """The record of one `fit`.
+
+    **Attributes:**
+
+    - `loss`: training loss at every step run, shape `(steps,)`, evaluated before that step's
+      update (as the lecture records it); includes the L1/L2 penalty when one is set.
+    - `val_loss`, `val_steps`: validation loss (no penalty) and the number of steps run when it
+      was measured; empty without `validation`.
+    - `steps`: steps run.
+    - `stop_reason`: `"completed"`; `"converged"` (the solver's convergence test against `tol`
+      passed); `"early_stopping"` (validation loss stopped improving for `patience` evaluations;
+      the best model is returned); `"non_finite_loss"` (the loss became NaN/inf; the last model
+      with a finite loss is returned); `"diverged"` (a full-batch loss grew 1e4-fold over its
+      lowest value; the last model before that is returned); `"interrupted"` (Ctrl-C; the model
+      trained so far is returned).
+    - `best_step`: the step of the returned model when it is not the last one, else `None`.
+    - `final_loss`: training loss (with the penalty) of the returned model on the whole training
+      set, measured inside the program when the fit ended; `nan` for an interrupted fit.
+    - `wall_time`: seconds for the whole call; `compile_time`: seconds of it spent compiling
+      the training program and the program that builds the initial state (0 when both were
+      reused).
+    - `message`: a sentence for people.
+    """
+
+    loss: np.ndarray
+    val_loss: np.ndarray
+    val_steps: np.ndarray
+    steps: int
+    stop_reason: str
+    best_step: int | None
+    final_loss: float
+    wall_time: float
+    compile_time: float
+    message: str
+
+    @property
+    def run_time(self) -> float:
+        """Seconds not spent compiling."""
+        return self.wall_time - self.compile_time
+
+    def plot(self, **kwargs: Any):
+        """Draw the loss curve (log scale, training and validation); returns the Figure."""
+        from ..plot._plot import plot_loss
+
+        return plot_loss(self, **kwargs)
+
+    def __repr__(self) -> str:
+        last = f"{self.loss[-1]:.4g}" if len(self.loss) else "n/a"
+        return (
+            f"History(steps={self.steps}, stop_reason={self.stop_reason!r}, last loss={last}, "
+            f"wall_time={self.wall_time:.3g}s, compile_time={self.compile_time:.3g}s)"
+        )

@@ -1,0 +1,86 @@
+"""Data-parallel fit on 4 (forced) CPU devices, in a subprocess: XLA_FLAGS must be set before JAX
+is imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    from conftest import lecture_data_and_params
+    import eqx_ffn
+
+    assert len(jax.devices()) == 4, jax.devices()
+    x, y, p = lecture_data_and_params()
+    model = eqx_ffn.FFN.from_params(p)
+    seen = []
+
+    def mse(m, xb, yb):
+        jax.debug.inspect_array_sharding(xb, callback=seen.append)
+        return jnp.mean((yb - jax.vmap(m)(xb)) ** 2)
+
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    one_device = {}
+    for bs in (None, 40):
+        _, h1 = eqx_ffn.fit(model, x, y, steps=300, batch_size=bs, progress=False)
+        one_device[bs] = h1
+        seen.clear()
+        out, h4 = eqx_ffn.fit(model, x, y, steps=300, batch_size=bs, loss=mse, mesh=mesh,
+                              progress=False)
+        np.testing.assert_allclose(h4.loss, h1.loss, rtol=1e-5)
+        # the batch really is split over the 4 devices, the parameters replicated
+        assert seen and all(s.spec == PartitionSpec("data") for s in seen), seen
+        assert len(seen[0].device_set) == 4
+        w = out.layers[0].weight
+        assert w.sharding.is_fully_replicated and len(w.sharding.device_set) == 4
+        assert h4.stop_reason == "completed"
+    # a named loss with a smaller last batch (200 = 4 * 48 + 8): zero-weight padding, sharded
+    _, h1 = eqx_ffn.fit(model, x, y, steps=30, batch_size=48, progress=False)
+    _, h4 = eqx_ffn.fit(model, x, y, steps=30, batch_size=48, mesh=mesh, progress=False)
+    np.testing.assert_allclose(h4.loss, h1.loss, rtol=1e-5)
+    # a list of devices is a 1-D mesh too
+    _, h = eqx_ffn.fit(model, x, y, steps=10, mesh=jax.devices(), progress=False)
+    np.testing.assert_allclose(h.loss, one_device[None].loss[:10], rtol=1e-5)
+    # N=198 is no multiple of 4: zero-weight padding rows make the split even
+    _, h1 = eqx_ffn.fit(model, x[:198], y[:198], steps=20, progress=False)
+    _, h4 = eqx_ffn.fit(model, x[:198], y[:198], steps=20, mesh=mesh, progress=False)
+    np.testing.assert_allclose(h4.loss, h1.loss, rtol=1e-5)
+    try:  # a callable loss cannot be padded: N must split evenly
+        eqx_ffn.fit(model, x[:198], y[:198], steps=1, loss=mse, mesh=mesh)
+    except ValueError as e:
+        assert "N=198 must be a multiple of 4" in str(e), e
+    else:
+        raise AssertionError("uneven split accepted")
+    # device= places the whole fit (data, state, program) on that device
+    third = jax.devices()[2]
+    out, h = eqx_ffn.fit(model, x, y, steps=20, device=third, progress=False)
+    assert out.layers[0].weight.devices() == {third}, out.layers[0].weight.devices()
+    np.testing.assert_allclose(h.loss, one_device[None].loss[:20], rtol=1e-6)
+    out, h = eqx_ffn.fit(model, x, y, steps=20, device="cpu", progress=False)
+    assert out.layers[0].weight.devices() == {jax.devices("cpu")[0]}
+    print("ok")
+    """
+)
+
+
+def test_four_device_fit_equals_one_device():
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    tests = Path(__file__).parents[1]  # the folder of conftest.py
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tests,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert out.stdout.strip().endswith("ok")
