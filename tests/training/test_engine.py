@@ -234,7 +234,11 @@ def test_lbfgs_on_digits_converges_early():
     early, h = fit(net, x_tr, y_tr, **kw)
     assert h_full.stop_reason == "completed" and h_full.steps == 200
     assert h.stop_reason == "converged" and h.steps < 100
-    assert abs(accuracy(early) - accuracy(full)) <= 0.01
+    # Stopping early costs at most 2% test accuracy (9 of 450 samples). The margin is for
+    # cross-CPU rounding: XLA's code and float rounding differ between x86-64 CPUs and an
+    # L-BFGS trajectory amplifies that (measured: 0 to 1% on an AMD EPYC, 1.1% = 5 samples on
+    # an Intel Xeon); the accuracy floor below keeps the quality check.
+    assert abs(accuracy(early) - accuracy(full)) <= 0.02
     assert accuracy(early) > 0.9
 
 
