@@ -24,9 +24,9 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess by the 
         'eqx_ffn.sklearn needs scikit-learn, which is not installed: pip install "eqx_ffn[sklearn]"'
     ) from e
 
-from ._estimators import FFNClassifier as FFNClassifier
-from ._estimators import FFNRegressor as FFNRegressor
-from ._estimators import load as load
-from ._estimators import save as save
+from ._classifier import FFNClassifier as FFNClassifier
+from ._files import load as load
+from ._files import save as save
+from ._regressor import FFNRegressor as FFNRegressor
 
 __all__ = ["FFNClassifier", "FFNRegressor", "load", "save"]

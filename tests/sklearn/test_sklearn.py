@@ -31,11 +31,8 @@ from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import eqx_ffn  # noqa: E402
-from eqx_ffn.sklearn import (  # noqa: E402
-    FFNClassifier,
-    FFNRegressor,
-    _estimators,
-)
+from eqx_ffn.sklearn import FFNClassifier, FFNRegressor  # noqa: E402
+from eqx_ffn.sklearn._rules import _epoch_means, _score_stop  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -290,7 +287,7 @@ def test_the_engines_plateau_rule_is_scikit_learns(tol, n_iter_no_change):
     model = eqx_ffn.FFN(4, 1, (8,), key=jr.key(0))
     kw = dict(batch_size=32, steps=4 * 80, key=jr.key(1), learning_rate=1e-2, progress=False)
     _, full = eqx_ffn.fit(model, x, y, **kw)
-    epochs = _estimators._epoch_means(full.loss, 120, 32)
+    epochs = _epoch_means(full.loss, 120, 32)
     stop = _feed_sklearn_rule(epochs, tol, n_iter_no_change)
     _, h = eqx_ffn.fit(model, x, y, tol=tol, n_iter_no_change=n_iter_no_change, **kw)
     assert stop is not None and h.stop_reason == "converged" and h.steps == 4 * stop
@@ -318,15 +315,13 @@ def test_score_rule_matches_scikit_learns():
             if mlp._no_improvement_count > n:
                 stop = i + 1
                 break
-        assert _estimators._score_stop(scores, tol, n) == (stop, best_epoch)
+        assert _score_stop(scores, tol, n) == (stop, best_epoch)
 
 
 def test_epoch_means():
     # 10 samples in batches of 4: an epoch is 3 steps of 4, 4 and 2 samples
     steps = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])  # the last, partial epoch is dropped
-    np.testing.assert_allclose(
-        _estimators._epoch_means(steps, 10, 4), [(4 + 8 + 6) / 10, (16 + 20 + 12) / 10]
-    )
+    np.testing.assert_allclose(_epoch_means(steps, 10, 4), [(4 + 8 + 6) / 10, (16 + 20 + 12) / 10])
 
 
 def test_tol_stops_and_returns_that_epochs_network():

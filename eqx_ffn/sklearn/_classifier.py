@@ -1,0 +1,103 @@
+"""`FFNClassifier`: a feedforward network classifier with scikit-learn's estimator interface."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+from ._base import _FFNEstimator
+from ._docs import ATTRIBUTES_DOC, PARAMETERS_DOC
+from ._inputs import validated
+
+__all__ = ["FFNClassifier"]
+
+
+class FFNClassifier(ClassifierMixin, _FFNEstimator):
+    """A feedforward network classifier with scikit-learn's estimator interface.
+
+    Trains an `eqx_ffn.FFN` with one output per class on the softmax cross-entropy with
+    `eqx_ffn.fit`; labels may be any values scikit-learn accepts (strings, integers, ...), two
+    classes or more. `predict_proba` is the softmax of the network's outputs (two columns for
+    two classes).
+    """
+
+    __doc__ = (
+        (__doc__ or "")
+        + PARAMETERS_DOC
+        + ATTRIBUTES_DOC.format(
+            what="the logits",
+            scores="the negative validation log-loss per epoch, which early stopping watches "
+            "(scikit-learn's MLPClassifier watches accuracy)",
+            extra=", `classes_`, `n_outputs_`",
+        )
+        + """
+    ```python
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+    from eqx_ffn.sklearn import FFNClassifier
+
+    x, y = load_wine(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, random_state=0, stratify=y)
+    clf = FFNClassifier(random_state=0).fit(x_train, y_train)
+    print(clf.score(x_test, y_test), clf.predict_proba(x_test[:2]).sum(axis=1))   # 1.0 [1. 1.]
+    ```
+    """
+    )
+
+    _classifier = True
+    _record_name: ClassVar[str] = "FFNClassifier"
+    _record_keys: ClassVar[tuple[str, ...]] = ("classes", "classes_dtype")
+    classes_: np.ndarray
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FFNClassifier:
+        """Train on `X` (N, n_features) and labels `y` (N,).
+
+        **Arguments:** `X` (array-like or DataFrame), `y` (N,) labels of any type scikit-learn
+        accepts, `sample_weight` (N,) >= 0 or None.
+
+        **Returns:** `self`, fitted.
+        """
+        self._validate_params()
+        x, y_arr = validated(self, X, y)
+        y_arr = np.asarray(column_or_1d(y_arr, warn=True))
+        check_classification_targets(y_arr)
+        encoder = LabelEncoder().fit(y_arr)
+        self.classes_ = np.asarray(encoder.classes_)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"FFNClassifier needs samples of at least 2 classes; got 1 class "
+                f"({self.classes_[0]!r})."
+            )
+        self.n_outputs_ = 1
+        codes = encoder.transform(y_arr).astype(np.int32)
+        return self._fit(x, codes, sample_weight, len(self.classes_))
+
+    def _validation_scores(self, val_loss: np.ndarray, y_val: np.ndarray) -> np.ndarray:
+        return -np.asarray(val_loss, np.float64)  # scikit-learn's "neg_log_loss"
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities for `X` (N, n_features): shape (N, n_classes), columns in the
+        order of `classes_`, rows summing to 1 (float64)."""
+        return softmax(self._raw_predict(X), axis=1)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """The log of `predict_proba`, computed stably: shape (N, n_classes)."""
+        logits = self._raw_predict(X)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class for each row of `X`: shape (N,), values from `classes_`."""
+        logits = self._raw_predict(X)  # checks that the estimator is fitted
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def _record_fields(self) -> dict[str, Any]:
+        classes = self.classes_
+        dtype = classes.dtype.str if classes.dtype != object else "object"
+        return {"classes": classes.tolist(), "classes_dtype": dtype}
