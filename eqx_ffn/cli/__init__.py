@@ -1,4 +1,4 @@
-"""The `eqx-ffn` command line: `demo`, `fit`, `predict`, `info`, `cache`.
+"""The `eqx-ffn` command line: `demo`, `fit`, `predict`.
 
 Importing it loads no JAX: `eqx-ffn --help` answers at once.
 """
