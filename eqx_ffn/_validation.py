@@ -33,14 +33,16 @@ def unknown_name(argument: str, value: Any, valid: Iterable[Any], hint: str = ""
 
 
 def check_int(value: Any, argument: str, minimum: int = 1, maximum: int | None = None) -> int:
-    """An integer (Python or NumPy, not a bool) in `[minimum, maximum]`, as a Python int."""
-    upper = "" if maximum is None else f" and <= {maximum}"
+    """An integer (Python or NumPy, not a bool) in `[minimum, maximum]`, as a Python int.
+
+    The message names the bound the value breaks: "n must be an integer >= 1; got 0.", "n must
+    be an integer <= 10; got 11."."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ArgumentTypeError(
-            f"{argument} must be an integer >= {minimum}{upper}; got {value!r}."
-        )
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ValueError(f"{argument} must be an integer >= {minimum}{upper}; got {value!r}.")
+        raise ArgumentTypeError(f"{argument} must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{argument} must be an integer >= {minimum}; got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{argument} must be an integer <= {maximum}; got {value!r}.")
     return int(value)
 
 
@@ -77,12 +79,10 @@ def _is_real(value: Any) -> bool:
 def check_precision(precision: Any, argument: str = "precision") -> str | None:
     """One of `PRECISIONS`."""
     if not isinstance(precision, (str, type(None))) or precision not in PRECISIONS:
-        raise unknown_name(
-            argument,
-            precision,
-            PRECISIONS,
-            " (None is JAX's default_matmul_precision; 'highest' is full float32 on GPUs, "
-            "whose default float32 matmuls use TF32)",
+        raise ValueError(
+            f"Unknown {argument} {precision!r}: {argument} must be one of None, 'default', "
+            "'high', 'highest' (None is JAX's default_matmul_precision; 'highest' is full float32 "
+            "on GPUs, whose default float32 matmuls use TF32)."
         )
     return precision
 

@@ -18,7 +18,8 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
-from ..training._compile_options import FAST_COMPILE_OPTIONS
+from .._validation import check_int, check_precision
+from ..training._program_cache import FAST_COMPILE_OPTIONS
 from ._activations import resolve_activation
 from ._init import check_init, init_dense
 
@@ -67,19 +68,6 @@ def _one_sample(fn: Callable) -> Callable:
         return typed(self, x)
 
     return wrapper
-
-
-PRECISIONS = (None, "default", "high", "highest")
-"""Matmul precisions a layer may fix (`None`: JAX's `default_matmul_precision`)."""
-
-
-def check_precision(precision: Any) -> str | None:
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of None, 'default', 'high', 'highest'; got {precision!r}. "
-            "('highest' is full float32 on GPUs, whose default float32 matmuls use TF32.)"
-        )
-    return precision
 
 
 class Dense(eqx.Module):
@@ -136,16 +124,6 @@ MAX_SIZE = 2**31 - 1
 """The largest layer width (XLA indexes arrays with 32-bit integers per dimension)."""
 
 
-def _check_size(value: Any, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{argument} must be an integer >= 1; got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{argument} must be an integer >= 1; got {value!r}.")
-    if value > MAX_SIZE:
-        raise ValueError(f"{argument} must be an integer <= {MAX_SIZE}; got {value!r}.")
-    return int(value)
-
-
 def _set_fields(self, layers, activation, final_activation) -> None:
     # object.__setattr__ so that this also serves `from_layers`, which bypasses __init__.
     setattr_ = object.__setattr__
@@ -170,7 +148,9 @@ def check_hidden_sizes(hidden_sizes: Sequence[int] | int) -> tuple[int, ...]:
             f"hidden_sizes must be a sequence of ints such as (16,) or (16, 8); "
             f"got {hidden_sizes!r}."
         )
-    return tuple(_check_size(h, f"hidden_sizes[{i}]") for i, h in enumerate(hidden_sizes))
+    return tuple(
+        check_int(h, f"hidden_sizes[{i}]", 1, MAX_SIZE) for i, h in enumerate(hidden_sizes)
+    )
 
 
 def check_param_dtype(dtype: Any) -> jnp.dtype:
@@ -370,8 +350,8 @@ class FFN(eqx.Module):
         precision: str | None = None,
         key: PRNGKeyArray,
     ):
-        in_size = _check_size(in_size, "in_size")
-        out_size = _check_size(out_size, "out_size")
+        in_size = check_int(in_size, "in_size", 1, MAX_SIZE)
+        out_size = check_int(out_size, "out_size", 1, MAX_SIZE)
         hidden = check_hidden_sizes(hidden_sizes)
         check_init(init)
         if not isinstance(use_bias, (bool, np.bool_)):

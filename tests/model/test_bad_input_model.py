@@ -7,7 +7,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from eqx_ffn import FFN
+from eqx_ffn import FFN, Dense
 
 FFN_CASES = [
     ({"in_size": 0}, ValueError, "in_size must be an integer >= 1; got 0"),
@@ -60,4 +60,4 @@ def test_ffn_refuses_bad_settings(kwargs, exc, match):
 )
 def test_dense_refuses_bad_arrays(weight, bias, exc, match):
     with pytest.raises(exc, match=match):
-        eqx_ffn.Dense(weight, bias)
+        Dense(weight, bias)
