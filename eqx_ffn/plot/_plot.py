@@ -148,22 +148,26 @@ def plot_loss(
     *,
     val_loss: Any = None,
     val_steps: Any = None,
-    title: str | None = "Loss vs. iteration",
+    title: str | None = "Loss vs. step",
     ylabel: str = "Loss",
+    labels: tuple[str, str] = ("training", "validation"),
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """The training loss against the iteration, on a log scale (and the validation loss).
+    """The training loss against the step, on a log scale (and the validation loss).
 
     **Arguments:**
 
     - `history_or_losses`: an `eqx_ffn.History` (or anything with attributes `loss`,
       `val_loss`, `val_steps`), an array of losses of shape `(steps,)`, or a dict
-      `{label: history_or_losses}` to compare several runs on one plot (as REFERENCE.md section
-      3 compares mini-batch and full-batch training).
+      `{label: history_or_losses}` to compare several runs on one plot (as docs/REFERENCE.md
+      section 3 compares mini-batch and full-batch training).
     - `val_loss`: validation losses, shape `(n_eval,)`; overrides the history's.
     - `val_steps`: the number of steps run at each validation loss, shape `(n_eval,)`.
     - `title`: the axes' title (`None` for none).
     - `ylabel`: the y axis' label (default `"Loss"`), e.g. the loss's name and units.
+    - `labels`: the legend's names of the training and validation curves of one history
+      (default `("training", "validation")`), e.g. `("training: MSE + L2 penalty",
+      "validation: MSE")`: `History.loss` includes the penalty, `History.val_loss` does not.
     - `path`: if given, also save the figure there as a PNG.
 
     **Returns:** the `matplotlib.figure.Figure` (one axes; one line per curve, and for one
@@ -181,14 +185,18 @@ def plot_loss(
         if val_loss is not None or val_steps is not None:
             raise ValueError("val_loss/val_steps cannot be combined with a dict of runs.")
     else:
-        runs = {"training": history_or_losses}
+        if not (isinstance(labels, tuple) and len(labels) == 2):
+            raise ValueError(
+                f"labels must be a pair of names (training, validation); got {labels!r}."
+            )
+        runs = {str(labels[0]): history_or_losses}
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.add_subplot()
     for label, run in runs.items():
         loss, vl, vs = _loss_parts(run, val_loss, val_steps)
         (line,) = ax.plot(np.arange(loss.size), loss, label=label, linewidth=1.2)
         if vl.size:
-            name = "validation" if len(runs) == 1 else f"{label} (validation)"
+            name = str(labels[1]) if len(runs) == 1 else f"{label} (validation)"
             ax.plot(vs, vl, "o--", color=line.get_color(), markersize=3, label=name, alpha=0.8)
         best = getattr(run, "best_step", None) if len(runs) == 1 else None
         if isinstance(best, (int, np.integer)):
@@ -196,7 +204,7 @@ def plot_loss(
                 int(best), color="0.4", ls=":", lw=1.0, label=f"returned model (step {best})"
             )
     ax.set_yscale("log")
-    ax.set_xlabel("Iteration")
+    ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
@@ -312,7 +320,7 @@ def plot_surface_2d(
 ) -> Figure:
     """3-D surfaces of the true function (if given) and of the learned model on an n x n grid.
 
-    REFERENCE.md section 4's figure.
+    docs/REFERENCE.md section 4's figure.
 
     **Arguments:**
 
@@ -385,12 +393,12 @@ def plot_residuals(
     pred: Any = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """Measured and predicted outputs with their residuals, and a histogram of the residuals.
+    """Predictions and residuals against the measured outputs, and a histogram of the residuals.
 
-    REFERENCE.md section 4's test-set figure. For each output, a row of two axes: on the left
-    the predictions `ŷ` and the residuals `y - ŷ` against the measured outputs `y` (with the
-    line `ŷ = y` and a zero line); on the right a histogram of the residuals, titled with their
-    RMSE.
+    docs/REFERENCE.md section 4's test-set figure. For each output, a row of three axes, each
+    with its own y scale: the predictions `ŷ` against the measured outputs `y` (with the line
+    `ŷ = y`); the residuals `y - ŷ` against `y` (with a zero line); a histogram of the
+    residuals, titled with their RMSE.
 
     **Arguments:**
 
@@ -403,34 +411,52 @@ def plot_residuals(
       used (pass `None`).
     - `path`: if given, also save the figure there as a PNG.
 
-    **Returns:** the Figure: `2 * n_y` axes; the left ones have 4 lines (predicted, residual,
-    `ŷ = y`, zero).
+    **Returns:** the Figure: `3 * n_y` axes; per output, the predictions (2 lines: predicted
+    and `ŷ = y`), the residuals (2 lines: residual and zero) and the histogram.
     """
     y, pred = _predictions(model, x_test, y_test, pred)
     res = y - pred
     n_y = y.shape[1]
     labels = _output_names(names, n_y)
-    fig = Figure(figsize=(11.0, 4.0 * n_y))
+    fig = Figure(figsize=(15.0, 4.0 * n_y))
     for j in range(n_y):
-        name = labels[j]
-        ax: Axes = fig.add_subplot(n_y, 2, 2 * j + 1)
-        ax.plot(y[:, j], pred[:, j], ".", color="C0", alpha=0.6, label="predicted")
-        ax.plot(y[:, j], res[:, j], ".", color="C3", alpha=0.6, label="residual")
-        lo, hi = float(y[:, j].min()), float(y[:, j].max())
-        ax.plot([lo, hi], [lo, hi], "k--", linewidth=1.0, label="y = measured")
-        ax.axhline(0.0, color="0.5", linewidth=0.8)
-        ax.set_xlabel(f"measured {name}")
-        ax.set_ylabel(f"predicted {name} / residual")
-        ax.set_title(f"Test set: predictions and residuals ({y.shape[0]} samples)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left")
-        hist: Axes = fig.add_subplot(n_y, 2, 2 * j + 2)
-        hist.hist(res[:, j], bins=bins, color="r", alpha=0.7)
-        rmse = float(np.sqrt(np.mean(res[:, j] ** 2)))
-        hist.set_title(f"Residuals of {name}: RMSE {rmse:.3g}")
-        hist.set_xlabel(f"{name} - predicted")
-        hist.set_ylabel("Count")
+        _residual_row(fig, j, n_y, labels[j], y[:, j], pred[:, j], res[:, j], bins)
     return _finish(fig, path)
+
+
+def _residual_row(
+    fig: Figure,
+    j: int,
+    n_y: int,
+    name: str,
+    y: np.ndarray,
+    pred: np.ndarray,
+    res: np.ndarray,
+    bins: int,
+) -> None:
+    """Output `j`'s row of `plot_residuals`: predictions, residuals, histogram."""
+    ax: Axes = fig.add_subplot(n_y, 3, 3 * j + 1)
+    ax.plot(y, pred, ".", color="C0", alpha=0.6, label="predicted")
+    lo, hi = float(y.min()), float(y.max())
+    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1.0, label="ŷ = y")
+    ax.set_xlabel(f"measured {name}")
+    ax.set_ylabel(f"predicted {name}")
+    ax.set_title(f"Test set: predictions ({y.shape[0]} samples)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left")
+    rax: Axes = fig.add_subplot(n_y, 3, 3 * j + 2)
+    rax.plot(y, res, ".", color="C3", alpha=0.6, label="residual")
+    rax.axhline(0.0, color="0.5", linewidth=0.8, label="zero")
+    rax.set_xlabel(f"measured {name}")
+    rax.set_ylabel(f"residual: {name} - predicted")
+    rax.set_title("Test set: residuals")
+    rax.grid(True, alpha=0.3)
+    hist: Axes = fig.add_subplot(n_y, 3, 3 * j + 3)
+    hist.hist(res, bins=bins, color="r", alpha=0.7)
+    rmse = float(np.sqrt(np.mean(res**2)))
+    hist.set_title(f"Residuals of {name}: RMSE {rmse:.3g}")
+    hist.set_xlabel(f"{name} - predicted")
+    hist.set_ylabel("Count")
 
 
 def plot_parity(

@@ -68,6 +68,27 @@ def test_plot_loss_from_history_and_array(tmp_path):
         plot_loss(loss, val_loss=[1.0, 0.1], val_steps=[50])
 
 
+def test_plot_loss_says_step_and_names_its_curves():
+    """Issue 24: the axis says "step" (as the API and CLI do), never "Iteration"; the curves
+    can be named (the CLI's training curve includes the L2 penalty, the validation one not)."""
+    history = types.SimpleNamespace(
+        loss=np.geomspace(1.0, 0.1, 20), val_loss=np.array([0.5]), val_steps=np.array([10])
+    )
+    fig = plot_loss(history, labels=("training: MSE + L2 penalty", "validation: MSE"))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "step" and "teration" not in (ax.get_title() or "")
+    assert [ln.get_label() for ln in ax.get_lines()] == [
+        "training: MSE + L2 penalty",
+        "validation: MSE",
+    ]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "training: MSE + L2 penalty",
+        "validation: MSE",
+    ]
+    with pytest.raises(ValueError, match="labels must be a pair of names"):
+        plot_loss(history, labels=("training",))  # type: ignore[arg-type]
+
+
 def test_plot_loss_takes_a_real_history():
     history = eqx_ffn.History(
         loss=np.array([3.0, 2.0, 1.0]),
@@ -135,13 +156,16 @@ def test_plot_surface_2d(tmp_path, model_2d):
 def test_plot_residuals_and_parity(tmp_path, model_2d):
     ds = sine_cosine_2d(30, 20)
     fig = plot_residuals(model_2d, ds.x_test, ds.y_test, path=tmp_path / "res.png")
-    assert len(fig.axes) == 2
-    lines = fig.axes[0].get_lines()
-    assert [ln.get_label() for ln in lines[:3]] == ["predicted", "residual", "y = measured"]
+    # issue 24: predictions and residuals on axes of their own (each with its own y scale)
+    assert len(fig.axes) == 3
+    lines = fig.axes[0].get_lines() + fig.axes[1].get_lines()
+    assert [ln.get_label() for ln in lines] == ["predicted", "ŷ = y", "residual", "zero"]
     pred = np.asarray(model_2d(ds.x_test[0]))
     np.testing.assert_allclose(lines[0].get_ydata()[0], pred[0], rtol=1e-6)
-    np.testing.assert_allclose(lines[1].get_ydata()[0], ds.y_test[0, 0] - pred[0], rtol=1e-5)
-    assert len(fig.axes[1].patches) == 30  # histogram bars
+    np.testing.assert_allclose(lines[2].get_ydata()[0], ds.y_test[0, 0] - pred[0], rtol=1e-5)
+    assert fig.axes[0].get_ylabel() == "predicted y"
+    assert fig.axes[1].get_ylabel() == "residual: y - predicted"
+    assert len(fig.axes[2].patches) == 30  # histogram bars
     assert_png(tmp_path / "res.png")
 
     fig = plot_parity(model_2d, ds.x, ds.y, path=tmp_path / "parity.png")
@@ -159,7 +183,7 @@ def test_figures_use_the_column_names(model_2d):
     assert fig.axes[0].get_title().startswith(f"Weight: R² {r2:.4f}, RMSE ")
     assert fig.axes[0].get_xlabel() == "measured Weight"
     res = plot_residuals(model_2d, ds.x, ds.y, names=["Weight"])
-    assert res.axes[1].get_title().startswith("Residuals of Weight: RMSE")
+    assert res.axes[2].get_title().startswith("Residuals of Weight: RMSE")
     with pytest.raises(ValueError, match=r"names must be a list of 1 output name"):
         plot_parity(model_2d, ds.x, ds.y, names=["a", "b"])
 
