@@ -1,0 +1,63 @@
+"""Dynamical systems: neural state-space and NARX models fitted by simulation error.
+
+The course's next lecture (a residual neural state-space model fitted to the Cascaded Tanks
+benchmark by its simulation error) through eqx_ffn, and beyond it: several records, NARX models,
+Levenberg-Marquardt on the simulation residuals, early stopping, initial-state estimation on new
+data, the benchmarks' metrics, figures and files.
+
+```python
+import jax.random as jr
+from eqx_ffn import sysid
+
+train, test = sysid.datasets.cascaded_tanks()
+model = sysid.NeuralStateSpace(n_u=1, n_x=2, n_y=1, hidden_sizes=(16,), key=jr.key(0))
+model, x0, history = sysid.fit(model, train, optimizer="lm", steps=100)
+x0_test = sysid.estimate_initial_state(model, test, n_init=50)
+y_sim = sysid.simulate(model, test.u, x0_test)
+print(sysid.rmse(test.y, y_sim, skip=50))  # volts
+```
+"""
+
+from . import datasets as datasets
+from ._experiment import Experiment as Experiment
+from ._experiment import Scaler as Scaler
+from ._files import SysidFileError as SysidFileError
+from ._files import load as load
+from ._files import save as save
+from ._fit import CRITERIA as CRITERIA
+from ._fit import OPTIMIZERS as OPTIMIZERS
+from ._fit import NonFiniteSimulationWarning as NonFiniteSimulationWarning
+from ._fit import fit as fit
+from ._metrics import fit_percent as fit_percent
+from ._metrics import nrmse as nrmse
+from ._metrics import r2 as r2
+from ._metrics import rmse as rmse
+from ._models import NARX as NARX
+from ._models import NeuralStateSpace as NeuralStateSpace
+from ._plot import plot_simulation as plot_simulation
+from ._simulate import estimate_initial_state as estimate_initial_state
+from ._simulate import predict as predict
+from ._simulate import simulate as simulate
+
+__all__ = [
+    "CRITERIA",
+    "NARX",
+    "OPTIMIZERS",
+    "Experiment",
+    "NeuralStateSpace",
+    "NonFiniteSimulationWarning",
+    "Scaler",
+    "SysidFileError",
+    "datasets",
+    "estimate_initial_state",
+    "fit",
+    "fit_percent",
+    "load",
+    "nrmse",
+    "plot_simulation",
+    "predict",
+    "r2",
+    "rmse",
+    "save",
+    "simulate",
+]

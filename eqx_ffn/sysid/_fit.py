@@ -1,0 +1,353 @@
+"""`sysid.fit`: a dynamical model fitted to measured records by simulation or prediction error."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+import warnings
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._validation import ArgumentTypeError, check_int, check_number, unknown_name
+from ..training._history import History
+from . import _programs as P
+from ._experiment import Experiment, Scaler, as_experiments
+from ._models import NARX, check_model
+from ._simulate import check_sizes, estimate_initial_state
+
+CRITERIA = ("simulation", "one_step")
+"""`"simulation"`: free-run simulation error from learned initial states (output error);
+`"one_step"`: a NARX's one-step prediction error from measured regressors."""
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lbfgs", "lm", "gauss_newton")
+"""Optimizer names `sysid.fit` takes (or pass any `optax.GradientTransformation`)."""
+
+
+class NonFiniteSimulationWarning(RuntimeWarning):
+    """The training loss became NaN/inf (the simulation blew up); the last good model is kept."""
+
+
+@functools.cache
+def _named_optax(name: str) -> optax.GradientTransformation:
+    """One transform object per name (the compiled programs are cached on it).
+
+    The learning rate is the last link's injected `step_size` (`-learning_rate`, set per fit), so
+    it is an input of the program; the rest is optax's own transform, so `"adam"` computes
+    exactly `optax.adam(learning_rate)`'s updates.
+    """
+    if name == "lbfgs":
+        return optax.lbfgs()
+    direction = {
+        "adam": optax.scale_by_adam,
+        "adamw": lambda: optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(1e-4)),
+        "sgd": optax.identity,
+        "rmsprop": lambda: optax.scale_by_rms(decay=0.9, eps=1e-8),
+    }[name]()
+    return optax.chain(direction, optax.inject_hyperparams(optax.scale)(step_size=-1e-3))
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the step loop keeps between chunks."""
+
+    vars: Any
+    state: Any
+    losses: list
+    val_losses: list = dataclasses.field(default_factory=list)
+    val_steps: list = dataclasses.field(default_factory=list)
+    steps: int = 0
+    compile_time: float = 0.0
+    stop: str = "completed"
+    best: Any = None
+    best_step: int | None = None
+    best_val: float = math.inf
+    bad_evals: int = 0
+
+
+def _check_options(model, records, criterion, optimizer, learning_rate, steps, l2, x0):
+    """Validate fit's arguments; returns `(optimizer_kind, learning_rate, x0s)`."""
+    for i, e in enumerate(records):
+        check_sizes(model, e, f"experiments[{i}]")
+    if criterion not in CRITERIA:
+        raise unknown_name("criterion", criterion, CRITERIA)
+    if criterion == "one_step" and not isinstance(model, NARX):
+        raise ValueError(
+            "criterion='one_step' needs a NARX model (a state-space model's one-step "
+            "prediction needs its state); use criterion='simulation'."
+        )
+    lag = model.lag if isinstance(model, NARX) else 0
+    for i, e in enumerate(records):
+        if e.T <= lag + 1:
+            raise ValueError(
+                f"experiments[{i}] has {e.T} samples; the NARX lags need more than {lag + 1}."
+            )
+    if isinstance(optimizer, optax.GradientTransformation):
+        if learning_rate is not None:
+            raise ValueError(
+                "learning_rate applies to a named optimizer; an optax optimizer "
+                "object carries its own (pass learning_rate=None)."
+            )
+        kind = "optax"
+    elif isinstance(optimizer, str) and optimizer in OPTIMIZERS:
+        kind = "lm" if optimizer in ("lm", "gauss_newton") else optimizer
+    else:
+        raise unknown_name(
+            "optimizer", optimizer, OPTIMIZERS, " or an optax.GradientTransformation"
+        )
+    lr = check_number(1e-3 if learning_rate is None else learning_rate, "learning_rate", 0.0)
+    check_int(steps, "steps", 0)
+    check_number(l2, "l2", 0.0, closed=True)
+    n_x = model.state_size
+    dtype = P.sq_norm(eqx.filter(model, eqx.is_inexact_array)).dtype
+    if x0 is None:
+        x0s = jnp.zeros((len(records), n_x), dtype)
+    else:
+        x0s = jnp.asarray(x0, dtype).reshape(-1, n_x) if jnp.size(x0) % n_x == 0 else None
+        if x0s is None or x0s.shape[0] != len(records):
+            raise ValueError(
+                f"x0 must have shape ({n_x},) for one record or ({len(records)}, "
+                f"{n_x}) for {len(records)}; got {jnp.shape(x0)}."
+            )
+    return kind, lr, x0s
+
+
+def _split_model(model):
+    """`(params, rest)`: the trainable arrays and everything else (the scaler included)."""
+    spec = jax.tree.map(eqx.is_inexact_array, model)
+    spec = eqx.tree_at(lambda m: m.scaler, spec, jax.tree.map(lambda _: False, model.scaler))
+    return eqx.partition(model, spec)
+
+
+def fit(
+    model,
+    experiments: Experiment | list[Experiment],
+    *,
+    criterion: str = "simulation",
+    optimizer: Any = "adam",
+    learning_rate: float | None = None,
+    steps: int = 1000,
+    l2: float = 0.0,
+    x0: Any = None,
+    standardize: bool = True,
+    validation: Experiment | None = None,
+    eval_every: int = 100,
+    patience: int = 10,
+    tol: float = 0.0,
+    progress: bool = False,
+):
+    """Fit a `NeuralStateSpace` or `NARX` to measured records.
+
+    **Arguments:**
+
+    - `model`: the model to train (its architecture and starting parameters).
+    - `experiments`: one `Experiment` or a list (records of one system, each with its own
+      initial state).
+    - `criterion`: `"simulation"` (default: the mean squared free-run simulation error of every
+      record, minimised over the parameters and each record's initial state, as the lecture)
+      or `"one_step"` (a NARX's one-step prediction error).
+    - `optimizer`: `"adam"` (default), `"adamw"`, `"sgd"`, `"rmsprop"`, `"lbfgs"`, `"lm"`
+      (Levenberg-Marquardt on the residuals, Jacobian through the simulation; `"gauss_newton"`
+      is the same), or any `optax.GradientTransformation` (then `learning_rate=None`).
+    - `learning_rate`: a named optax optimizer's (default 1e-3).
+    - `steps`: optimizer steps (LM: iterations), run in compiled chunks of up to 100.
+    - `l2`: penalty `l2 * ||params||²` added to the loss (initial states not penalised).
+    - `x0`: starting initial state(s), `(n_x,)` or `(E, n_x)`; default zeros.
+    - `standardize`: fit `model.scaler` to the training records (default); `False` keeps the
+      model's scaler.
+    - `validation`: a record for early stopping: every `eval_every` steps its simulation error
+      after its first `validation.n_init` samples (50 when 0), its initial state estimated from
+      them, is measured; after `patience` evaluations without improvement the fit stops and the
+      best model is returned.
+    - `tol`: LM stops (`"converged"`) when the gradient's largest entry falls below `tol`.
+    - `progress`: show a progress bar (tqdm).
+
+    **Returns:** `(model, x0, history)`: the trained model (its scaler set), the learned initial
+    state(s) in the model's units (`(n_x,)` for one `Experiment`, `(E, n_x)` for a list), and an
+    `eqx_ffn.History`. A non-finite loss stops the fit with a `NonFiniteSimulationWarning` and
+    returns the last model whose loss was finite; Ctrl-C returns the model trained so far.
+    Steps, learning rate and `l2` are inputs of the compiled program: another fit of the same
+    structure compiles nothing.
+    """
+    start = time.perf_counter()
+    model = check_model(model)
+    records = as_experiments(experiments)
+    kind, lr, x0s = _check_options(
+        model, records, criterion, optimizer, learning_rate, steps, l2, x0
+    )
+    if not isinstance(standardize, bool):
+        raise ArgumentTypeError(f"standardize must be True or False; got {standardize!r}.")
+    if standardize:
+        model = eqx.tree_at(lambda m: m.scaler, model, Scaler.fit(records))
+    val = _validation_setup(model, validation, eval_every, patience)
+    params, rest = _split_model(model)
+    rest_arrays, rest_static = P.split_static(rest)
+    sc = model.scaler
+    data = tuple((sc.u_in(jnp.asarray(e.u)), sc.y_in(jnp.asarray(e.y))) for e in records)
+    dtype = x0s.dtype
+    l2a = jnp.asarray(l2, dtype)
+    run = _Run(vars=(params, x0s.astype(dtype)), state=None, losses=[])
+    if kind == "lm":
+        run.state = (jnp.asarray(1e-3, dtype), jnp.asarray(2.0, dtype))
+        tol_a = jnp.asarray(check_number(tol, "tol", 0.0, closed=True), dtype)
+
+        def call(n):
+            program, t = P.compiled(
+                "lm",
+                P.lm_chunk,
+                (rest_static, criterion),
+                (run.vars, run.state, rest_arrays, data, l2a, n, tol_a),
+            )
+            run.compile_time += t
+            return program((run.vars, run.state, rest_arrays, data, l2a, n, tol_a))
+    else:
+        opt = _named_optax(kind) if kind != "optax" else optimizer
+        run.state = opt.init(run.vars)
+        if kind not in ("optax", "lbfgs"):
+            run.state[-1].hyperparams["step_size"] = jnp.asarray(-lr, dtype)
+        static = (rest_static, opt, criterion, kind == "lbfgs")
+
+        def call(n):
+            program, t = P.compiled(
+                "optax", P.optax_chunk, static, (run.vars, run.state, rest_arrays, data, l2a, n)
+            )
+            run.compile_time += t
+            return program((run.vars, run.state, rest_arrays, data, l2a, n))
+
+    _loop(run, call, steps, val, rest_static, rest_arrays, progress)
+    return _finish(
+        run, model, records, experiments, criterion, rest_static, rest_arrays, data, l2a, start
+    )
+
+
+def _validation_setup(model, validation, eval_every, patience):
+    if validation is None:
+        return None
+    if not isinstance(validation, Experiment):
+        raise ArgumentTypeError(
+            f"validation must be a sysid.Experiment or None; got {type(validation).__name__}."
+        )
+    check_sizes(model, validation, "validation")
+    n_init = validation.n_init or min(50, validation.T // 2)
+    if validation.T - n_init < 1:
+        raise ValueError(f"validation has {validation.T} samples, no more than its n_init.")
+    return {
+        "record": validation,
+        "n_init": n_init,
+        "every": check_int(eval_every, "eval_every"),
+        "patience": check_int(patience, "patience"),
+    }
+
+
+def _evaluate(run: _Run, val, rest_static, rest_arrays) -> None:
+    """Measure the validation loss at the current parameters; track the best (early stopping)."""
+    params, x0s = run.vars
+    model = eqx.combine(params, P.join_static(rest_arrays, rest_static))
+    sc = model.scaler
+    rec = val["record"]
+    uy = (sc.u_in(jnp.asarray(rec.u)), sc.y_in(jnp.asarray(rec.y)))
+    starts = jnp.concatenate([jnp.zeros((1, x0s.shape[1]), x0s.dtype), jnp.mean(x0s, 0)[None]])
+    model_arrays, model_static = P.split_static(model)
+    dyn = (model_arrays, uy, starts)
+    program, t = P.compiled("validation", P.validation_loss, (model_static, val["n_init"]), dyn)
+    run.compile_time += t
+    value = float(program(dyn))
+    run.val_losses.append(value)
+    run.val_steps.append(run.steps)
+    if value < run.best_val:
+        run.best_val, run.best, run.best_step, run.bad_evals = value, run.vars, run.steps, 0
+    else:
+        run.bad_evals += 1
+        if run.bad_evals >= val["patience"]:
+            run.stop = "early_stopping"
+
+
+def _loop(run: _Run, call, steps: int, val, rest_static, rest_arrays, progress: bool) -> None:
+    """Call the chunk program until `steps` are run or a stop condition holds."""
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="sysid.fit", unit="step")
+    try:
+        if val is not None:
+            _evaluate(run, val, rest_static, rest_arrays)
+        while run.steps < steps and run.stop == "completed":
+            n = min(P.CHUNK, steps - run.steps)
+            if val is not None:
+                n = min(n, val["every"] - run.steps % val["every"])
+            out = call(jnp.asarray(n, jnp.int32))
+            run.vars, run.state, buf, done, code = out
+            done, code = int(done), int(code)
+            run.losses.append(np.asarray(buf[:done]))
+            run.steps += done
+            if bar is not None:
+                bar.update(done)
+                bar.set_postfix(loss=f"{float(buf[done - 1]):.4g}" if done else "n/a")
+            if code == P.NON_FINITE:
+                run.stop = "non_finite_loss"
+            elif code == P.CONVERGED:
+                run.stop = "converged"
+            elif val is not None and run.steps % val["every"] == 0:
+                _evaluate(run, val, rest_static, rest_arrays)
+    except KeyboardInterrupt:
+        run.stop = "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+_MESSAGES = {
+    "completed": "ran all {steps} steps",
+    "converged": "converged after {steps} steps",
+    "early_stopping": "stopped early after {steps} steps; the best validation model (step "
+    "{best}) is returned",
+    "non_finite_loss": "the training loss became non-finite after {steps} steps (the simulation "
+    "blew up); the last model with a finite loss is returned. Lower the learning rate, "
+    "standardise the data, or add l2",
+    "interrupted": "interrupted after {steps} steps",
+}
+
+
+def _finish(
+    run, model, records, experiments, criterion, rest_static, rest_arrays, data, l2a, start
+):
+    """Assemble `(model, x0, history)` from the loop's state."""
+    if run.best is not None and run.best_step != run.steps:
+        run.vars = run.best  # the best validation model
+    else:
+        run.best_step = None
+    params, x0s = run.vars
+    _, rest = _split_model(model)
+    trained = eqx.combine(params, rest)
+    final = math.nan
+    if run.stop != "interrupted":
+        dyn = (run.vars, rest_arrays, data, l2a)
+        program, t = P.compiled("loss", P.train_loss, (rest_static, criterion), dyn)
+        run.compile_time += t
+        final = float(program(dyn))
+    if criterion == "one_step":  # no initial state was learned: estimate each record's
+        x0s = jnp.stack([estimate_initial_state(trained, e, min(e.T, 50)) for e in records])
+    message = _MESSAGES[run.stop].format(steps=run.steps, best=run.best_step)
+    if run.stop == "non_finite_loss":
+        warnings.warn(message, NonFiniteSimulationWarning, stacklevel=3)
+    history = History(
+        loss=np.concatenate(run.losses) if run.losses else np.zeros(0, np.float32),
+        val_loss=np.asarray(run.val_losses, np.float32),
+        val_steps=np.asarray(run.val_steps, np.int64),
+        steps=run.steps,
+        stop_reason=run.stop,
+        best_step=run.best_step,
+        final_loss=final,
+        wall_time=time.perf_counter() - start,
+        compile_time=run.compile_time,
+        message=f"sysid.fit {message}.",
+    )
+    x0_out = x0s[0] if isinstance(experiments, Experiment) else x0s
+    return trained, x0_out, history
