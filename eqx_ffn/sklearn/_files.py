@@ -6,18 +6,20 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
+from ..io._model_file import ModelFileError
 from ..io._model_file import load as _load_model
 from ..io._model_file import read_header as _read_header
 from ..io._model_file import save as _save_model
-from ..model._standardize import Standardized
 from ._classifier import FFNClassifier
+from ._record import RecordError, restore
 from ._regressor import FFNRegressor
 
 __all__ = ["load", "save"]
 
 _ESTIMATORS = {"FFNRegressor": FFNRegressor, "FFNClassifier": FFNClassifier}
+_KEY = "eqx_ffn.sklearn"  # the record's key in the file's metadata
 
 
 def save(path: str | os.PathLike, estimator: FFNRegressor | FFNClassifier) -> Path:
@@ -32,6 +34,9 @@ def save(path: str | os.PathLike, estimator: FFNRegressor | FFNClassifier) -> Pa
 
     **Returns:** the path written.
 
+    **Raises:** `TypeError` for another object; scikit-learn's `NotFittedError` for an estimator
+    that is not fitted (nothing is written).
+
     ```python
     eqx_ffn.sklearn.save("clf.eqx", clf)
     same = eqx_ffn.sklearn.load("clf.eqx")    # predicts as clf does
@@ -41,6 +46,7 @@ def save(path: str | os.PathLike, estimator: FFNRegressor | FFNClassifier) -> Pa
         raise TypeError(
             f"save expects a fitted FFNRegressor or FFNClassifier; got {type(estimator).__name__}."
         )
+    check_is_fitted(estimator)
     model, metadata = estimator.__eqx_ffn_save__()
     return _save_model(path, model, metadata=metadata)
 
@@ -48,44 +54,38 @@ def save(path: str | os.PathLike, estimator: FFNRegressor | FFNClassifier) -> Pa
 def load(path: str | os.PathLike) -> FFNRegressor | FFNClassifier:
     """Load an estimator written by `eqx_ffn.sklearn.save`: fitted, ready to predict.
 
-    **Raises:** `ValueError` if the file holds a network without an estimator's record (load it
-    with `eqx_ffn.load`); `eqx_ffn.ModelFileError` as `eqx_ffn.load` does.
+    The file is treated as untrusted, as `eqx_ffn.load` treats it: the network is read and
+    checked, then every field of the estimator record is checked, against the network where the
+    network implies it (its kind, inputs, outputs, hidden layers and activation), before the
+    estimator is built.
+
+    **Arguments:** `path`, the file.
+
+    **Returns:** the `FFNRegressor` or `FFNClassifier` that was saved, fitted.
+
+    **Raises:** `eqx_ffn.ModelFileError` (a `ValueError`) if the file holds a network without an
+    estimator's record (load it with `eqx_ffn.load`), or a record that is invalid or disagrees
+    with its network (the message names the file, the field, what it holds and what the network
+    implies); otherwise as `eqx_ffn.load` does.
     """
-    record = _read_header(path).get("metadata", {}).get("eqx_ffn.sklearn")
-    if not isinstance(record, dict) or record.get("estimator") not in _ESTIMATORS:
-        raise ValueError(
+    path = Path(path)
+    metadata = _read_header(path).get("metadata")
+    if not isinstance(metadata, dict) or _KEY not in metadata:
+        raise ModelFileError(
             f"{path} holds a network but no scikit-learn estimator: load it with eqx_ffn.load."
         )
-    cls = _ESTIMATORS[record["estimator"]]
-    params = dict(record["params"])
-    if isinstance(params.get("hidden_layer_sizes"), list):
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-    if record["left_out"]:
+    raw = metadata[_KEY]
+    model = _load_model(path)
+    try:
+        estimator = restore(raw, model, _ESTIMATORS)
+    except RecordError as e:
+        raise ModelFileError(f"Cannot load {path}: {e}.") from None
+    left_out = raw["left_out"]
+    if left_out:
         warnings.warn(
-            f"{path}: the parameter(s) {', '.join(record['left_out'])} could not be stored and "
-            "have their default values; the network itself is the saved one.",
+            f"{path}: the parameter(s) {', '.join(left_out)} could not be stored and have their "
+            "default values; the network itself is the saved one.",
             UserWarning,
             stacklevel=2,
         )
-    est = cls(**params)
-    model = _load_model(path)
-    assert isinstance(model, Standardized)
-    est.model_ = model
-    est.n_features_in_ = record["n_features_in"]
-    if record["feature_names_in"] is not None:
-        est.feature_names_in_ = np.asarray(record["feature_names_in"], dtype=object)
-    est.n_iter_ = record["n_iter"]
-    nan = float("nan")
-    est.loss_curve_ = [nan if v is None else v for v in record["loss_curve"]]
-    est.loss_ = nan if record["loss"] is None else record["loss"]
-    est.best_loss_ = record["best_loss"]
-    scores = record["validation_scores"]
-    est.validation_scores_ = None if scores is None else [nan if v is None else v for v in scores]
-    est.best_validation_score_ = record["best_validation_score"]
-    if isinstance(est, FFNClassifier):
-        est.classes_ = np.asarray(record["classes"], dtype=np.dtype(record["classes_dtype"]))
-        est.n_outputs_ = 1
-    else:
-        est._y_ndim = record["y_ndim"]
-        est.n_outputs_ = int(model.out_size)
-    return est
+    return estimator
