@@ -80,6 +80,7 @@ def _settings(args: argparse.Namespace, table: Any, facts: dict[str, Any]) -> di
         "optimizer": args.optimizer,
         "learning_rate": lr if lr is not None else "line search",
         "steps": args.steps,
+        "tol": "the optimizer's default" if args.tol is None else args.tol,
         "batch_size": args.batch_size,
         "loss": "softmax_cross_entropy" if args.task == "classify" else "mse",
         "l2": args.l2,
@@ -91,6 +92,30 @@ def _settings(args: argparse.Namespace, table: Any, facts: dict[str, Any]) -> di
         "eval_every": args.eval_every if facts["validation"] else None,
         "seed": args.seed,
         "dtype": np.dtype(float_dtype()).name,
+    }
+
+
+def _loss_names(args: argparse.Namespace) -> tuple[str, str]:
+    """`(data loss, what the fit minimised)`, e.g. `("MSE", "MSE + L2 penalty")`."""
+    data = "cross-entropy" if args.task == "classify" else "MSE"
+    return data, f"{data} + L2 penalty" if args.l2 > 0 else data
+
+
+def _loss_definitions(args: argparse.Namespace) -> dict[str, str]:
+    """metrics.json's "loss_definitions": which loss includes the L2 penalty."""
+    data, minimised = _loss_names(args)
+    units = " in standardised units" if args.standardize and args.task != "classify" else ""
+    return {
+        "initial_training_loss": f"{minimised} of the initial model on the training rows{units} "
+        "(step 0 of loss.png's training curve)",
+        "returned_training_loss": f"{data} of the returned model on the training rows{units}, "
+        "without the L2 penalty",
+        "returned_training_penalty": "the returned model's L2 penalty, l2 * sum of its squared "
+        "weights (not biases)",
+        "history.final_training_loss": f"{minimised} of the returned model on the training "
+        f"rows{units}: returned_training_loss + returned_training_penalty, what the fit "
+        "minimised (loss.png's training curve)",
+        "validation curve": f"{data} without the penalty (loss.png's validation curve)",
     }
 
 
@@ -134,6 +159,8 @@ def fit(args: argparse.Namespace) -> int:
         "x_cols": list(table.x_names),
         "y_cols": list(table.y_names),
         **scores,
+        "returned_training_penalty": facts["penalty"],
+        "loss_definitions": _loss_definitions(args),
         "settings": _settings(args, table, facts),
         "history": _history(hist),
         "versions": _versions(),
@@ -188,15 +215,14 @@ def _write(
         if table.delimiter is None:  # an .npz: predict reads the same arrays
             meta["x_arrays"] = [str(c) for c in (args.x_cols or ["x"])]
         save(stage.path("model.eqx"), model, metadata=meta)
-        if classify:
-            loss_name = "cross-entropy"
-        else:
-            loss_name = "MSE (standardised units)" if args.standardize else "MSE"
+        data, minimised = _loss_names(args)
+        units = " (standardised units)" if args.standardize and not classify else ""
         curves = "training and validation" if rows[1].size else "training"
         plot_loss(
             hist,
             title=f"Loss of {', '.join(table.y_names)}: {curves}",
-            ylabel=loss_name,
+            ylabel=f"loss{units}",
+            labels=(f"training: {minimised}", f"validation: {data}"),
             path=stage.path("loss.png"),
         )
         if classify:

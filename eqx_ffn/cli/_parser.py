@@ -230,6 +230,11 @@ FIT: tuple[Option, ...] = (
     (("--steps",), dict(type=_positive_int, default=DEFAULT_STEPS, help="most optimisation "
         f"steps (default {DEFAULT_STEPS}; early stopping, or for lm and gauss_newton a "
         "converged loss, may end sooner)")),
+    (("--tol",), dict(type=_nonnegative_float, default=None, help="convergence tolerance: "
+        "the fit stops (converged) once the optimizer's test passes; lbfgs: largest gradient "
+        "entry, lm and gauss_newton: relative gradient, step or decrease, the others: the "
+        "epoch's mean loss no longer improving (default: the optimizer's own, as eqx_ffn.fit "
+        "uses: lm and gauss_newton 1e-7, lbfgs 1e-5, the others 0, never; 0 runs every step)")),
     (("--batch-size",), dict(type=_positive_int, default=None,
         help="mini-batch size (default: full batch)")),
     (("--l2",), dict(type=_nonnegative_float, default=DEFAULT_L2, help="L2 penalty on the "

@@ -90,7 +90,9 @@ def train(
     import jax.random as jr
 
     from ..model._standardize import Standardized, Standardizer
-    from ..training._fit import NonFiniteLossWarning, fit
+    from ..training._fit import fit
+    from ..training._history import NonFiniteLossWarning
+    from ..training._losses import weight_penalty
 
     train_rows, val, _ = rows
     classify = args.task == "classify"
@@ -125,6 +127,7 @@ def train(
             optimizer=args.optimizer,
             learning_rate=lr,
             steps=args.steps,
+            tol=args.tol,
             batch_size=args.batch_size,
             loss="softmax_cross_entropy" if classify else "mse",
             key=key_fit,
@@ -145,6 +148,7 @@ def train(
         "learning_rate": lr,
         "early_stopping": early,
         "validation": use_val,
+        "penalty": float(weight_penalty(inner, 0.0, args.l2)),
         "fitted_loss": (lambda out, y: _fitted_loss(out, y, classify, scale_y, dtype)),
     }
     return model, hist, facts

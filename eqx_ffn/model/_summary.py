@@ -1,12 +1,27 @@
-"""A readable summary of a network."""
+"""A readable summary of a network (or of a `Standardized` one)."""
 
 from __future__ import annotations
 
 from ._ffn import FFN
+from ._standardize import Standardized, Standardizer
 
 
-def summary(model: FFN) -> str:
+def _scaler(name: str, scaler: Standardizer | None) -> str:
+    if scaler is None:
+        return f"{name} none"
+    return f"{name} {scaler.mean.shape[0]} columns"
+
+
+def summary(model: FFN | Standardized) -> str:
     """Return a table of the layers of `model`: shapes, activation and parameter counts.
+
+    **Arguments:**
+
+    - `model`: an `FFN`, or a `Standardized` around one (as `eqx-ffn fit` saves): then a first
+      line names its scalers (how many columns each standardises; their means and scales are
+      not trained) and the network's table follows.
+
+    **Returns:** the summary, several lines:
 
     ```
     FFN 1 -> [16] -> 1, activation=tanh, final_activation=identity, dtype=float32
@@ -15,9 +30,18 @@ def summary(model: FFN) -> str:
       2      (1, 16)   (1,)   17      identity
       total                   49
     ```
+
+    **Raises:** `TypeError` for anything else (a `Standardized` around another model included).
     """
+    if isinstance(model, Standardized) and isinstance(model.model, FFN):
+        scalers = f"{_scaler('x_scaler', model.x_scaler)}, {_scaler('y_scaler', model.y_scaler)}"
+        return f"Standardized: {scalers} (means and scales, not trained)\n{summary(model.model)}"
     if not isinstance(model, FFN):
-        raise TypeError(f"summary expects an eqx_ffn.FFN; got {type(model).__name__}.")
+        inner = f" around a {type(model.model).__name__}" if isinstance(model, Standardized) else ""
+        raise TypeError(
+            "summary expects an eqx_ffn.FFN or a Standardized around one; got "
+            f"{type(model).__name__}{inner}."
+        )
     act = model.activation_name or getattr(model.activation, "__name__", repr(model.activation))
     fin = model.final_activation_name or getattr(
         model.final_activation, "__name__", repr(model.final_activation)

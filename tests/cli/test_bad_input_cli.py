@@ -61,6 +61,12 @@ def d(tmp_path_factory) -> Path:
     (d / "many_classes.csv").write_text(
         "u1,k\n" + "".join(f"{i},{v}\n" for i, v in enumerate(rng.normal(size=1500)))
     )
+    # issue 25: a continuous target and id columns (numbers, text) refused for classification
+    (d / "continuous.csv").write_text(
+        "u1,k\n" + "".join(f"{i},{v:.6f}\n" for i, v in enumerate(rng.normal(size=200)))
+    )
+    (d / "ids.csv").write_text("u1,id\n" + "".join(f"{i % 7},{i}\n" for i in range(1000)))
+    (d / "names.csv").write_text("u1,who\n" + "".join(f"{i % 7},p{i}\n" for i in range(300)))
     (d / "labels.csv").write_text(
         "u1,u2,kind\n" + "".join(f"{i},{i % 3},{'ab'[i % 2]}\n" for i in range(20))
     )
@@ -233,6 +239,28 @@ CASES = [
         ["fit", "{d}/many_classes.csv", "--out", "{d}/o", "--no-cache", "--task", "classify"],
         ["holds 1,500 distinct labels, more than 1000 classes"],
     ),
+    (
+        ["fit", "{d}/continuous.csv", "--out", "{d}/o", "--no-cache", "--task", "classify"],
+        [
+            "y column 'k' looks continuous",
+            "200 of its 200 values are not whole numbers",
+            "200 distinct values",
+            "pass --task regress",
+        ],
+    ),
+    (
+        ["fit", "{d}/ids.csv", "--out", "{d}/o", "--no-cache", "--task", "classify"],
+        [
+            "y column 'id' looks like an id column",
+            "1,000 distinct labels in 1,000 rows, 1,000 of them on a single row",
+            "pass --task regress",
+        ],
+    ),
+    (
+        ["fit", "{d}/names.csv", "--out", "{d}/o", "--no-cache"],
+        ["y column 'who' looks like an id column", "300 distinct labels", "--y-cols"],
+    ),
+    (_fit("--tol", "-1"), ["argument --tol", "expected a number >= 0"]),
     (
         ["fit", "{d}/labels.csv", "--out", "{d}/o", "--no-cache", "--task", "regress"],
         ["line 2, column 'kind' (index 2): 'a' is not a number"],
