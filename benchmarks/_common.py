@@ -1,8 +1,10 @@
-"""Shared pieces: timing, the lecture's data, the machine and versions, small number helpers."""
+"""Shared pieces: timing, the package's internals, the lecture's data, fresh processes, the
+machine and versions."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -12,124 +14,76 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 
-# -- settings per mode -------------------------------------------------------------------------
+# The package's private internals the benchmarks read: ONE import, to change when they move.
+from eqx_ffn.training import _program_cache as engine
 
 
 class Mode:
-    """Repeats and sizes for `--quick` (under a minute on 2 CPU cores) or the full run."""
+    """Repeats and sizes for `--quick` (about a minute on 2 CPU cores) or the full run."""
 
     def __init__(self, quick: bool):
         self.quick = quick
         self.name = "quick" if quick else "full"
-        self.repeats = 3 if quick else 7  # timed repeats of a cheap measurement (median taken)
+        self.repeats = 3 if quick else 7  # timed repeats of a cheap measurement
         self.slow_repeats = 1 if quick else 3  # ... of an expensive one (Python loops, processes)
-        self.min_time = 0.2 if quick else 0.5  # cheap measurements repeat until this many seconds
+        self.min_time = 0.1 if quick else 0.5  # cheap measurements repeat until this many seconds
 
 
 # -- timing ------------------------------------------------------------------------------------
 
 
 def block(tree: Any) -> Any:
-    """Wait for every JAX array in `tree` (and a CUDA torch tensor's stream, if any)."""
+    """Wait for every JAX array in `tree`."""
     return jax.block_until_ready(tree)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     """`(seconds, result)` of one call; JAX results are waited for."""
     t0 = time.perf_counter()
-    out = fn()
-    block(out)
+    out = block(fn())
     return time.perf_counter() - t0, out
+
+
+class Timing(NamedTuple):
+    median: float
+    min: float
+    result: Any
 
 
 def median_time(
     fn: Callable[[], Any], repeats: int, warmup: int = 1, min_time: float = 0.0
-) -> dict[str, Any]:
-    """Median of at least `repeats` timed calls (more, up to 200, until `min_time` seconds).
-
-    `warmup` untimed calls first. Returns `{"median": s, "min": s, "times": [...], "result":
-    last result}`.
-    """
+) -> Timing:
+    """At least `repeats` timed calls (more, up to 200, until `min_time` seconds) after `warmup`
+    untimed ones: their median, their minimum and the last result."""
     out = None
     for _ in range(warmup):
-        out = fn()
-        block(out)
+        out = block(fn())
     times: list[float] = []
     while len(times) < max(1, repeats) or (sum(times) < min_time and len(times) < 200):
         t, out = timed(fn)
         times.append(t)
-    return {
-        "median": statistics.median(times),
-        "min": min(times),
-        "times": times,
-        "result": out,
-    }
+    return Timing(statistics.median(times), min(times), out)
 
 
-def compile_count() -> int | None:
-    """Training programs eqx_ffn compiled so far (`eqx_ffn.training._engine.compile_count`), if exposed."""
-    engine = optional("eqx_ffn.training._engine")
-    value = getattr(engine, "compile_count", None)
-    return value if isinstance(value, int) else None
-
-
-class XlaCompiles:
-    """Counts every XLA compile of this process (training programs, initialisers, eager ops), from
-    JAX's monitoring events: `snapshot()` now, `since(snapshot)` the count and seconds after it.
-
-    `fit`'s own counter (`compile_count`) sees only training programs; this one also sees what a
-    user waits for besides them (the initial-state program, `predict`, eager operations).
-    """
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-    _count = 0
-    _seconds = 0.0
-    _registered: bool | None = None
-
-    @classmethod
-    def _listen(cls, event: str, duration: float, **_: Any) -> None:
-        if event == cls.EVENT:
-            cls._count += 1
-            cls._seconds += duration
-
-    @classmethod
-    def available(cls) -> bool:
-        if cls._registered is None:
-            register = getattr(
-                getattr(jax, "monitoring", None), "register_event_duration_secs_listener", None
-            )
-            cls._registered = register is not None
-            if register is not None:
-                register(cls._listen)
-        return bool(cls._registered)
-
-    @classmethod
-    def snapshot(cls) -> tuple[int, float] | None:
-        return (cls._count, cls._seconds) if cls.available() else None
-
-    @classmethod
-    def since(cls, snap: tuple[int, float] | None) -> tuple[int | None, float | None]:
-        if snap is None:
-            return None, None
-        return cls._count - snap[0], cls._seconds - snap[1]
+class Paired(NamedTuple):
+    min_ratio: float  # the ratio of the minimums: the figure a target is judged on
+    ratio: float  # the median of the per-pair ratios
+    a_min: float
+    b_min: float
+    pairs: int
 
 
 def paired(
     fa: Callable[[], Any], fb: Callable[[], Any], pairs: int, min_time: float = 0.0
-) -> dict[str, Any]:
-    """Time `fa` and `fb` alternately (A B A B ...), after one warm-up call of each.
-
-    The same rule as the lecture case's checks: `min_ratio` (the ratio of the minimums: noise
-    only ever adds time) is the figure a target is judged on; `ratio` is the median of the
-    per-pair ratios; `a_s`, `b_s` the medians, `a_min_s`, `b_min_s` the minimums.
-    """
+) -> Paired:
+    """Time `fa` and `fb` alternately (A B A B ...) after one warm-up call of each: both see the
+    same machine load, and the minimum is each one's least disturbed time (noise only adds)."""
     block(fa())
     block(fb())
     ta: list[float] = []
@@ -137,57 +91,64 @@ def paired(
     while len(ta) < max(1, pairs) or (sum(ta) + sum(tb) < min_time and len(ta) < 200):
         ta.append(timed(fa)[0])
         tb.append(timed(fb)[0])
-    return {
-        "min_ratio": min(ta) / min(tb),
-        "ratio": float(np.median([a / b for a, b in zip(ta, tb, strict=True)])),
-        "a_s": statistics.median(ta),
-        "b_s": statistics.median(tb),
-        "a_min_s": min(ta),
-        "b_min_s": min(tb),
-        "pairs": len(ta),
-    }
+    per_pair = float(np.median([a / b for a, b in zip(ta, tb, strict=True)]))
+    return Paired(min(ta) / min(tb), per_pair, min(ta), min(tb), len(ta))
 
 
-def check(
-    name: str,
-    value: float | None,
-    target: str,
-    passed: bool | None,
-    issue: int,
-    how: str = "",
-    **extra: Any,
-) -> dict[str, Any]:
-    """One target's verdict, as the CLI prints it (`passed=None`: not judged, e.g. a CPU smoke
-    run of an accelerator target; `how` says why)."""
-    return {
-        "name": name,
-        "value": value,
-        "target": target,
-        "pass": passed,
-        "issue": issue,
-        "how": how,
-        **extra,
-    }
+def compile_count() -> int:
+    """Training programs eqx_ffn compiled so far in this process."""
+    return engine.compile_count
 
 
-def delta(after: int | None, before: int | None) -> int | None:
-    return None if after is None or before is None else after - before
+def bucket(n: int) -> int:
+    """The padded size eqx_ffn gives `n` rows (sizes in one bucket share a program)."""
+    return engine.bucket(n)
+
+
+class XlaCompiles:
+    """Every XLA compile of this process (training programs, initialisers, eager ops), from JAX's
+    monitoring events: `snapshot()` now, `since(snapshot)` the count and seconds after it."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+    count, seconds, registered = 0, 0.0, False
+
+    @classmethod
+    def _listen(cls, event: str, duration: float, **_: Any) -> None:
+        if event == cls.EVENT:
+            cls.count += 1
+            cls.seconds += duration
+
+    @classmethod
+    def snapshot(cls) -> tuple[int, float]:
+        if not cls.registered:
+            jax.monitoring.register_event_duration_secs_listener(cls._listen)
+            cls.registered = True
+        return cls.count, cls.seconds
+
+    @classmethod
+    def since(cls, snap: tuple[int, float]) -> tuple[int, float]:
+        return cls.count - snap[0], cls.seconds - snap[1]
+
+
+def attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    """`(fn(), None)`, or `(None, "Error: message")`: one runner failing loses no other figures."""
+    try:
+        return fn(), None
+    except Exception as e:
+        return None, f"{type(e).__name__}: {e}"
 
 
 def first_reach(loss: Any, threshold: float) -> int | None:
     """Index of the first loss `<= threshold` (= steps done to get there), else None."""
-    loss = np.asarray(loss, dtype=float).ravel()
-    hits = np.flatnonzero(loss <= threshold)
+    hits = np.flatnonzero(np.asarray(loss, dtype=float).ravel() <= threshold)
     return int(hits[0]) if hits.size else None
 
 
 def time_to(loss: Any, run_time: float, threshold: float) -> float | None:
     """Run time to reach `threshold`: `run_time * first index / steps`, None if never reached."""
-    loss = np.asarray(loss, dtype=float).ravel()
+    n = np.asarray(loss).size
     i = first_reach(loss, threshold)
-    if i is None or loss.size == 0:
-        return None
-    return run_time * i / loss.size
+    return None if i is None or n == 0 else run_time * i / n
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -196,54 +157,22 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return float(a) / float(b)
 
 
-# -- the lecture's data (REFERENCE.md section 1) -----------------------------------------------
+# -- the lecture's data (docs/REFERENCE.md section 1) ------------------------------------------
 
 
-def _own_lecture_data() -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
-    k_in, k_w1, k_b1, k_w2, k_b2 = jr.split(jr.key(42), 5)
-    x = -1 + 2 * jr.uniform(k_in, (200, 1))
-    y = 2 * jnp.sin(3 * x) - 3 * jnp.cos(7 * x)
-    params = {
-        "W1": jr.normal(k_w1, (16, 1)),
-        "b1": jr.normal(k_b1, (16,)),
-        "W2": jr.normal(k_w2, (1, 16)),
-        "b2": jr.normal(k_b2, (1,)),
-    }
-    return x, y, params
+def lecture_data() -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
+    """`(x (200, 1), y (200, 1), params)`: the lecture's 1-D problem and initial parameters."""
+    from eqx_ffn.datasets import lecture_params, sine_1d
 
-
-def lecture_data() -> tuple[jax.Array, jax.Array, dict[str, jax.Array], str]:
-    """`(x (200, 1), y (200, 1), params dict, source)`: the lecture's 1-D problem and init.
-
-    Uses `eqx_ffn.io._datasets.sine_1d` / `lecture_params` when that module exists and agrees with
-    REFERENCE.md; else a local copy of the recipe. `source` says which.
-    """
-    x, y, params = _own_lecture_data()
-    try:
-        ds = importlib.import_module("eqx_ffn.io._datasets")
-        dx, dy = ds.sine_1d()  # a Dataset unpacks like (x, y)
-        dp = ds.lecture_params()
-        same = np.allclose(dx, x) and np.allclose(dy, y)
-        same = same and all(np.allclose(dp[k], params[k]) for k in params)
-        if same:
-            return (
-                jnp.asarray(dx),
-                jnp.asarray(dy),
-                {k: jnp.asarray(dp[k]) for k in params},
-                ("eqx_ffn.io._datasets"),
-            )
-        source = "benchmarks (eqx_ffn.io._datasets disagreed with REFERENCE.md)"
-    except Exception:  # the module is optional: another engineer adds it
-        source = "benchmarks"
-    return x, y, params, source
+    x, y = sine_1d()
+    return jnp.asarray(x), jnp.asarray(y), {k: jnp.asarray(v) for k, v in lecture_params().items()}
 
 
 def mse_of(params: dict[str, Any], x: Any, y: Any) -> float:
-    """The lecture's full-batch MSE of a parameter dict, in float64 NumPy."""
-    x = np.asarray(x, np.float64)
-    h = np.tanh(x @ np.asarray(params["W1"], np.float64).T + np.asarray(params["b1"], np.float64))
-    pred = h @ np.asarray(params["W2"], np.float64).T + np.asarray(params["b2"], np.float64)
-    return float(np.mean((np.asarray(y, np.float64) - pred) ** 2))
+    """The lecture network's full-batch MSE at a parameter dict, in float64 NumPy."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    h = np.tanh(np.asarray(x, np.float64) @ p["W1"].T + p["b1"])
+    return float(np.mean((np.asarray(y, np.float64) - (h @ p["W2"].T + p["b2"])) ** 2))
 
 
 # -- fresh processes --------------------------------------------------------------------------
@@ -299,12 +228,12 @@ def median_runs(runs: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
 # -- the machine -------------------------------------------------------------------------------
 
 
-def _version(module: str) -> str | None:
+def _version(dist: str) -> str | None:
+    """An installed distribution's version, without importing it (torch takes seconds)."""
     try:
-        mod = importlib.import_module(module)
-    except Exception:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
         return None
-    return str(getattr(mod, "__version__", "unknown"))
 
 
 def _cpu_model() -> str:
@@ -316,16 +245,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def _sysid_version() -> str | None:
-    """jax-sysid's version without importing it (importing is harmless, its fit is not)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("jax-sysid")
-    except PackageNotFoundError:
-        return None
 
 
 def cpu_count() -> int:
@@ -355,11 +274,10 @@ def environment() -> dict[str, Any]:
             "equinox": _version("equinox"),
             "optax": _version("optax"),
             "numpy": np.__version__,
-            "sklearn": _version("sklearn"),
+            "sklearn": _version("scikit-learn"),
             "torch": _version("torch"),
             "flax": _version("flax"),
-            "jax_sysid": _sysid_version(),
-            "eqx_ffn": _version("eqx_ffn"),
+            "eqx_ffn": _version("eqx-ffn"),
         },
     }
 
@@ -370,12 +288,3 @@ def optional(module: str) -> Any | None:
         return importlib.import_module(module)
     except Exception:
         return None
-
-
-def torch_device(torch: Any) -> Any:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def torch_sync(torch: Any, device: Any) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()

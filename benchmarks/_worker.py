@@ -56,15 +56,15 @@ def _sklearn(args: argparse.Namespace) -> dict:
     import numpy as np
     import sklearn.neural_network  # noqa: F401  (timed as the import)
 
-    from . import _sklearn
+    from .peers import sklearn_lecture, sklearn_train
 
     t_import = time.perf_counter()
     data = np.load(args.data)
     params = {k: data[k] for k in ("W1", "b1", "W2", "b2")}
     x, y = data["x"].astype(np.float64), data["y"].astype(np.float64)
-    est = _sklearn.make("lbfgs", params, x, y, args.steps)
+    est = sklearn_lecture("lbfgs", params, x, y, args.steps)
     t_data = time.perf_counter()
-    seconds, mse, iters, _ = _sklearn.train(est, x, y)
+    seconds, mse, iters, _ = sklearn_train(est, x, y)
     t_fit = time.perf_counter()
     return {
         "import_s": t_import - T0,

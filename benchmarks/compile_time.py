@@ -1,68 +1,41 @@
-"""Case 4: what compiling costs, and what reusing a compiled program saves.
+"""What compiling costs in one process, and what reusing a compiled program saves.
 
-- In one process: the first `fit` call (traces, lowers and compiles its program) against a
-  second identical call (finds it in `fit`'s program cache: `compile_time == 0`, no new
-  compile counted by `eqx_ffn.training._engine.compile_count`). A step count used by no other case gives
-  a program this process has not compiled yet.
-- Across processes: JAX's persistent compilation cache, cold (empty folder) against warm (a
-  second process on the same folder), taken from the whole-process case's runs. Turn it on with
-  `eqx_ffn.enable_compilation_cache()` (default folder `~/.cache/eqx_ffn/jax`, or
-  `$EQX_FFN_CACHE_DIR`), once at start-up.
+The first `fit` call (traces, lowers and compiles its program) against later identical calls
+(found in `fit`'s program cache: `compile_time == 0`, no compile counted). The training
+programs are new to the process: a 1-17-1 network, a size no other case uses. Across processes (JAX's
+persistent compilation cache, cold against warm) see the `process` case.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import jax
 
 import eqx_ffn
 
-from ._common import Mode, compile_count, delta, lecture_data, median_time, ratio, timed
+from ._common import Mode, compile_count, lecture_data, median_time, timed
+from ._report import Table
 
-STEPS = 1500  # no other case fits with 1500 steps: a program not compiled yet
-
-
-def in_process(mode: Mode, optimizer: str) -> dict[str, Any]:
-    x, y, params, _ = lecture_data()
-    model = eqx_ffn.FFN.from_params(params)
-    kwargs = {"optimizer": optimizer, "steps": STEPS, "progress": False}
-    before = compile_count()
-    first_s, (_, first) = timed(lambda: eqx_ffn.fit(model, x, y, **kwargs))
-    mid = compile_count()
-    m = median_time(lambda: eqx_ffn.fit(model, x, y, **kwargs), mode.repeats, warmup=0)
-    after = compile_count()
-    return {
-        "optimizer": optimizer,
-        "steps": STEPS,
-        "first_call_s": first_s,
-        "first_compile_s": first.compile_time,
-        "reuse_call_s": m["median"],
-        "reuse_compile_s": m["result"][1].compile_time,
-        "compiles_first_call": delta(mid, before),
-        "compiles_reuse_calls": delta(after, mid),
-        "first_over_reuse": ratio(first_s, m["median"]),
-    }
+TITLE = "Compile time: first call against reuse, in one process"
+STEPS = 1500
 
 
-def run(mode: Mode, process_result: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "title": "Compile time: first call vs reuse; persistent cache cold vs warm",
-        "how": "eqx_ffn.enable_compilation_cache(path=None) turns on JAX's persistent "
-        "compilation cache (call once at start-up).",
-        "in_process": [in_process(mode, "adam"), in_process(mode, "lbfgs")],
-    }
-    if process_result and "eqx_ffn_warm" in process_result:
-        cold, warm = process_result["eqx_ffn_cold"], process_result["eqx_ffn_warm"]
-        out["persistent_cache"] = {
-            "program": f"fit L-BFGS, {process_result.get('eqx_ffn_steps')} steps, in a new process",
-            "cold_compile_s": cold.get("compile_s"),
-            "warm_compile_s": warm.get("compile_s"),
-            "cold_fit_s": cold.get("fit_s"),
-            "warm_fit_s": warm.get("fit_s"),
-            "cold_process_s": cold.get("process_s"),
-            "warm_process_s": warm.get("process_s"),
-            "compile_cold_over_warm": ratio(cold.get("compile_s"), warm.get("compile_s")),
-            "process_cold_over_warm": ratio(cold.get("process_s"), warm.get("process_s")),
-        }
-    else:
-        out["persistent_cache"] = {"skipped": "needs the 'process' case (run it too)"}
-    return out
+def run(mode: Mode) -> list[Table]:
+    x, y, _ = lecture_data()
+    model = eqx_ffn.FFN(1, 1, (17,), key=jax.random.key(0))
+    t = Table(
+        "fit's own program cache",
+        ["program", "first call", "of which compile", "compiles", "reuse call",
+         "compiles on reuse", "first / reuse"],
+        formats="tssgsgx",
+    )  # fmt: skip
+    for optimizer in ("adam", "lbfgs"):
+        kw = {"optimizer": optimizer, "steps": STEPS, "progress": False}
+        before = compile_count()
+        first_s, (_, first) = timed(lambda kw=kw: eqx_ffn.fit(model, x, y, **kw))
+        mid = compile_count()
+        reuse = median_time(lambda kw=kw: eqx_ffn.fit(model, x, y, **kw), mode.repeats, warmup=0)
+        t.add(f"fit {optimizer}, {STEPS} steps", first_s, first.compile_time, mid - before,
+              reuse.median, compile_count() - mid, first_s / reuse.median)  # fmt: skip
+    t.notes.append("Turn on JAX's persistent compilation cache with "
+                   "`eqx_ffn.enable_compilation_cache()` (once at start-up).")  # fmt: skip
+    return [t]

@@ -27,20 +27,20 @@ Also `FFN(1, 1, (16,), key=jax.random.key(0))` in a fresh process: seconds after
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._common import Mode, check, median_runs, optional, python_process, ratio
+from . import peers
+from ._common import Mode, attempt, median_runs, python_process, ratio
+from ._report import Check, Table
 
+TITLE = "Time to first result in a fresh process (issue 10)"
 DATASETS = {"diabetes": "regression", "digits": "classification"}
-QUALITY_MARGIN = 0.02
-COLD_TARGET = 2.5
-WARM_TARGET = 1.5
-FFN_TARGET = 0.15
+QUALITY_MARGIN, COLD_TARGET, WARM_TARGET, FFN_TARGET = 0.02, 2.5, 1.5, 0.15
+WORKER = ["-m", "benchmarks._worker"]
 
 
 def _save_split(name: str, path: Path) -> dict[str, Any]:
@@ -63,121 +63,93 @@ def _save_split(name: str, path: Path) -> dict[str, Any]:
     return {"n_train": int(x_train.shape[0]), "n_test": int(x_test.shape[0]), "d": x.shape[1]}
 
 
-def _table(mode: Mode, name: str, tmp: Path) -> dict[str, Any]:
+def _table(mode: Mode, name: str, tmp: Path) -> Table:
     data = tmp / f"{name}.npz"
     shape = _save_split(name, data)
-    cold: list[tuple[float, dict[str, Any]]] = []
-    warm: list[tuple[float, dict[str, Any]]] = []
-    sk: list[tuple[float, dict[str, Any]]] = []
-    for r in range(mode.slow_repeats):
-        cache = tmp / f"cache_{name}_{r}"  # a fresh folder: created private (0700) by eqx_ffn
-        args = ["-m", "benchmarks._worker", "first_eqx", "--data", str(data)]
-        cold.append(python_process([*args, "--cache", str(cache)]))
-        warm.append(python_process([*args, "--cache", str(cache)]))
-        sk.append(
-            python_process(["-m", "benchmarks._worker", "first_sklearn", "--data", str(data)])
-        )
-    out: dict[str, Any] = {
-        "task": DATASETS[name],
-        "metric": "test R^2" if DATASETS[name] == "regression" else "test accuracy",
-        **shape,
-        "eqx_cold": median_runs(cold),
-        "eqx_warm": median_runs(warm),
-        "sklearn": median_runs(sk),
-    }
-    sk_fast = out["sklearn"]["process_min_s"]
-    out["cold_over_sklearn"] = ratio(out["eqx_cold"]["process_min_s"], sk_fast)
-    out["warm_over_sklearn"] = ratio(out["eqx_warm"]["process_min_s"], sk_fast)
-    out["quality_gap"] = out["eqx_cold"]["quality"] - out["sklearn"]["quality"]
-    return out
+    runs: dict[str, list] = {"cold": [], "warm": [], "sklearn": []}
+    for r in range(mode.slow_repeats):  # interleaved: eqx cold, eqx warm, scikit-learn
+        args = [
+            *WORKER,
+            "first_eqx",
+            "--data",
+            str(data),
+            "--cache",
+            str(tmp / f"cache_{name}_{r}"),
+        ]
+        runs["cold"].append(python_process(args))
+        runs["warm"].append(python_process(args))
+        runs["sklearn"].append(python_process([*WORKER, "first_sklearn", "--data", str(data)]))
+    cold, warm, sk = (median_runs(v) for v in runs.values())
+    metric = "test R^2" if DATASETS[name] == "regression" else "test accuracy"
+    t = Table(
+        f"{name} ({DATASETS[name]}; {shape['n_train']} training rows, {shape['n_test']} test rows, "
+        f"{shape['d']} features; {metric})",
+        ["process", "total", "fastest", "imports", "data", "model", "fit", "of which compile",
+         "predict", "epochs", "quality"],
+        formats="tssssssssgg",
+    )  # fmt: skip
+    for label, r in (("eqx_ffn, persistent cache cold", cold),
+                     ("eqx_ffn, persistent cache warm", warm),
+                     ("scikit-learn, early_stopping=True", sk)):  # fmt: skip
+        t.add(label, r["process_s"], r["process_min_s"], *(r.get(k) for k in (
+            "import_s", "data_s", "model_s", "fit_s", "compile_s", "predict_s", "epochs", "quality")))  # fmt: skip
+    gap = cold["quality"] - sk["quality"]
+    how = f"fastest of {cold['runs']} interleaved processes each"
+    for label, value, limit in (("cold", ratio(cold["process_min_s"], sk["process_min_s"]), COLD_TARGET),
+                                ("warm", ratio(warm["process_min_s"], sk["process_min_s"]), WARM_TARGET)):  # fmt: skip
+        if label == "cold":
+            t.checks.append(Check(
+                f"{name}: eqx_ffn {metric} no more than {QUALITY_MARGIN} below scikit-learn's", gap,
+                f">= -{QUALITY_MARGIN}", gap >= -QUALITY_MARGIN, 10,
+                f"eqx_ffn {cold['quality']:.4f}, scikit-learn {sk['quality']:.4f}",
+            ))  # fmt: skip
+        t.checks.append(Check(
+            f"{name}: fresh process, cache {label}, within {limit}x scikit-learn's", value,
+            f"<= {limit}", value is not None and value <= limit, 10, how,
+        ))  # fmt: skip
+    t.notes.append(f"eqx_ffn cold: {cold.get('xla_compiles')} XLA compiles "
+                   f"({cold.get('xla_compile_s', 0):.2f} s; slowest: {cold.get('slowest_compiles')}).")  # fmt: skip
+    return t
 
 
-def _ffn(mode: Mode, tmp: Path) -> dict[str, Any]:
-    repeats = max(2, mode.slow_repeats)
-    plain = [python_process(["-m", "benchmarks._worker", "ffn"]) for _ in range(repeats)]
-    cache = tmp / "cache_ffn"
-    args = ["-m", "benchmarks._worker", "ffn", "--cache", str(cache)]
+def _ffn(mode: Mode, tmp: Path) -> Table:
+    """`FFN(1, 1, (16,))` in fresh processes, without a persistent cache and with a warm one."""
+    plain = [python_process([*WORKER, "ffn"]) for _ in range(max(1, mode.slow_repeats))]
+    args = [*WORKER, "ffn", "--cache", str(tmp / "cache_ffn")]
     python_process(args)  # fills the cache
-    cached = [python_process(args) for _ in range(repeats)]
-    out = {"no_cache": median_runs(plain), "warm_cache": median_runs(cached)}
-    out["model_min_s"] = min(r["model_s"] for _, r in plain)
-    return out
+    cached = [python_process(args) for _ in range(max(1, mode.slow_repeats))]
+    t = Table("`FFN(1, 1, (16,), key=jax.random.key(0))` in a fresh process (medians)",
+              ["process", "model after imports", "fastest", "XLA compiles", "their seconds",
+               "a second model", "imports", "whole process"], formats="tssgssss")  # fmt: skip
+    fastest = min(r["model_s"] for _, r in plain)
+    for label, runs in (("no persistent cache", plain), ("persistent cache warm", cached)):
+        r = median_runs(runs)
+        t.add(label, r["model_s"], min(x["model_s"] for _, x in runs), r.get("xla_compiles"),
+              r.get("xla_compile_s"), r["second_model_s"], r["import_s"], r["process_s"])  # fmt: skip
+    t.notes.append(f"Slowest compiles of the last process: {plain[-1][1].get('compiled') or '—'}.")
+    t.checks.append(Check(
+        f"FFN(1, 1, (16,), key=...) in a fresh process within {FFN_TARGET} s after imports",
+        fastest, f"<= {FFN_TARGET} s", fastest <= FFN_TARGET, 10,
+        f"fastest of {len(plain)} processes, no persistent cache",
+    ))  # fmt: skip
+    return t
 
 
-def run(mode: Mode) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "title": "Time to first result in a fresh process (issue 10)",
-        "settings": "one hidden layer of 64 ReLU units, Adam 1e-3, batches of 200, <= 200 "
-        "epochs, early stopping on 10% of the training rows (patience 10 epochs)",
-    }
-    if optional("sklearn") is None:
-        result["skipped"] = "scikit-learn not installed"
-        return result
-    checks = []
+def run(mode: Mode) -> list[Table]:
+    if peers.optional("sklearn") is None:
+        return [Table("scikit-learn not installed", [])]
+    tables = []
     with tempfile.TemporaryDirectory(prefix="eqx_ffn_first_") as tmp_name:
         tmp = Path(tmp_name)
-        result["python_start_s"] = statistics.median(
-            python_process(["-c", "pass"])[0] for _ in range(3)
-        )
-        tables = {}
-        for name in DATASETS:
-            try:
-                tables[name] = _table(mode, name, tmp)
-            except Exception as e:  # one table failing must not lose the other
-                tables[name] = {"error": f"{type(e).__name__}: {e}"}
-                continue
-            t = tables[name]
-            how = (
-                f"fastest of {t['eqx_cold']['runs']} interleaved processes each (python start "
-                "+ import + data + model + fit + predict)"
-            )
-            checks += [
-                check(
-                    f"{name}: eqx_ffn {t['metric']} no more than {QUALITY_MARGIN} below "
-                    "scikit-learn's",
-                    t["quality_gap"],
-                    f">= -{QUALITY_MARGIN}",
-                    t["quality_gap"] >= -QUALITY_MARGIN,
-                    10,
-                    how=f"eqx_ffn {t['eqx_cold']['quality']:.4f}, scikit-learn "
-                    f"{t['sklearn']['quality']:.4f}",
-                ),
-                check(
-                    f"{name}: fresh process, cache cold, within {COLD_TARGET}x scikit-learn's",
-                    t["cold_over_sklearn"],
-                    f"<= {COLD_TARGET}",
-                    _le(t["cold_over_sklearn"], COLD_TARGET),
-                    10,
-                    how=how,
-                ),
-                check(
-                    f"{name}: fresh process, cache warm, within {WARM_TARGET}x scikit-learn's",
-                    t["warm_over_sklearn"],
-                    f"<= {WARM_TARGET}",
-                    _le(t["warm_over_sklearn"], WARM_TARGET),
-                    10,
-                    how=how,
-                ),
-            ]
-        result["tables"] = tables
-        try:
-            ffn = _ffn(mode, tmp)
-            result["ffn"] = ffn
-            checks.append(
-                check(
-                    "FFN(1, 1, (16,), key=...) in a fresh process within 0.15 s after imports",
-                    ffn["model_min_s"],
-                    f"<= {FFN_TARGET} s",
-                    ffn["model_min_s"] <= FFN_TARGET,
-                    10,
-                    how=f"fastest of {ffn['no_cache']['runs']} processes, no persistent cache",
-                )
-            )
-        except Exception as e:
-            result["ffn"] = {"error": f"{type(e).__name__}: {e}"}
-    result["checks"] = checks
-    return result
-
-
-def _le(value: float | None, limit: float) -> bool:
-    return value is not None and value <= limit
+        start = python_process(["-c", "pass"])[0]
+        for make in [
+            *(lambda n=n: _table(mode, n, tmp) for n in DATASETS),
+            lambda: _ffn(mode, tmp),
+        ]:
+            table, error = attempt(make)
+            tables.append(table or Table(f"failed: {error}", [], checks=[
+                Check("first result: a table failed", None, "", False, 10, error or "")]))  # fmt: skip
+    tables[0].notes.insert(0, f"Fresh processes timed from their parent; a bare `python -c pass` "
+                              f"takes {start:.2f} s. *Total*: median process; *fastest*: the "
+                              "figure the targets use.")  # fmt: skip
+    return tables

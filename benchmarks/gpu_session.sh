@@ -32,7 +32,7 @@ bench() {
         tee -a "$OUT/bench.txt" | grep -E "PASS|FAIL|took|error|Error" | tail -40
 }
 bench "${BENCH1_SECONDS:-150}" accelerator
-bench "${BENCH2_SECONDS:-100}" lecture recompiles least_squares
+bench "${BENCH2_SECONDS:-100}" lecture sizes recompiles least_squares
 bench "${BENCH3_SECONDS:-80}" first_result sklearn_tables ensemble
 bench "${BENCH4_SECONDS:-40}" process scaling efficiency compile
 ls -la "$OUT"

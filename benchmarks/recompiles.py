@@ -4,13 +4,13 @@
 row starts from a fit whose program this process has already compiled (its *base* call runs
 first, untimed, compiling a new structure where the row needs one), then makes ONE change and
 calls `fit` again. Reported for the changed call: the training programs compiled
-(`eqx_ffn.training._engine.compile_count` before and after) and their seconds (`History.compile_time`);
+(`compile_count` before and after) and their seconds (`History.compile_time`);
 every XLA compile of the call, training program or not (the initial-state program, eager
 operations: JAX's monitoring events); the first changed call's wall time; and the warm call time
 of the changed call (median of repeats). Target: no compile (0 s) on every row but the last
 (`optax.adam(3e-3, b1=0.8)`: a setting other than the rate in the optimizer's closure, which
 may compile; `optax.adam(3e-3)` alone is recognised as the named Adam at that rate). Rows that change N or the validation size give the size buckets
-(`eqx_ffn.training._engine.bucket`): sizes in one bucket share a program by design, sizes in two do not.
+(`bucket`): sizes in one bucket share a program by design, sizes in two do not.
 
 **Validation overhead.** The same fit (named Adam 1e-2, 2000 steps) with
 `validation=(x, y), eval_every=20` against none, timed alternately (A B A B ...), warm. Target:
@@ -36,23 +36,25 @@ import eqx_ffn
 from ._common import (
     Mode,
     XlaCompiles,
+    attempt,
     block,
-    check,
+    bucket,
     compile_count,
-    delta,
     lecture_data,
     median_time,
     paired,
     timed,
 )
+from ._report import Check, Table
 
+TITLE = "Recompiles on a change of setting, and validation overhead (issue 10)"
 LR = 1e-2
 STEPS = 2000
 VALIDATION_TARGET = 1.3
 
 
 class ListMLP(eqx.Module):
-    """A user's module whose layers sit in a LIST field (as `tests/test_engine.py::ListMLP`)."""
+    """A user's module whose layers sit in a LIST field."""
 
     layers: list
     sizes: list
@@ -85,52 +87,34 @@ def _quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
-def _row(
-    mode: Mode,
-    name: str,
-    label: str,
-    base: Callable[[], Any] | None,
-    change: Callable[[], Any],
-    *,
-    may_compile: bool = False,
-    note: str = "",
-) -> dict[str, Any]:
-    """Run `base` (untimed), then measure the first `change` call and its warm repeats."""
-    if base is not None:
-        block(base())
+def _row(mode: Mode, base, change, may_compile: bool) -> tuple[list[Any], bool | None]:
+    """Run `base` (untimed), then the first `change` call and its warm repeats: the row's cells
+    from 'programs' on, and its verdict (None: may compile)."""
+    block(base())
     before, snap = compile_count(), XlaCompiles.snapshot()
     first_s, (_, hist) = timed(change)
-    compiles = delta(compile_count(), before)
+    programs = compile_count() - before
     xla_n, xla_s = XlaCompiles.since(snap)
     warm = median_time(change, mode.repeats, warmup=0, min_time=mode.min_time)
-    warm_hist = warm["result"][1]
-    compiled = bool(compiles) or hist.compile_time > 0
-    return {
-        "name": name,
-        "label": label,
-        "compiles": compiles,
-        "compile_s": hist.compile_time,
-        "xla_compiles": xla_n,
-        "xla_compile_s": xla_s,
-        "first_call_s": first_s,
-        "warm_s": warm["median"],
-        "warm_min_s": warm["min"],
-        "warm_compiles": warm_hist.compile_time > 0,
-        "steps": hist.steps,
-        "stop_reason": hist.stop_reason,
-        "final_loss": hist.final_loss,
-        "target": "may compile" if may_compile else "0 s",
-        "pass": None if may_compile else not compiled,
-        "note": note,
-    }
+    ok = None if may_compile else not (programs or hist.compile_time > 0)
+    xla = f"{xla_n} ({xla_s:.2f} s)" if xla_n else "0"
+    cells = [
+        programs,
+        hist.compile_time or "0",
+        xla,
+        first_s,
+        warm.median,
+        "may compile" if may_compile else "0 s",
+        {None: "—", True: "PASS", False: "**FAIL**"}[ok],
+    ]
+    return cells, ok
 
 
-def _rows(mode: Mode) -> list[dict[str, Any]]:
-    x, y, params, _ = lecture_data()
+def _rows(mode: Mode, t: Table) -> list[tuple[str, bool | None]]:
+    x, y, params = lecture_data()
     x, y = np.asarray(x), np.asarray(y)
     model = eqx_ffn.FFN.from_params(params)
-    base_kw: dict[str, Any] = {"steps": STEPS, "progress": False}
-    named = {"optimizer": "adam", "learning_rate": LR, **base_kw}
+    named = {"optimizer": "adam", "learning_rate": LR, "steps": STEPS, "progress": False}
 
     def fit(m=model, xx=x, yy=y, **kw):
         return eqx_ffn.fit(m, xx, yy, **{**named, **kw})
@@ -138,7 +122,6 @@ def _rows(mode: Mode) -> list[dict[str, Any]]:
     xv50, yv50 = _sine(50, jr.key(7))
     val55 = _sine(55, jr.key(8))
     list_models = ListMLP(jr.key(0)), ListMLP(jr.key(1))  # built here: each row times a fit
-    bucket = eqx_ffn.training._engine.bucket
     w = np.random.default_rng(0).uniform(0.5, 1.5, x.shape[0]).astype(np.float32)
 
     specs: list[tuple[str, str, Callable[[], Any] | None, Callable[[], Any], dict[str, Any]]] = [
@@ -260,76 +243,62 @@ def _rows(mode: Mode) -> list[dict[str, Any]]:
             {"may_compile": True},
         ),
     ]
-    rows = []
+    verdicts = []
     for name, label, base, change, extra in specs:
-        try:
-            rows.append(_row(mode, name, label, base, change, **extra))
-        except Exception as e:  # one failing row must not lose the others
-            rows.append({"name": name, "label": label, "error": f"{type(e).__name__}: {e}"})
-    return rows
+        out, error = attempt(lambda: _row(mode, base, change, extra.get("may_compile", False)))  # noqa: B023
+        cells, ok = out if error is None else ([f"failed: {error}", *[None] * 6], False)
+        t.add(label, *cells, extra.get("note", ""))
+        verdicts.append((name, ok))
+    return verdicts
 
 
-def validation_overhead(mode: Mode) -> dict[str, Any]:
-    """The lecture fit with validation every 20 steps (and every step) against none, paired."""
-    x, y, params, _ = lecture_data()
+def run(mode: Mode) -> list[Table]:
+    x, y, params = lecture_data()
     model = eqx_ffn.FFN.from_params(params)
     kw = {"optimizer": "adam", "learning_rate": LR, "steps": STEPS, "progress": False}
+    reference = median_time(lambda: eqx_ffn.fit(model, x, y, **kw), mode.repeats).median
+    t = Table(
+        "ONE setting changed per row (lecture problem, N=200, 1-16-1 tanh, 2000 steps)",
+        ["change", "programs", "compile", "XLA compiles", "first call", "warm", "target",
+         "verdict", "note"],
+        formats="tgssss",
+    )  # fmt: skip
+    verdicts = _rows(mode, t)
+    judged = [(n, ok) for n, ok in verdicts if ok is not None]
+    failed = [n for n, ok in judged if not ok]
+    t.notes.append(
+        "Each row first runs its *base* fit (untimed; it compiles a new structure where the row "
+        "needs one), then makes ONE change. *Programs*: training programs compiled by the changed "
+        "call; *compile*: their seconds (`History.compile_time`); *XLA compiles*: every XLA "
+        "compile of that call (JAX's monitoring events); *warm*: median of repeats of the changed "
+        f"call (the plain lecture fit took {reference * 1e3:.3g} ms at the start of the case). "
+        "Sizes name their padding buckets."
+    )
+    t.checks.append(Check(
+        "recompiles: no compile on a change of setting (every row but optax.adam(3e-3, b1=0.8))",
+        float(len(judged) - len(failed)), f"{len(judged)} of {len(judged)} rows", not failed, 10,
+        "rows that compiled or failed: " + (", ".join(failed) or "none"),
+    ))  # fmt: skip
+    return [t, _validation(mode, model, x, y, kw)]
+
+
+def _validation(mode: Mode, model, x, y, kw) -> Table:
+    """The lecture fit with validation every 20 steps (and every step) against none, paired."""
+    t = Table(f"Validation overhead ({STEPS} named-Adam steps, warm, interleaved)",
+              ["with validation=(x, y)", "pairs", "ratio of minimums", "median per-pair ratio"],
+              formats="tgxx")  # fmt: skip
 
     def plain():
         return eqx_ffn.fit(model, x, y, **kw)
 
-    def every(n: int) -> Callable[[], Any]:
-        return lambda: eqx_ffn.fit(model, x, y, validation=(x, y), eval_every=n, **kw)
-
-    pairs = max(mode.repeats, 5)
-    p20 = paired(every(20), plain, pairs, mode.min_time)
-    p1 = paired(every(1), plain, pairs, mode.min_time)
-    return {"eval_every_20": p20, "eval_every_1": p1, "steps": STEPS}
-
-
-def run(mode: Mode) -> dict[str, Any]:
-    x, y, params, _ = lecture_data()
-    model = eqx_ffn.FFN.from_params(params)
-    reference = median_time(
-        lambda: eqx_ffn.fit(
-            model, x, y, optimizer="adam", learning_rate=LR, steps=STEPS, progress=False
-        ),
-        mode.repeats,
-        warmup=1,
-        min_time=mode.min_time,
-    )["median"]
-    rows = _rows(mode)
-    val = validation_overhead(mode)
-    judged = [r for r in rows if r.get("pass") is not None or "error" in r]
-    passed = sum(1 for r in judged if r.get("pass"))
-    failed = [r["name"] for r in judged if not r.get("pass")]
-    p20 = val["eval_every_20"]
-    checks = [
-        check(
-            "recompiles: no compile on a change of setting (every row but optax.adam(3e-3, b1=0.8))",
-            float(passed),
-            f"{len(judged)} of {len(judged)} rows",
-            passed == len(judged),
-            10,
-            how="rows that compiled or failed: " + (", ".join(failed) or "none"),
-        ),
-        check(
-            "fit with validation every 20 steps within 1.3x of the same fit without",
-            p20["min_ratio"],
-            f"<= {VALIDATION_TARGET}",
-            p20["min_ratio"] <= VALIDATION_TARGET,
-            10,
-            how=f"ratio of the minimums over {p20['pairs']} interleaved pairs (warm fit calls, "
-            f"{STEPS} named-Adam steps on the lecture problem)",
-            interleaved=p20["ratio"],
-        ),
-    ]
-    return {
-        "title": "Recompiles on a change of setting, and validation overhead (issue 10)",
-        "data": "lecture problem, N=200, 1-16-1 tanh, 2000 full-batch steps",
-        "reference_warm_s": reference,
-        "xla_events": XlaCompiles.available(),
-        "rows": rows,
-        "validation": val,
-        "checks": checks,
-    }
+    for every in (20, 1):
+        p = paired(lambda e=every: eqx_ffn.fit(model, x, y, validation=(x, y), eval_every=e, **kw),
+                   plain, max(mode.repeats, 5), mode.min_time)  # fmt: skip
+        t.add(f"eval_every={every} / none", p.pairs, p.min_ratio, p.ratio)
+        if every == 20:
+            t.checks.append(Check(
+                "fit with validation every 20 steps within 1.3x of the same fit without",
+                p.min_ratio, f"<= {VALIDATION_TARGET}", p.min_ratio <= VALIDATION_TARGET, 10,
+                f"ratio of the minimums over {p.pairs} interleaved pairs",
+            ))  # fmt: skip
+    return t

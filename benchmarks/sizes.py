@@ -1,0 +1,114 @@
+"""`fit` against the lean bare scan and PyTorch at the sizes users train (issue 21).
+
+The cases of `../shared/tools/perf_probe.py`: the lecture (1-16-1 tanh, N=200, full batch);
+mid (8-64-64-1 tanh, N=20,000, full batch); big N (1-64-64-1 tanh, N=200,000, batches of 256);
+MNIST-size (784-256-256-10 ReLU, N=60,000, batches of 128, softmax cross-entropy); wide
+(784-1024-1024-10 ReLU, N=8,192, batches of 1024, cross-entropy). Adam; mini-batches drawn with
+replacement on every side (`fit(sampling="replacement")`, `jax.random.randint` in the bare scan,
+`torch.randint` in PyTorch). Each runner is timed whole and warm, in interleaved rounds; the
+figures are the minimums over the rounds, per step. Targets: fit / bare scan <= 1.2 at every
+size, fit / PyTorch <= 1.0 for mid, big N, MNIST-size and wide.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.random as jr
+import numpy as np
+import optax
+
+import eqx_ffn
+
+from . import peers
+from ._common import Mode, attempt, timed
+from ._report import Check, Table
+
+TITLE = "fit against a lean bare scan and PyTorch at the sizes users train (issue 21)"
+# name: (sizes, activation, N, batch, loss, learning rate, steps full, steps quick)
+CASES = {
+    "lecture": ((1, 16, 1), "tanh", 200, None, "mse", 1e-2, 2000, 2000),
+    "mid": ((8, 64, 64, 1), "tanh", 20_000, None, "mse", 1e-3, 100, 20),
+    "big N": ((1, 64, 64, 1), "tanh", 200_000, 256, "mse", 1e-3, 2000, 400),
+    "MNIST-size": ((784, 256, 256, 10), "relu", 60_000, 128, "ce", 1e-3, 200, 40),
+    "wide": ((784, 1024, 1024, 10), "relu", 8192, 1024, "ce", 1e-3, 8, 3),
+}
+TORCH_CHECKED = ("mid", "big N", "MNIST-size", "wide")
+BARE_TARGET, TORCH_TARGET = 1.2, 1.0
+
+
+def _runners(name: str, quick: bool) -> tuple[dict[str, Any], int]:
+    sizes, act, n, batch, loss, lr, steps, quick_steps = CASES[name]
+    steps = quick_steps if quick else steps
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, sizes[0]), dtype=np.float32)
+    if loss == "ce":
+        y = rng.integers(0, sizes[-1], n).astype(np.int32)
+    else:
+        y = np.tanh(x[:, :1] * 2 + x[:, -1:]).astype(np.float32)
+    model = eqx_ffn.FFN(sizes[0], sizes[-1], sizes[1:-1], activation=act, init="glorot_uniform",
+                        key=jr.key(0))  # fmt: skip
+    kw: dict[str, Any] = {"optimizer": "adam", "learning_rate": lr, "steps": steps,
+                          "batch_size": batch, "progress": False, "key": jr.key(3),
+                          "loss": "softmax_cross_entropy" if loss == "ce" else "mse"}  # fmt: skip
+    if batch is not None:
+        kw["sampling"] = "replacement"
+    runners = {
+        "fit": lambda: eqx_ffn.fit(model, x, y, **kw)[0],
+        "bare": peers.bare_scan(model, x, y, steps, optax.adam(lr), loss=loss, batch=batch),
+    }
+    built = peers.torch_mlp(sizes, x, y, activation=act, loss=loss, lr=lr, batch=batch,
+                            reuse=True)  # fmt: skip
+    if built is not None:
+        train = built[0]
+        runners["torch"] = lambda: train(steps)
+    return runners, steps
+
+
+def one(name: str, rounds: int, quick: bool) -> dict[str, float]:
+    """Seconds per step, the minimum over `rounds` interleaved rounds after a first call each
+    (`first_<runner>`: that call)."""
+    runners, steps = _runners(name, quick)
+    out = {f"first_{k}": timed(f)[0] for k, f in runners.items()}
+    best = dict.fromkeys(runners, float("inf"))
+    for _ in range(rounds):
+        for k, f in runners.items():
+            best[k] = min(best[k], timed(f)[0])
+    return out | {k: v / steps for k, v in best.items()}
+
+
+def run(mode: Mode) -> list[Table]:
+    rounds = 2 if mode.quick else 5
+    t = Table(
+        "Per step, minimum of interleaved rounds",
+        ["case", "fit", "lean bare scan", "PyTorch", "fit / bare", "fit / PyTorch",
+         "bare / PyTorch", "fit first call"],
+        formats="tsssxxxs",
+    )  # fmt: skip
+    for name, (sizes, act, n, batch, loss, *_) in CASES.items():
+        label = (f"{name}: {'-'.join(map(str, sizes))} {act}, N={n:,}, "
+                 f"{'full batch' if batch is None else f'batch {batch}'}, {loss}")  # fmt: skip
+        r, error = attempt(lambda name=name: one(name, rounds, mode.quick))
+        if r is None:
+            t.add(f"{label}: failed: {error}", *[None] * 7)
+            t.checks.append(Check(f"{name}: fit / bare scan", None, f"<= {BARE_TARGET}", False, 21))
+            continue
+        fit_bare, torch = r["fit"] / r["bare"], r.get("torch")
+        fit_torch = None if torch is None else r["fit"] / torch
+        t.add(label, r["fit"], r["bare"], torch, fit_bare, fit_torch,
+              None if torch is None else r["bare"] / torch, r["first_fit"])  # fmt: skip
+        how = f"minimum over {rounds} interleaved rounds"
+        t.checks.append(Check(f"{name}: fit per step within {BARE_TARGET}x the lean bare scan",
+                              fit_bare, f"<= {BARE_TARGET}", fit_bare <= BARE_TARGET, 21, how))  # fmt: skip
+        if name in TORCH_CHECKED:
+            ok = None if fit_torch is None else fit_torch <= TORCH_TARGET
+            t.checks.append(Check(f"{name}: fit per step at most PyTorch's", fit_torch,
+                                  f"<= {TORCH_TARGET}", ok, 21,
+                                  how if torch is not None else "PyTorch not installed"))  # fmt: skip
+    steps = ", ".join(f"{k} {v[7] if mode.quick else v[6]}" for k, v in CASES.items())
+    t.notes.append(
+        f"Steps a call: {steps}. Adam; the same initial `FFN` for fit and the bare scan "
+        "(`init='glorot_uniform'`), PyTorch's own initialisation; PyTorch on the CPU with as "
+        "many threads as cores. *Fit first call*: compiling included."
+    )
+    return [t]
