@@ -139,7 +139,7 @@ class Experiment:
     def split(self, fraction: float) -> tuple[Experiment, Experiment]:
         """`(first, rest)`: the first `fraction` of the samples and the rest, in time order."""
         fraction = check_number(fraction, "fraction", 0.0, 1.0)
-        cut = int(round(fraction * self.T))
+        cut = round(fraction * self.T)
         if cut < MIN_SAMPLES or self.T - cut < MIN_SAMPLES:
             raise ValueError(
                 f"fraction={fraction} leaves fewer than {MIN_SAMPLES} samples on one side of "

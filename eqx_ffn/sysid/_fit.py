@@ -17,9 +17,21 @@ import optax
 
 from .._validation import ArgumentTypeError, check_int, check_number, unknown_name
 from ..training._history import History
-from . import _programs as P
 from ._experiment import Experiment, Scaler, as_experiments
 from ._models import NARX, check_model
+from ._programs import (
+    CHUNK,
+    CONVERGED,
+    NON_FINITE,
+    compiled,
+    join_static,
+    lm_chunk,
+    optax_chunk,
+    split_static,
+    sq_norm,
+    train_loss,
+    validation_loss,
+)
 from ._simulate import check_sizes, estimate_initial_state
 
 CRITERIA = ("simulation", "one_step")
@@ -105,7 +117,7 @@ def _check_options(model, records, criterion, optimizer, learning_rate, steps, l
     check_int(steps, "steps", 0)
     check_number(l2, "l2", 0.0, closed=True)
     n_x = model.state_size
-    dtype = P.sq_norm(eqx.filter(model, eqx.is_inexact_array)).dtype
+    dtype = sq_norm(eqx.filter(model, eqx.is_inexact_array)).dtype
     if x0 is None:
         x0s = jnp.zeros((len(records), n_x), dtype)
     else:
@@ -187,20 +199,20 @@ def fit(
         model = eqx.tree_at(lambda m: m.scaler, model, Scaler.fit(records))
     val = _validation_setup(model, validation, eval_every, patience)
     params, rest = _split_model(model)
-    rest_arrays, rest_static = P.split_static(rest)
+    rest_arrays, rest_static = split_static(rest)
     sc = model.scaler
     data = tuple((sc.u_in(jnp.asarray(e.u)), sc.y_in(jnp.asarray(e.y))) for e in records)
     dtype = x0s.dtype
     l2a = jnp.asarray(l2, dtype)
     run = _Run(vars=(params, x0s.astype(dtype)), state=None, losses=[])
     if kind == "lm":
-        run.state = (jnp.asarray(1e-3, dtype), jnp.asarray(2.0, dtype))
+        run.state = (jnp.asarray(-1.0, dtype), jnp.asarray(2.0, dtype))
         tol_a = jnp.asarray(check_number(tol, "tol", 0.0, closed=True), dtype)
 
         def call(n):
-            program, t = P.compiled(
+            program, t = compiled(
                 "lm",
-                P.lm_chunk,
+                lm_chunk,
                 (rest_static, criterion),
                 (run.vars, run.state, rest_arrays, data, l2a, n, tol_a),
             )
@@ -214,8 +226,8 @@ def fit(
         static = (rest_static, opt, criterion, kind == "lbfgs")
 
         def call(n):
-            program, t = P.compiled(
-                "optax", P.optax_chunk, static, (run.vars, run.state, rest_arrays, data, l2a, n)
+            program, t = compiled(
+                "optax", optax_chunk, static, (run.vars, run.state, rest_arrays, data, l2a, n)
             )
             run.compile_time += t
             return program((run.vars, run.state, rest_arrays, data, l2a, n))
@@ -248,14 +260,14 @@ def _validation_setup(model, validation, eval_every, patience):
 def _evaluate(run: _Run, val, rest_static, rest_arrays) -> None:
     """Measure the validation loss at the current parameters; track the best (early stopping)."""
     params, x0s = run.vars
-    model = eqx.combine(params, P.join_static(rest_arrays, rest_static))
+    model = eqx.combine(params, join_static(rest_arrays, rest_static))
     sc = model.scaler
     rec = val["record"]
     uy = (sc.u_in(jnp.asarray(rec.u)), sc.y_in(jnp.asarray(rec.y)))
     starts = jnp.concatenate([jnp.zeros((1, x0s.shape[1]), x0s.dtype), jnp.mean(x0s, 0)[None]])
-    model_arrays, model_static = P.split_static(model)
+    model_arrays, model_static = split_static(model)
     dyn = (model_arrays, uy, starts)
-    program, t = P.compiled("validation", P.validation_loss, (model_static, val["n_init"]), dyn)
+    program, t = compiled("validation", validation_loss, (model_static, val["n_init"]), dyn)
     run.compile_time += t
     value = float(program(dyn))
     run.val_losses.append(value)
@@ -279,7 +291,7 @@ def _loop(run: _Run, call, steps: int, val, rest_static, rest_arrays, progress: 
         if val is not None:
             _evaluate(run, val, rest_static, rest_arrays)
         while run.steps < steps and run.stop == "completed":
-            n = min(P.CHUNK, steps - run.steps)
+            n = min(CHUNK, steps - run.steps)
             if val is not None:
                 n = min(n, val["every"] - run.steps % val["every"])
             out = call(jnp.asarray(n, jnp.int32))
@@ -290,9 +302,9 @@ def _loop(run: _Run, call, steps: int, val, rest_static, rest_arrays, progress: 
             if bar is not None:
                 bar.update(done)
                 bar.set_postfix(loss=f"{float(buf[done - 1]):.4g}" if done else "n/a")
-            if code == P.NON_FINITE:
+            if code == NON_FINITE:
                 run.stop = "non_finite_loss"
-            elif code == P.CONVERGED:
+            elif code == CONVERGED:
                 run.stop = "converged"
             elif val is not None and run.steps % val["every"] == 0:
                 _evaluate(run, val, rest_static, rest_arrays)
@@ -329,7 +341,7 @@ def _finish(
     final = math.nan
     if run.stop != "interrupted":
         dyn = (run.vars, rest_arrays, data, l2a)
-        program, t = P.compiled("loss", P.train_loss, (rest_static, criterion), dyn)
+        program, t = compiled("loss", train_loss, (rest_static, criterion), dyn)
         run.compile_time += t
         final = float(program(dyn))
     if criterion == "one_step":  # no initial state was learned: estimate each record's

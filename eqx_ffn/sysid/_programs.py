@@ -169,8 +169,8 @@ def optax_chunk(static, dyn):
 def lm_chunk(static, dyn):
     """Run up to `n` Levenberg-Marquardt iterations on the residuals of `flat_residuals`.
 
-    Marquardt's scaling (`diag(JᵀJ)`), Nielsen's damping update; the Jacobian through the
-    simulation's scan by forward mode. Returns `(vars, (mu, nu), losses[CHUNK], steps_run,
+    Damping `mu * I` (it starts at `1e-3 * max diag(JᵀJ)`), Nielsen's update of `mu`; the
+    Jacobian through the simulation's scan by forward mode. Returns `(vars, (mu, nu), losses[CHUNK], steps_run,
     code)`; `code` is `CONVERGED` when the gradient's largest entry falls below `tol` or the
     damping exceeds 1e12 (no step lowers the loss).
     """
@@ -195,8 +195,7 @@ def lm_chunk(static, dyn):
         cost = jnp.sum(r**2)
         g = jac.T @ r
         h = jac.T @ jac
-        d = jnp.maximum(jnp.diag(h), 1e-9 * (1 + jnp.max(jnp.diag(h))))
-        delta = jnp.linalg.solve(h + mu * jnp.diag(d), -g)
+        delta = jnp.linalg.solve(h + mu * jnp.eye(h.shape[0], dtype=h.dtype), -g)
         cand = theta + delta
         r_c = res(cand)
         cost_c = jnp.sum(r_c**2)
@@ -221,6 +220,8 @@ def lm_chunk(static, dyn):
         )
 
     r0, jac0 = linearize(theta0)
+    # a negative damping asks for the classic start, 1e-3 * max diag(JᵀJ) (Madsen et al.)
+    mu = jnp.where(mu < 0, 1e-3 * jnp.max(jnp.sum(jac0**2, axis=0)), mu).astype(mu.dtype)
     code0 = jnp.where(jnp.isfinite(jnp.sum(r0**2)), RUNNING, NON_FINITE)
     buf = jnp.full((CHUNK,), jnp.nan, theta0.dtype)
     init = (jnp.zeros((), jnp.int32), code0, theta0, r0, jac0, mu, nu, buf)

@@ -108,7 +108,7 @@ def train_bare_scan(steps, lr=1e-3):
     return opt_vars, np.asarray(losses)
 
 
-def test_rmse(opt_vars):
+def lecture_test_rmse(opt_vars):
     """The lecture's figure of merit: test input simulated from the learned x0, in volts."""
     _, _, u_test, y_test, (ym, ys) = scaled_data()
     p, x0 = opt_vars

@@ -1,0 +1,18 @@
+"""Small synthetic records for the sysid tests (fast to compile and run)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import eqx_ffn.sysid as sysid
+
+
+def tank_like(T: int = 120, seed: int = 0, x0: float = 0.0) -> sysid.Experiment:
+    """A first-order nonlinear system driven by a random staircase input."""
+    rng = np.random.default_rng(seed)
+    u = np.repeat(rng.uniform(0, 2, T // 10 + 1), 10)[:T]
+    x, y = x0, np.zeros(T)
+    for k in range(T):
+        y[k] = x
+        x = x + 0.2 * (np.tanh(u[k]) - 0.5 * x)
+    return sysid.Experiment(u, y, 1.0, f"synthetic {seed}")
