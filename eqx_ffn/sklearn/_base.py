@@ -37,7 +37,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ..model._ffn import FFN
 from ..model._init import INITS
@@ -45,6 +45,7 @@ from ..model._standardize import Standardized, Standardizer
 from ..training._fit import fit as _engine_fit
 from ..training._history import History
 from ._inputs import sample_weight as _sample_weight
+from ._inputs import validated_x
 from ._network import from_portable, portable, predict_rows, scaler
 from ._record import record as _record
 from ._rules import _epoch_means, _score_stop
@@ -427,8 +428,7 @@ class _FFNEstimator(BaseEstimator):
 
     def _raw_predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        x = np.asarray(validate_data(self, X, reset=False, dtype=(np.float64, np.float32)))
-        return predict_rows(self.model_, x)
+        return predict_rows(self.model_, validated_x(self, X))
 
     def __eqx_ffn_save__(self) -> tuple[Standardized, dict[str, Any]]:
         """`(network, metadata)` for a model file: what `eqx_ffn.sklearn.save` writes (and

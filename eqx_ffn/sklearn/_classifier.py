@@ -13,7 +13,7 @@ from sklearn.utils.validation import column_or_1d
 
 from ._base import _FFNEstimator
 from ._docs import ATTRIBUTES_DOC, PARAMETERS_DOC
-from ._inputs import validated
+from ._inputs import check_labels, validated
 
 __all__ = ["FFNClassifier"]
 
@@ -64,6 +64,7 @@ class FFNClassifier(ClassifierMixin, _FFNEstimator):
         **Returns:** `self`, fitted.
         """
         self._validate_params()
+        check_labels(y)
         x, y_arr = validated(self, X, y)
         y_arr = np.asarray(column_or_1d(y_arr, warn=True))
         check_classification_targets(y_arr)

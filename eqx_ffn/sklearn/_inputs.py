@@ -1,13 +1,27 @@
-"""The estimators' checks of what `fit` and `predict` are given: `X`, `y`, `sample_weight`."""
+"""The estimators' checks of what `fit` and `predict` are given: `X`, `y`, `sample_weight`.
+
+scikit-learn's `validate_data` does the work; these add what a user needs to fix their data:
+the column of `X` that holds text, a regression target that holds text, labels that mix
+numbers and text.
+"""
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-__all__ = ["sample_weight", "validated"]
+from .._validation import ArgumentTypeError
+
+__all__ = ["check_labels", "check_numeric_target", "sample_weight", "validated", "validated_x"]
+
+_TEXT = "could not convert string to float"  # NumPy's words for text where a number was needed
+_ENCODE = (
+    "the network needs numbers: encode it first (e.g. sklearn.preprocessing.OneHotEncoder in a "
+    "sklearn.compose.ColumnTransformer, or pandas.get_dummies), or drop it"
+)
 
 
 def validated(estimator: Any, X: Any, y: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -18,9 +32,129 @@ def validated(estimator: Any, X: Any, y: Any, **kwargs: Any) -> tuple[np.ndarray
     **Arguments:** `estimator`, `X`, `y`, and `validate_data`'s keywords.
 
     **Returns:** `(x, y)` as NumPy arrays.
+
+    **Raises:** scikit-learn's errors; a `ValueError` naming the column of `X` that holds text.
     """
-    x, y = validate_data(estimator, X, y, dtype=(np.float64, np.float32), **kwargs)
+    try:
+        x, y = validate_data(estimator, X, y, dtype=(np.float64, np.float32), **kwargs)
+    except ValueError as e:
+        _raise_text_column(X, e)
+        raise
     return np.asarray(x), np.asarray(y)
+
+
+def validated_x(estimator: Any, X: Any) -> np.ndarray:
+    """`validate_data` for `predict`: `X` checked against the fit's features, as a NumPy array.
+
+    **Raises:** scikit-learn's errors; a `ValueError` naming the column of `X` that holds text.
+    """
+    try:
+        x = validate_data(estimator, X, reset=False, dtype=(np.float64, np.float32))
+    except ValueError as e:
+        _raise_text_column(X, e)
+        raise
+    return np.asarray(x)
+
+
+def _not_a_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return True
+    return False
+
+
+def _raise_text_column(X: Any, error: ValueError) -> None:
+    """Re-raise NumPy's "could not convert string to float" naming the column of `X` at fault."""
+    if _TEXT not in str(error):
+        return
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # a DataFrame: the column by its name
+        for i, (name, dtype) in enumerate(zip(X.columns, X.dtypes, strict=True)):
+            if getattr(dtype, "kind", "O") in "biufc":
+                continue
+            column = np.asarray(X.iloc[:, i], dtype=object)
+            example = next((v for v in column if _not_a_number(v)), None)
+            if example is not None:
+                raise ValueError(
+                    f"X's column {name!r} holds text ({example!r}, dtype {dtype}); {_ENCODE}."
+                ) from error
+        return
+    try:
+        array = np.asarray(X, dtype=object)
+    except (TypeError, ValueError):
+        return
+    if array.ndim != 2:
+        return
+    for j in range(array.shape[1]):
+        example = next((v for v in array[:, j] if _not_a_number(v)), None)
+        if example is not None:
+            raise ValueError(
+                f"X's column {j} (counting from 0) holds text ({example!r}); {_ENCODE}."
+            ) from error
+
+
+def _first_text_and_number(y: Any) -> tuple[Any, Any]:
+    """The first text value and the first number among `y`'s values (None where absent)."""
+    dtype = getattr(y, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "O") in "biufc":
+        return None, 0  # numbers only
+    try:
+        values = np.asarray(y, dtype=object).ravel()
+    except (TypeError, ValueError):
+        return None, None  # ragged: scikit-learn says so
+    text = next((v for v in values if isinstance(v, str)), None)
+    number = next(
+        (v for v in values if isinstance(v, numbers.Number) and not isinstance(v, bool)), None
+    )
+    return text, number
+
+
+def _named(y: Any) -> str:
+    name = getattr(y, "name", None)
+    return f"y ({name!r})" if isinstance(name, str) else "y"
+
+
+def check_numeric_target(y: Any, estimator: str) -> None:
+    """Refuse a regression target that holds text which is not a number.
+
+    **Arguments:** `y` (as given to `fit`), `estimator` (its name, for the message).
+
+    **Raises:** `ValueError` naming `y`, the text, and the way out (a classifier for labels,
+    a conversion for numbers stored as text).
+    """
+    if y is None:
+        return
+    text, number = _first_text_and_number(y)
+    if text is None or not _not_a_number(text):
+        return
+    try:
+        values = np.asarray(y, dtype=object).ravel()
+    except (TypeError, ValueError):  # pragma: no cover - _first_text_and_number read it
+        return
+    bad = next(v for v in values if isinstance(v, str) and _not_a_number(v))
+    mixed = f" mixed with numbers such as {number!r}" if number is not None else ""
+    raise ValueError(
+        f"{estimator} needs a numeric target, but {_named(y)} holds text such as {bad!r}{mixed}. "
+        "To predict class labels, use FFNClassifier; for numbers stored as text, convert them "
+        "first (e.g. y.astype(float))."
+    )
+
+
+def check_labels(y: Any) -> None:
+    """Refuse class labels that mix numbers and text (`1` and `'1'` would be one class or two
+    depending on how they were stored).
+
+    **Raises:** `ArgumentTypeError` (a `TypeError` and a `ValueError`) naming `y`, one label of
+    each type, and the fix.
+    """
+    if y is None:
+        return
+    text, number = _first_text_and_number(y)
+    if text is not None and number is not None:
+        raise ArgumentTypeError(
+            f"{_named(y)} mixes numbers and text as class labels (e.g. {number!r} and {text!r}); "
+            "make them one type: all text (e.g. y.astype(str)) or all numbers."
+        )
 
 
 def sample_weight(weight: Any, x: np.ndarray) -> np.ndarray | None:

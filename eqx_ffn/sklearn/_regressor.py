@@ -9,7 +9,7 @@ from sklearn.base import RegressorMixin
 
 from ._base import _FFNEstimator
 from ._docs import ATTRIBUTES_DOC, PARAMETERS_DOC
-from ._inputs import validated
+from ._inputs import check_numeric_target, validated
 
 __all__ = ["FFNRegressor"]
 
@@ -64,6 +64,7 @@ class FFNRegressor(RegressorMixin, _FFNEstimator):
         **Returns:** `self`, fitted.
         """
         self._validate_params()
+        check_numeric_target(y, "FFNRegressor")
         x, y_arr = validated(self, X, y, multi_output=True, y_numeric=True)
         y_arr = y_arr.astype(np.float64)
         self._y_ndim = y_arr.ndim

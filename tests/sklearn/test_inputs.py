@@ -1,0 +1,88 @@
+"""Bad data given to the estimators: each error names the argument or the column, and the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from eqx_ffn.sklearn import FFNClassifier, FFNRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+X = np.random.default_rng(0).normal(size=(20, 3))
+
+
+@pytest.mark.parametrize(
+    "y, text",
+    [
+        (np.array(["low", "high"] * 10), "y holds text such as 'low'."),
+        (["low", "high"] * 10, "y holds text such as 'low'."),
+        (
+            np.array([1.5, "high"] * 10, dtype=object),
+            "y holds text such as 'high' mixed with numbers such as 1.5.",
+        ),
+    ],
+    ids=["array", "list", "mixed"],
+)
+def test_a_text_target_to_the_regressor_points_at_the_classifier(y, text):
+    with pytest.raises(ValueError, match="FFNRegressor needs a numeric target") as info:
+        FFNRegressor(max_iter=1).fit(X, y)
+    message = str(info.value)
+    assert text in message, message
+    assert "use FFNClassifier" in message and "y.astype(float)" in message, message
+
+
+def test_a_text_target_series_is_named():
+    pd = pytest.importorskip("pandas")
+    y = pd.Series(["low", "high"] * 10, name="grade")
+    with pytest.raises(ValueError, match=r"y \('grade'\) holds text such as 'low'"):
+        FFNRegressor(max_iter=1).fit(X, y)
+
+
+def test_numbers_stored_as_text_still_fit_a_regressor():
+    reg = FFNRegressor((4,), max_iter=1, random_state=0).fit(X, np.array(["1.5", "2"] * 10))
+    assert reg.predict(X).shape == (20,)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [[1, "a"] * 10, np.array([1, "a"] * 10, dtype=object)],
+    ids=["list", "object array"],
+)
+def test_labels_mixing_numbers_and_text_are_refused(y):
+    # a list used to become the text labels '1' and 'a' without a word (predict gave '1', not 1)
+    with pytest.raises(ValueError, match="y mixes numbers and text as class labels") as info:
+        FFNClassifier(max_iter=1).fit(X, y)
+    message = str(info.value)
+    assert "1 and 'a'" in message and "y.astype(str)" in message, message
+    assert isinstance(info.value, TypeError)  # as scikit-learn's encoders raise it
+
+
+def test_a_dataframe_text_column_is_named_with_the_fix():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["colour"] = ["red", "blue"] * 10
+    for est, y in ((FFNRegressor(max_iter=1), np.arange(20.0)), (FFNClassifier(), [0, 1] * 10)):
+        with pytest.raises(ValueError, match="X's column 'colour' holds text") as info:
+            est.fit(frame, y)
+        assert "'red'" in str(info.value) and "OneHotEncoder" in str(info.value)
+    with pytest.raises(ValueError, match="X's column 'colour' holds text"):
+        FFNRegressor(max_iter=1).fit(frame.astype({"colour": "category"}), np.arange(20.0))
+
+
+def test_a_text_column_at_predict_is_named():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    reg = FFNRegressor((4,), max_iter=1, random_state=0).fit(frame, np.arange(20.0))
+    bad = frame.assign(c=["red", "blue"] * 10)
+    with pytest.raises(ValueError, match="X's column 'c' holds text"):
+        reg.predict(bad)
+
+
+def test_a_text_cell_in_an_array_is_located():
+    x = X.astype(object)
+    x[3, 1] = "red"
+    with pytest.raises(ValueError, match=r"X's column 1 \(counting from 0\) holds text \('red'\)"):
+        FFNRegressor(max_iter=1).fit(x, np.arange(20.0))
