@@ -74,14 +74,14 @@ def _check_classes(labels: Any, name: str, values: list[Any], text: bool) -> Non
 
 
 def _could_classify(labels: Any, classes: Any) -> bool:
-    """Whether numbers regressed by `--task auto` would have made a classification the rule
-    accepts: whole numbers, 2 to `MAX_CLASSES` values, not an id column (the choice was close,
-    and a note says how to choose the other way)."""
+    """Whether numbers regressed by `--task auto` were a close choice: whole numbers of 2 to
+    `2 * MAX_AUTO_CLASSES` values that the shared rule accepts as classes (then a note says how
+    to choose the other way; 200 values of 2 rows each are not close)."""
     import numpy as np
 
     from .._targets import check_classification_target
 
-    if not 2 <= len(classes) <= MAX_CLASSES or not np.all(classes == np.round(classes)):
+    if not 2 <= len(classes) <= 2 * MAX_AUTO_CLASSES or not np.all(classes == np.round(classes)):
         return False
     try:
         check_classification_target(labels, how_to_regress="")
@@ -94,9 +94,9 @@ def decide_task(args: argparse.Namespace, table: Any) -> tuple[str, Any, list[An
     """`(task, y, classes)`: `y` the integer class codes `(N,)` for classification.
 
     `--task auto` classifies text labels, and whole numbers of at most `MAX_AUTO_CLASSES`
-    values (at most one per 5 rows); else it regresses. A note says which, for text and whole
-    numbers (where the other choice was possible); a classification that the shared rule
-    (`eqx_ffn._targets`) refuses stops with one line.
+    values (at most one per 5 rows); else it regresses. A note says which for text and whole
+    numbers, and for a regression only where the choice was close (`_could_classify`); a
+    classification that the shared rule (`eqx_ffn._targets`) refuses stops with one line.
     """
     import numpy as np
 
