@@ -149,7 +149,25 @@ class CtrlC:
 
 
 CTRL_C: CtrlC | None = None
-"""The program's Ctrl-C handler; set by `main` when it runs as the eqx-ffn program."""
+"""The program's Ctrl-C handler; set by `install_ctrl_c` when `main` runs as the program."""
+
+
+def install_ctrl_c(prog: str) -> None:
+    """Handle Ctrl-C as the eqx-ffn program does (`CtrlC`)."""
+    global CTRL_C
+    CTRL_C = CtrlC(prog)
+    CTRL_C.install()
+
+
+def ctrl_c_handled() -> bool:
+    """Whether the program's Ctrl-C handler is installed."""
+    return CTRL_C is not None
+
+
+def ctrl_c_pending() -> bool:
+    """Whether Ctrl-C was pressed while the outputs were being moved into place."""
+    return CTRL_C is not None and CTRL_C.pending
+
 
 TEMPORARY: set[Path] = set()
 """Staged outputs, removed if the watchdog ends the process."""

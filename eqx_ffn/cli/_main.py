@@ -16,16 +16,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from . import _common
 from ._common import (
     EXIT_BROKEN_PIPE,
     EXIT_DIVERGED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
-    CtrlC,
     Diverged,
     Interrupted,
     UsageError,
+    ctrl_c_handled,
+    ctrl_c_pending,
+    install_ctrl_c,
     leave,
     one_line,
     prog,
@@ -66,17 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args
     name = prog(args)
     if argv is None:  # the eqx-ffn program itself
-        _common.CTRL_C = CtrlC(name)
-        _common.CTRL_C.install()
+        install_ctrl_c(name)
     try:
         setup_cache(args)
         code = COMMANDS[args.command](args)
-        if _common.CTRL_C is not None and _common.CTRL_C.pending:  # Ctrl-C in the last renames
+        if ctrl_c_pending():  # Ctrl-C during the last renames
             leave(f"{name}: interrupted after the outputs were complete; they were written")
         return code
     except (KeyboardInterrupt, Interrupted) as e:
         text = str(e) if isinstance(e, Interrupted) else "interrupted; nothing written"
-        if _common.CTRL_C is not None:
+        if ctrl_c_handled():
             leave(f"{name}: {text}")
         print(f"{name}: {text}", file=sys.stderr)
         return EXIT_INTERRUPTED
