@@ -102,7 +102,7 @@ def test_estimate_initial_state_recovers_it(nss):
 def test_non_finite_guard_returns_the_last_good_model(records):
     model = sysid.NeuralStateSpace(1, 2, 1, (8,), key=jr.key(3), residual=False)
     with pytest.warns(sysid.NonFiniteSimulationWarning, match="non-finite"):
-        fitted, x0, history = sysid.fit(
+        fitted, _, history = sysid.fit(
             model, records[0], optimizer="sgd", learning_rate=1e8, steps=50
         )
     assert history.stop_reason == "non_finite_loss"

@@ -1,0 +1,144 @@
+"""Cascaded Tanks through eqx_ffn.sysid: the figures of issue 22 (not a pytest module).
+
+Run `python tests/sysid/recipe_cascaded_tanks.py [--quick]` from the repository root. It prints:
+
+1. the lecture through the library (2000 Adam steps): largest relative difference of the
+   per-step training losses and of the test RMSE against a plain-JAX transcription;
+2. speed per step: the library's fit, a bare `jit(lax.scan)` over the steps, the lecture's
+   Python loop (one run each after a warm-up, same process);
+3. Levenberg-Marquardt: its time to reach the training loss of the lecture's 2000 Adam steps;
+4. the recipe under the benchmark's protocol (test initial state estimated from the first 50
+   samples, RMSE over samples 50-1023): mean and spread over 5 seeds, fitting time per seed;
+5. NARX: one-step and free-run test RMSE.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.random as jr
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lecture_sysid as L
+
+import eqx_ffn.sysid as sysid
+
+TRAIN, TEST = sysid.datasets.cascaded_tanks()
+N_INIT = 50
+
+
+def benchmark_rmse(model) -> float:
+    """The benchmark's protocol: x0 from the first 50 test samples, RMSE over samples 50-1023."""
+    x0 = sysid.estimate_initial_state(model, TEST, N_INIT)
+    return float(sysid.rmse(TEST.y, sysid.simulate(model, TEST.u, x0), skip=N_INIT)[0])
+
+
+def lecture_equality(steps: int) -> float:
+    model = sysid.NeuralStateSpace.from_params(L.init_params())
+    fitted, x0, hist = sysid.fit(model, TRAIN, learning_rate=1e-3, steps=steps)
+    ref_vars, ref_losses = L.train_python_loop(steps)
+    rel = np.max(np.abs(hist.loss - ref_losses) / ref_losses)
+    lib_rmse = float(sysid.rmse(TEST.y, sysid.simulate(fitted, TEST.u, x0))[0])
+    ref_rmse = L.lecture_test_rmse(ref_vars)
+    print(
+        f"1. lecture, {steps} Adam steps: max rel. loss difference {rel:.2e}; test RMSE "
+        f"{lib_rmse:.5f} V (library) vs {ref_rmse:.5f} V (transcription), rel. "
+        f"{abs(lib_rmse - ref_rmse) / ref_rmse:.2e}; final training loss {hist.loss[-1]:.5f}"
+    )
+    return float(ref_losses[-1])
+
+
+def speed(steps: int) -> None:
+    model = sysid.NeuralStateSpace.from_params(L.init_params())
+    sysid.fit(model, TRAIN, steps=10)  # compile
+    L.train_bare_scan(steps), L.train_python_loop(10)  # compile
+    t = time.perf_counter()
+    _, _, hist = sysid.fit(model, TRAIN, steps=steps)
+    lib = (time.perf_counter() - t) / steps
+    t = time.perf_counter()
+    jax.block_until_ready(L.train_bare_scan(steps)[0])
+    bare = (time.perf_counter() - t) / steps
+    t = time.perf_counter()
+    jax.block_until_ready(L.train_python_loop(steps)[0])
+    loop = (time.perf_counter() - t) / steps
+    print(
+        f"2. per step: library {lib * 1e3:.2f} ms, bare jit(lax.scan) {bare * 1e3:.2f} ms "
+        f"({lib / bare:.2f}x), lecture's Python loop {loop * 1e3:.2f} ms ({loop / lib:.2f}x "
+        f"slower than the library); compile_time {hist.compile_time:.2f} s"
+    )
+
+
+def lm_vs_adam(target: float, adam_steps: int) -> None:
+    model = sysid.NeuralStateSpace.from_params(L.init_params())
+    sysid.fit(model, TRAIN, steps=10), sysid.fit(model, TRAIN, optimizer="lm", steps=2)
+    _, _, probe = sysid.fit(model, TRAIN, optimizer="lm", steps=60)
+    hit = np.nonzero(probe.loss <= target)[0]
+    if not len(hit):
+        print(f"3. LM did not reach {target:.5f} in 60 iterations (best {probe.loss.min():.5f})")
+        return
+    n = int(hit[0]) + 1  # iterations until the loss at the start of one is <= target
+    t = time.perf_counter()
+    sysid.fit(model, TRAIN, optimizer="lm", steps=n)
+    lm_time = time.perf_counter() - t
+    t = time.perf_counter()
+    sysid.fit(model, TRAIN, steps=adam_steps)
+    adam_time = time.perf_counter() - t
+    print(
+        f"3. LM reaches the {adam_steps}-Adam-step loss {target:.5f} in {n - 1} iterations, "
+        f"{lm_time:.2f} s; Adam {adam_time:.2f} s: {adam_time / lm_time:.1f}x"
+    )
+
+
+def recipe(seed: int):
+    """The documented recipe: see the module docstring of eqx_ffn.sysid / the README."""
+    model = sysid.NeuralStateSpace(1, 2, 1, (16,), key=jr.key(seed), **RECIPE_MODEL)
+    return sysid.fit(model, TRAIN, optimizer="lm", **RECIPE_FIT)
+
+
+RECIPE_MODEL = dict(
+    init="glorot_normal", output="ffn", output_hidden_sizes=(8,), last_layer_scale=0.1
+)
+RECIPE_FIT = dict(steps=150, l2=1e-3)
+
+
+def quality(seeds: int) -> None:
+    recipe(0)  # compile
+    scores, times = [], []
+    for seed in range(seeds):
+        t = time.perf_counter()
+        model, _, _ = recipe(seed)
+        times.append(time.perf_counter() - t)
+        scores.append(benchmark_rmse(model))
+    s = np.array(scores)
+    print(
+        f"4. recipe test RMSE over {seeds} seeds: {np.round(s, 3).tolist()} V; mean "
+        f"{s.mean():.3f} V, std {s.std():.3f} V, best {s.min():.3f} V; fit time "
+        f"{np.mean(times):.1f} s (max {np.max(times):.1f} s)"
+    )
+
+
+def narx() -> None:
+    model = sysid.NARX(1, 1, na=2, nb=2, nk=1, hidden_sizes=(16,), key=jr.key(0))
+    one, _, _ = sysid.fit(model, TRAIN, criterion="one_step", optimizer="lm", steps=50, l2=1e-4)
+    sim, _, _ = sysid.fit(one, TRAIN, optimizer="lm", steps=50, l2=1e-4)
+    for name, m in (("one-step fit", one), ("then simulation fit", sim)):
+        pred = sysid.predict(m, TEST, k=1)
+        one_rmse = float(sysid.rmse(TEST.y, pred, skip=max(N_INIT, m.lag))[0])
+        print(
+            f"5. NARX(na=2, nb=2) {name}: one-step test RMSE {one_rmse:.3f} V, free-run "
+            f"{benchmark_rmse(m):.3f} V"
+        )
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    steps = 200 if quick else 2000
+    target = lecture_equality(steps)
+    speed(steps)
+    lm_vs_adam(target, steps)
+    quality(2 if quick else 5)
+    narx()
