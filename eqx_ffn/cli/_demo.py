@@ -18,7 +18,7 @@ def _checked(result: tuple[Any, Any]) -> tuple[Any, Any]:
 
 def _sine(args: argparse.Namespace, stage: Staging) -> tuple[Any, list[str]]:
     """The 1-D examples (sine, sine2, minibatch): `(model, summary lines)`."""
-    from ..io._datasets import lecture_params, sine_1d
+    from ..io._lecture_data import lecture_params, sine_1d
     from ..model._ffn import FFN
     from ..model._summary import summary
     from ..plot._plot import plot_fit_1d, plot_loss
@@ -62,7 +62,7 @@ def _two_inputs(args: argparse.Namespace, stage: Staging) -> tuple[Any, list[str
     """The 2-D example: `(model, summary lines)`; residuals on the test set and surfaces."""
     import jax
 
-    from ..io._datasets import sine_cosine_2d
+    from ..io._lecture_data import sine_cosine_2d
     from ..model._ffn import FFN
     from ..model._summary import summary
     from ..plot._plot import plot_loss, plot_residuals, plot_surface_2d

@@ -32,7 +32,7 @@ def _versions() -> dict[str, str]:
 
 def _read(args: argparse.Namespace) -> Any:
     """The table, checked: at least one input and one output column."""
-    from ..io._tables import read_table
+    from ..io._read_table import read_table
 
     if args.optimizer in FULL_BATCH_OPTIMIZERS and args.batch_size is not None:
         raise UsageError(

@@ -13,7 +13,7 @@ from ._common import TEMPORARY, UsageError, check_file, float_dtype, note, one_l
 
 
 def _valid_names(value: Any, count: int | None, field: str) -> list[str]:
-    from ..io._tables import _NAME_SAFE, MAX_NAME_CHARS
+    from ..io._table import _NAME_SAFE, MAX_NAME_CHARS
 
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{field} must be a list of column names")
@@ -135,7 +135,8 @@ def predict(args: argparse.Namespace) -> int:
     """Run `eqx-ffn predict`."""
     import numpy as np
 
-    from ..io._tables import _write_rows, read_table, write_csv
+    from ..io._read_table import read_table
+    from ..io._write_csv import _write_rows, write_csv
     from ..training._predict import predict as predict_rows
 
     path, model, meta = load_model(args.model)

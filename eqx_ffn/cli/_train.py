@@ -26,7 +26,7 @@ def check_size(n_in: int, hidden: Sequence[int], n_out: int) -> None:
     """Refuse a network too large to train in the memory available (one line)."""
     from itertools import pairwise
 
-    from ..io._tables import _available_memory
+    from ..io._read_table import _available_memory
 
     params = sum((a + 1) * b for a, b in pairwise([n_in, *hidden, n_out]))
     need = params * 4 * 6  # parameters, gradients, two optimiser moments, best and last good

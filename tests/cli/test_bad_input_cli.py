@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import eqx_ffn
 from eqx_ffn.cli._main import main
-from eqx_ffn.io._tables import read_table
+from eqx_ffn.io._read_table import read_table
 
 ROWS = 40
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import lecture_data_and_params
 
 import eqx_ffn
-from eqx_ffn.io._datasets import (
+from eqx_ffn.io._lecture_data import (
     Dataset,
     _sine_1d,
     lecture_params,
@@ -200,7 +200,7 @@ def test_float64_under_x64(tmp_path):
     code = textwrap.dedent(
         f"""
         import jax.numpy as jnp
-        from eqx_ffn.io._datasets import lecture_params, sine_1d, sine_cosine_2d
+        from eqx_ffn.io._lecture_data import lecture_params, sine_1d, sine_cosine_2d
         from eqx_ffn.datasets import load_table
         assert sine_1d().x.dtype == jnp.float64 and sine_1d().y.dtype == jnp.float64
         assert sine_cosine_2d(5, 5).y_test.dtype == jnp.float64

@@ -17,7 +17,7 @@ import pytest
 
 import eqx_ffn
 from eqx_ffn import FFN, Dense, Standardized, Standardizer
-from eqx_ffn.io._datasets import lecture_params
+from eqx_ffn.io._lecture_data import lecture_params
 from eqx_ffn.io._model_file import MAGIC, ModelFileError, load, read_header, save
 
 X = jr.normal(jr.key(5), (16, 3))
@@ -348,7 +348,7 @@ def test_float64_round_trip_in_x64_process_and_a_killed_save(tmp_path):
 
 
 def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path):
-    from eqx_ffn.io._model_file import _HOST
+    from eqx_ffn.io._atomic import _HOST
 
     never = 2**22 + 1  # above Linux's largest pid_max: no such process can exist
     alive = os.getpid()

@@ -1,4 +1,5 @@
-"""Reading and writing tables: eqx_ffn/_tables.py (CSV through pandas or NumPy, and .npz)."""
+"""Reading and writing tables: eqx_ffn/io/_read_table.py and the CSV (pandas or NumPy) and .npz
+readers behind it."""
 
 from __future__ import annotations
 
@@ -16,15 +17,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eqx_ffn
-from eqx_ffn.io import _tables
-from eqx_ffn.io._tables import MISSING, load_table, read_table, write_csv
+from eqx_ffn.io import _csv
+from eqx_ffn.io._read_table import load_table, read_table
+from eqx_ffn.io._table import MISSING
+from eqx_ffn.io._write_csv import write_csv
 
 
 @pytest.fixture(params=["pandas", "numpy"])
 def parser(request, monkeypatch):
     """Run a test with pandas' parser, and again with NumPy's (pandas hidden)."""
     if request.param == "numpy":
-        monkeypatch.setattr(_tables, "_pandas", lambda: None)
+        monkeypatch.setattr(_csv, "_pandas", lambda: None)
     return request.param
 
 
@@ -150,7 +153,7 @@ def test_the_fast_missing_value_path_agrees_with_the_reference(tmp_path, monkeyp
     text = "a,b,c,y\n" + "\n".join(",".join(r) for r in values) + "\n"
     path = _write(tmp_path, text)
     fast = read_table(path, drop_missing=True)
-    monkeypatch.setattr(_tables, "_structure", lambda *a: None)  # forces the csv-module reader
+    monkeypatch.setattr(_csv, "_structure", lambda *a: None)  # forces the csv-module reader
     slow = read_table(path, drop_missing=True)
     assert fast.n_dropped == slow.n_dropped > 0
     np.testing.assert_array_equal(fast.x, slow.x)
@@ -408,12 +411,12 @@ def test_fast_readers_agree_with_the_reference(tmp_path_factory, data, labels, d
     with pytest.MonkeyPatch.context() as mp:
 
         def slow(*args, **kwargs):
-            raise _tables._Slow
+            raise _csv._Slow
 
-        mp.setattr(_tables, "_fast_pandas", slow)
-        mp.setattr(_tables, "_fast_numpy", slow)
+        mp.setattr(_csv, "_fast_pandas", slow)
+        mp.setattr(_csv, "_fast_numpy", slow)
         reference = _outcome(path, labels, drop)
     assert _outcome(path, labels, drop) == reference  # pandas
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_tables, "_pandas", lambda: None)
+        mp.setattr(_csv, "_pandas", lambda: None)
         assert _outcome(path, labels, drop) == reference  # NumPy

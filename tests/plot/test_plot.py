@@ -13,7 +13,7 @@ from mpl_toolkits.mplot3d import Axes3D
 
 import eqx_ffn
 from eqx_ffn._metrics import r2_score
-from eqx_ffn.io._datasets import lecture_params, sine_1d, sine_cosine_2d, sine_cosine_2d_target
+from eqx_ffn.io._lecture_data import lecture_params, sine_1d, sine_cosine_2d, sine_cosine_2d_target
 from eqx_ffn.plot._plot import (
     plot_confusion,
     plot_fit_1d,

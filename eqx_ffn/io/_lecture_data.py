@@ -1,11 +1,10 @@
-"""The lecture's data sets (REFERENCE.md), its initial parameters, and splitting data.
+"""The lecture's data sets (docs/REFERENCE.md), its initial parameters, and splitting data.
 
 Every generator draws its data inside ONE compiled function: eager `jax.random` calls compile
 one small program each, while a single `jax.jit` program compiles once per shape and is reused
-by later calls. Measured on a 2-core CPU (JAX 0.10): `sine_1d()` + `lecture_params()` take
-0.5-0.7 s on first use against 0.8 s for the lecture's eager code, `sine_cosine_2d()` 0.4 s
-against 0.6 s, and every later call about 1 ms. The results are bit-for-bit those of the
-lecture's eager code.
+by later calls, so a first call is faster than the lecture's eager code and later calls take
+about a millisecond (measured in benchmarks/BENCHMARKS.md). The results are bit-for-bit those of
+the lecture's eager code.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._validation import check_int
 from ..model._ffn import check_hidden_sizes
 
 __all__ = [
@@ -128,12 +128,6 @@ class Dataset:
 # -- checks ------------------------------------------------------------------------------------
 
 
-def _check_count(value: Any, argument: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{argument} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
-
-
 def _check_key(key: Any, default_seed: int = 42) -> jax.Array:
     if key is None:
         return jr.key(default_seed)
@@ -168,7 +162,7 @@ def _sine_1d(key: jax.Array, n: int) -> tuple[Array, Array]:
 
 
 def sine_1d(n: int = 200, *, key: PRNGKeyArray | None = None) -> Dataset:
-    """The lecture's 1-D data set (REFERENCE.md section 1; `n=20000` is section 3's).
+    """The lecture's 1-D data set (docs/REFERENCE.md section 1; `n=20000` is section 3's).
 
     `key` (default `jax.random.key(42)`) is split into 5 keys, in the lecture's order: inputs,
     W1, b1, W2, b2. The inputs are `x = -1 + 2 * jax.random.uniform(keys[0], (n, 1))`, uniform
@@ -188,7 +182,7 @@ def sine_1d(n: int = 200, *, key: PRNGKeyArray | None = None) -> Dataset:
     x, y = sine_1d()                           # (200, 1), (200, 1)
     ```
     """
-    n = _check_count(n, "n")
+    n = check_int(n, "n")
     x, y = _sine_1d(_check_key(key), n)
     return Dataset(
         x=x,
@@ -203,7 +197,7 @@ def sine_1d(n: int = 200, *, key: PRNGKeyArray | None = None) -> Dataset:
 
 
 def sine_1d_large(*, key: PRNGKeyArray | None = None) -> Dataset:
-    """REFERENCE.md section 3's data set: `sine_1d(20000, key=key)`, for mini-batching."""
+    """docs/REFERENCE.md section 3's data set: `sine_1d(20000, key=key)`, for mini-batching."""
     return sine_1d(20000, key=key)
 
 
@@ -230,7 +224,7 @@ def lecture_params(
     `key` (default `jax.random.key(42)`) is split into `1 + 2 * n_layers` keys: the first is the
     inputs' key (used by `sine_1d`), then W1, b1, W2, b2, W3, b3, ... in that order. Every entry
     is standard normal from its key; `Wi` has shape `(out, in)`, `bi` shape `(out,)`. With the
-    defaults this is REFERENCE.md section 1 (5 keys); `hidden_sizes=(16, 16)` is section 2
+    defaults this is docs/REFERENCE.md section 1 (5 keys); `hidden_sizes=(16, 16)` is section 2
     (7 keys). `eqx_ffn.FFN.from_params(lecture_params())` is the lecture's network.
 
     **Arguments:**
@@ -248,7 +242,7 @@ def lecture_params(
     ```
     """
     hidden = check_hidden_sizes(hidden_sizes)
-    sizes = (_check_count(n_x, "n_x"), *hidden, _check_count(n_y, "n_y"))
+    sizes = (check_int(n_x, "n_x"), *hidden, check_int(n_y, "n_y"))
     return dict(_lecture_params(_check_key(key), sizes))
 
 
@@ -282,7 +276,7 @@ def sine_cosine_2d(
     *,
     key: PRNGKeyArray | None = None,
 ) -> Dataset:
-    """The 2-D example (REFERENCE.md section 4): `f(x) = 2 sin(x1) - 3 cos(x2)` plus noise.
+    """The 2-D example (docs/REFERENCE.md section 4): `f(x) = 2 sin(x1) - 3 cos(x2)` plus noise.
 
     `key` (default `jax.random.key(42)`) is split into 4 keys, in this order: training inputs,
     training noise, test inputs, test noise. Inputs are `-2 + 4 * uniform(k, (n, 2))`, uniform
@@ -304,8 +298,8 @@ def sine_cosine_2d(
     ds.x.shape, ds.y_test.shape                # (500, 2), (500, 1)
     ```
     """
-    n_train = _check_count(n_train, "n_train")
-    n_test = _check_count(n_test, "n_test", minimum=0)
+    n_train = check_int(n_train, "n_train")
+    n_test = check_int(n_test, "n_test", minimum=0)
     if (
         isinstance(noise, bool)
         or not isinstance(noise, (int, float, np.floating, np.integer))

@@ -1,0 +1,266 @@
+"""Reading a CSV table: pandas' C parser when pandas is installed (missing-value markers
+included, and rows dropped with `drop_missing` after a vectorised check of the file's structure),
+else NumPy's `np.loadtxt` (also in C): no cell of a clean table is touched by Python. A file the
+fast reader does not take as it is (a problem to report, quotes around a short row, text labels or
+missing values without pandas, '#' both starting lines and inside cells) is read by the reference
+reader of `_csv_reference`, which names the line and column of the first problem.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._csv_header import _Header, _header
+from ._csv_reference import _reference
+from ._table import _NAME_SAFE, MAX_NAME_CHARS, MISSING, Table, _select
+
+_NOT_SPACE = re.compile(rb"\S")
+
+
+def _pandas() -> Any:
+    """pandas when it is installed, else `None` (tests replace this to try the NumPy path)."""
+    try:
+        import pandas
+    except ImportError:  # pragma: no cover - pandas is optional
+        return None
+    return pandas
+
+
+class _Slow(Exception):
+    """The fast reader does not take this file as it is: use the reference reader."""
+
+
+def _structure(raw: bytes, head: _Header, comments: bool) -> tuple[int, bool] | None:
+    """For a file without quotes: the number of data records, and whether any of them has a
+    wrong number of cells. Vectorised: NumPy over the bytes. `None` when quotes make lines and
+    records differ."""
+    if raw.find(b'"', head.body_start) >= 0:
+        return None
+    buf = np.frombuffer(raw, np.uint8, offset=head.body_start)
+    nl = np.flatnonzero(buf == 10)
+    starts = np.concatenate([[0], nl + 1])
+    ends = np.concatenate([nl, [buf.size]])
+    if starts[-1] == buf.size:  # the file ends with a newline
+        starts, ends = starts[:-1], ends[:-1]
+    delims = np.flatnonzero(buf == ord(head.delimiter))
+    n_delims = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
+    space = np.array([b in (9, 13, 32) and b != ord(head.delimiter) for b in range(256)])
+    spaces = np.flatnonzero(space[buf])  # few in a table of numbers
+    n_spaces = np.searchsorted(spaces, ends) - np.searchsorted(spaces, starts)
+    blank = n_spaces == ends - starts
+    record = ~blank
+    if comments:
+        first = buf[np.minimum(starts, buf.size - 1)] if buf.size else np.zeros(0, np.uint8)
+        record &= ~((first == ord("#")) & (starts < ends))
+    ragged = bool(np.any(record & (n_delims != len(head.names) - 1)))
+    return int(record.sum()), ragged
+
+
+def _comment_mode(raw: bytes, start: int) -> bool | None:
+    """`True`: '#' starts comment lines only; `False`: no comment lines; `None`: '#' both starts
+    lines and appears inside them (a fast parser would cut cells at it)."""
+    if raw.find(b"#", start) < 0:
+        return False
+    starts = raw.startswith(b"#", start) or re.compile(rb"\n#").search(raw, start) is not None
+    inside = re.compile(rb"[^\r\n]#").search(raw, start) is not None
+    if starts and inside:
+        return None
+    return starts
+
+
+def _fast_pandas(
+    pd: Any,
+    raw: bytes,
+    head: _Header,
+    wanted: list[int],
+    label_cols: set[int],
+    comments: bool,
+    drop_missing: bool,
+    limit: float | None,
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    ncol = len(head.names)
+    names = [f"c{j}" for j in range(ncol)]
+    na = {names[j]: [""] if j in label_cols else sorted(MISSING) for j in range(ncol)}
+    stream = io.BytesIO(raw)  # shares raw's bytes; read from the line after the header
+    stream.seek(head.body_start)
+    try:
+        with warnings.catch_warnings():
+            # e.g. "Length of header or names does not match length of data. This leads to a
+            # loss of data": any doubt goes to the reference reader
+            warnings.simplefilter("error")
+            df = pd.read_csv(
+                stream,
+                sep=head.delimiter,
+                header=None,
+                names=names,
+                index_col=False,
+                dtype={names[j]: str for j in label_cols},
+                keep_default_na=False,
+                na_values=na,
+                comment="#" if comments else None,
+                skip_blank_lines=True,
+                engine="c",
+                encoding="utf-8",
+            )
+    except Exception:  # ParserError, UnicodeDecodeError, EmptyDataError, ...: let the
+        raise _Slow from None  # reference reader name the line
+    n = len(df)
+    if n == 0:
+        raise _Slow
+    columns: dict[int, np.ndarray] = {}
+    missing = np.zeros(n, bool)
+    for j in wanted:
+        col = df[names[j]]
+        if j in label_cols:
+            stripped = col.fillna("").astype(str).str.strip()
+            marker = stripped.isin(MISSING).to_numpy()
+            values = pd.to_numeric(stripped.mask(marker, "nan"), errors="coerce")
+            values = values.to_numpy(np.float64)
+            if np.all(marker | ~np.isnan(values)):  # numeric labels; markers are missing
+                pass
+            else:  # text labels; only an empty cell is missing
+                text = stripped.to_numpy(dtype=str)
+                too_long = np.char.str_len(text).max(initial=0) > MAX_NAME_CHARS
+                if too_long or stripped.str.contains(_NAME_SAFE.pattern).any():
+                    raise _Slow
+                missing |= text == ""
+                columns[j] = text[:, None]
+                continue
+        elif col.dtype.kind in "fiu":
+            values = col.to_numpy(np.float64)
+        else:
+            raise _Slow  # text (or True/False) in a numeric column
+        nan = np.isnan(values)
+        if np.isinf(values).any() or (
+            limit is not None and np.abs(values[~nan]).max(initial=0) > limit
+        ):
+            raise _Slow
+        missing |= nan
+        columns[j] = values
+    keep = np.ones(n, bool)
+    if missing.any() or df.isna().to_numpy().any():
+        # Short rows read as NaN too: check the file's structure before trusting the NaNs.
+        found = _structure(raw, head, comments)
+        if found is None:
+            raise _Slow
+        n_records, ragged = found
+        if ragged or n_records != n:
+            raise _Slow
+        if missing.any():
+            if not drop_missing:
+                raise _Slow  # the reference reader names the first missing cell
+            keep = ~missing
+    return columns, keep
+
+
+def _fast_numpy(
+    path: Path,
+    head: _Header,
+    wanted: list[int],
+    label_cols: set[int],
+    comments: bool,
+    limit: float | None,
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. "input contained no data"
+            arr = np.loadtxt(  # from the path: faster than from a decoded string
+                path,
+                skiprows=head.line,
+                encoding="utf-8-sig",
+                delimiter=head.delimiter,
+                comments="#" if comments else None,
+                quotechar='"',
+                ndmin=2,
+                dtype=np.float64,
+            )
+    except Exception:
+        raise _Slow from None
+    if arr.shape[0] == 0 or arr.shape[1] != len(head.names):
+        raise _Slow
+    sub = arr[:, wanted]
+    if not np.isfinite(sub).all() or (limit is not None and np.abs(sub).max(initial=0) > limit):
+        raise _Slow
+    if np.isnan(arr).any():
+        raise _Slow  # a NaN in an unused column: maybe a short row; let the reference decide
+    return {j: arr[:, j] for j in wanted}, np.ones(arr.shape[0], bool)
+
+
+def _read_csv(
+    path: Path,
+    raw: bytes,
+    x_cols: Any,
+    y_cols: Any,
+    *,
+    delimiter: str | None,
+    drop_missing: bool,
+    labels: bool,
+    limit: float | None,
+) -> Table:
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    if not raw or raw.isspace():
+        raise ValueError(f"{path}: the file is empty; expected a header row and data rows.")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        nul_line = raw.count(b"\n", 0, nul) + 1
+        raise ValueError(
+            f"{path}: binary data (a NUL byte on line {nul_line}), not a "
+            "text table. load_table reads CSV files with a header row, or .npz archives."
+        )
+    head = _header(path, raw, delimiter)
+    x_idx, y_idx = _select(x_cols, y_cols, head.names, path)
+    wanted = list(dict.fromkeys(x_idx + y_idx))
+    label_cols = set(y_idx) if labels else set()
+    if _NOT_SPACE.search(raw, head.body_start) is None:
+        raise ValueError(
+            f"{path}: the file has a header ({', '.join(head.names)}) but no data rows."
+        )
+    comments = _comment_mode(raw, head.body_start)
+    pd = _pandas()
+    try:
+        if comments is None:
+            raise _Slow
+        if pd is not None:
+            columns, keep = _fast_pandas(
+                pd, raw, head, wanted, label_cols, comments, drop_missing, limit
+            )
+        else:
+            if label_cols:
+                raise _Slow  # NumPy reads numbers only; labels may be text
+            columns, keep = _fast_numpy(path, head, wanted, label_cols, comments, limit)
+    except _Slow:
+        columns, keep = _reference(path, raw, head, wanted, label_cols, drop_missing, limit)
+    n_dropped = int((~keep).sum())
+    if n_dropped == keep.size:
+        raise ValueError(
+            f"{path}: every one of the {keep.size} data rows has a missing value in the chosen "
+            "columns; nothing is left to fit."
+        )
+
+    everything = bool(keep.all())
+
+    def part(idx: list[int]) -> np.ndarray:
+        cols = [columns[j] for j in idx]
+        if any(c.ndim == 2 for c in cols):  # text labels
+            return cols[0] if everything else cols[0][keep]
+        if not cols:
+            return np.zeros((int(keep.sum()), 0))
+        block = np.array(cols)  # (k, N): one contiguous copy per column
+        return (block if everything else block[:, keep]).T  # (N, k), column-major
+
+    return Table(
+        x=part(x_idx),
+        y=part(y_idx),
+        x_names=tuple(head.names[j] for j in x_idx),
+        y_names=tuple(head.names[j] for j in y_idx),
+        n_dropped=n_dropped,
+        delimiter=head.delimiter,
+    )
