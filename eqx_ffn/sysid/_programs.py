@@ -171,8 +171,9 @@ def lm_chunk(static, dyn):
 
     Damping `mu * I` (it starts at `1e-3 * max diag(JᵀJ)`), Nielsen's update of `mu`; the
     Jacobian through the simulation's scan by forward mode. Returns
-    `(vars, (mu, nu), losses[CHUNK], steps_run, code)`; `code` is `CONVERGED` when the gradient's largest entry falls below `tol` or the
-    damping exceeds 1e12 (no step lowers the loss).
+    `(vars, (mu, nu), losses[CHUNK], steps_run, code)`; `code` is `CONVERGED` when the
+    gradient's largest entry falls below `tol` or the damping exceeds 1e12 (no step lowers the
+    loss).
     """
     rest_static, criterion = static
     vars_, (mu, nu), rest_arrays, data, l2, n, tol = dyn
