@@ -9,13 +9,11 @@ import hashlib
 import json
 import os
 import socket
-import stat
 import struct
 import subprocess
 import sys
 import textwrap
 import time
-import warnings
 from pathlib import Path
 
 import equinox as eqx
@@ -25,7 +23,6 @@ import pytest
 
 from eqx_ffn import FFN, Dense, Standardized, Standardizer
 from eqx_ffn.io._model_file import MAGIC, ModelFileError, load, read_header, save
-from eqx_ffn.training import _compilation_cache as cc
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX files, modes and owners")
 
@@ -642,91 +639,6 @@ def test_save_refuses_unloadable_models(tmp_path):
     with pytest.raises(ValueError, match="metadata is nested deeper than 32 levels"):
         save(path, make_ffn(), metadata={"a": deep})
     assert list(tmp_path.iterdir()) == []
-
-
-# -- the compilation cache folder --------------------------------------------------------------
-
-
-@pytest.fixture
-def no_jax_config(monkeypatch):
-    """Record the folder `enable_compilation_cache` would hand to JAX, without changing JAX."""
-    used = []
-    monkeypatch.setattr(cc, "_configure_jax", used.append)
-    return used
-
-
-def test_cache_path_under_a_file(tmp_path, no_jax_config):
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(
-        ValueError,
-        match=r"the cache folder path='.*file/cache' cannot be created: part of its path is a "
-        r"file, not a folder. Pass a folder that only you can write to",
-    ):
-        cc.enable_compilation_cache(tmp_path / "file" / "cache")
-    with pytest.raises(ValueError, match=r"path='.*file' exists and is not a folder"):
-        cc.enable_compilation_cache(tmp_path / "file")
-    assert no_jax_config == []
-
-
-@posix_only
-def test_cache_folder_writable_by_others(tmp_path, no_jax_config):
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)
-    with pytest.raises(
-        ValueError,
-        match=r"is writable by other users \(mode 0777\): anyone who can write to it could put "
-        r"programs in it that JAX would run in this process. .*chmod 700",
-    ):
-        cc.enable_compilation_cache(shared)
-    shared.chmod(0o770)
-    with pytest.raises(ValueError, match=r"writable by other users \(mode 0770\)"):
-        cc.enable_compilation_cache(shared)
-    assert no_jax_config == []
-    assert stat.S_IMODE(shared.stat().st_mode) == 0o770  # refused, not silently changed
-
-
-@posix_only
-def test_cache_folder_of_another_user(tmp_path, monkeypatch, no_jax_config):
-    folder = tmp_path / "theirs"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setattr(cc, "_current_uid", lambda: os.geteuid() + 1)
-    with pytest.raises(ValueError, match=r"belongs to user id \d+, not to you \(user id \d+\)"):
-        cc.enable_compilation_cache(folder)
-    assert no_jax_config == []
-
-
-@posix_only
-def test_default_cache_folder_problems_warn_and_run_without_cache(tmp_path, monkeypatch):
-    used = []
-    monkeypatch.setattr(cc, "_configure_jax", used.append)
-    (tmp_path / "file").write_text("x")
-    monkeypatch.setenv("EQX_FFN_CACHE_DIR", str(tmp_path / "file" / "jax"))
-    with pytest.warns(cc.CompilationCacheWarning, match="not using the compilation cache folder"):
-        assert cc.enable_compilation_cache() is None
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)
-    monkeypatch.setenv("EQX_FFN_CACHE_DIR", str(shared))
-    with pytest.warns(cc.CompilationCacheWarning, match=r"writable by other users .*EQX_FFN_CACHE"):
-        assert cc.enable_compilation_cache() is None
-    assert used == []
-
-
-@posix_only
-def test_cache_folder_is_created_private(tmp_path, monkeypatch, no_jax_config):
-    monkeypatch.setenv("EQX_FFN_CACHE_DIR", str(tmp_path / "a" / "jax"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        folder = cc.enable_compilation_cache()
-    assert folder == tmp_path / "a" / "jax" and no_jax_config == [folder]
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    # A folder of yours that others may only read (as earlier versions made it) becomes private.
-    old = tmp_path / "old"
-    old.mkdir()
-    old.chmod(0o755)
-    assert cc.enable_compilation_cache(old) == old
-    assert stat.S_IMODE(old.stat().st_mode) == 0o700
 
 
 # -- Standardizer and Standardized ---------------------------------------------------------------
