@@ -8,14 +8,38 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
 
+from .._targets import check_classification_target
 from ._base import _FFNEstimator
 from ._docs import ATTRIBUTES_DOC, PARAMETERS_DOC
 from ._inputs import check_labels, validated
 
 __all__ = ["FFNClassifier"]
+
+
+def _check_target(y: np.ndarray) -> None:
+    """Refuse a target that is not class labels: scikit-learn's rule, and the one `eqx-ffn fit
+    --task classify` applies (`eqx_ffn._targets`: clearly continuous, or an id column).
+
+    **Raises:** `ValueError`; for a continuous target it begins with scikit-learn's words
+    ("Unknown label type: continuous"), followed by the counts and the way out.
+    """
+    text = bool(y.size) and isinstance(y[0], str)
+    way_out = (
+        "check that y is the column of class labels"
+        if text
+        else "to predict numbers, use FFNRegressor"
+    )
+    try:
+        check_classification_target(y, argument="y", how_to_regress=way_out)
+    except ValueError as e:
+        kind = type_of_target(y, input_name="y")
+        if kind.startswith("continuous"):
+            raise ValueError(f"Unknown label type: {kind}. {e}") from None
+        raise
+    check_classification_targets(y)
 
 
 class FFNClassifier(ClassifierMixin, _FFNEstimator):
@@ -67,7 +91,7 @@ class FFNClassifier(ClassifierMixin, _FFNEstimator):
         check_labels(y)
         x, y_arr = validated(self, X, y)
         y_arr = np.asarray(column_or_1d(y_arr, warn=True))
-        check_classification_targets(y_arr)
+        _check_target(y_arr)
         encoder = LabelEncoder().fit(y_arr)
         self.classes_ = np.asarray(encoder.classes_)
         if len(self.classes_) < 2:

@@ -86,3 +86,32 @@ def test_a_text_cell_in_an_array_is_located():
     x[3, 1] = "red"
     with pytest.raises(ValueError, match=r"X's column 1 \(counting from 0\) holds text \('red'\)"):
         FFNRegressor(max_iter=1).fit(x, np.arange(20.0))
+
+
+# -- the classification rule the CLI applies too (eqx_ffn._targets) --------------------------
+
+
+def test_an_id_column_is_not_class_labels():
+    # 20 classes of one row each: nothing to learn about any of them
+    with pytest.raises(ValueError, match="y looks like an id column") as info:
+        FFNClassifier(max_iter=1).fit(X, np.arange(20))
+    assert "20 distinct labels in 20 rows" in str(info.value)
+    assert str(info.value).endswith("to predict numbers, use FFNRegressor")
+    names = np.array([f"row {i}" for i in range(20)])
+    with pytest.raises(ValueError, match="y looks like an id column") as info:
+        FFNClassifier(max_iter=1).fit(X, names)
+    assert "check that y is the column of class labels" in str(info.value)
+
+
+def test_a_continuous_target_gives_the_counts_and_the_way_out():
+    with pytest.raises(ValueError, match="Unknown label type: continuous") as info:
+        FFNClassifier(max_iter=1).fit(X, X[:, 0])
+    message = str(info.value)
+    assert "y looks continuous" in message and "20 of its 20 values" in message, message
+    assert message.endswith("to predict numbers, use FFNRegressor"), message
+
+
+def test_few_rows_of_each_class_still_fit():
+    # 10 classes of 2 rows: no class of a single row
+    clf = FFNClassifier((4,), max_iter=1, random_state=0).fit(X, np.arange(20) // 2)
+    assert len(clf.classes_) == 10
