@@ -121,10 +121,14 @@ def direct_call(solver: Any, model: Any, x: Any, y: Any, steps: int) -> Callable
 
         init = (params, solver.init(params), jnp.zeros((), bool))
         (p, _, _), losses = lax.scan(body, init, None, length=steps)
-        return eqx.combine(p, static), losses
+        return p, losses
 
     compiled = jax.jit(run).lower(params).compile()
     return lambda: compiled(params)
+
+
+def _model(model: Any, params: Any) -> Any:
+    return eqx.combine(params, eqx.partition(model, eqx.is_inexact_array)[1])
 
 
 def direct_row(mode: Mode, label: str, solver: Any, model, x, y, steps: int, calls: dict) -> list:
@@ -134,7 +138,7 @@ def direct_row(mode: Mode, label: str, solver: Any, model, x, y, steps: int, cal
     t = median_time(call, mode.repeats, min_time=mode.min_time)
     trained, losses = t.result
     reach = first_reach(losses, TARGET)
-    final = mse_of(trained.to_params(), x, y)
+    final = mse_of(_model(model, trained).to_params(), x, y)
     return [label, "direct scan", compile_s, reach, None if reach is None else t.min * reach / steps,
             None, t.min / steps, final if steps == BUDGET else float(losses[BUDGET]), final, steps]  # fmt: skip
 

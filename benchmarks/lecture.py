@@ -115,7 +115,7 @@ def sklearn_run(mode: Mode, x, y, params, solver: str) -> Run | str:
     if solver == "lbfgs":  # no per-iteration loss: a curve that reaches each target where refits do
         curve = np.full(iters, np.inf)
         for thr in TARGETS:
-            k = peers.sklearn_lbfgs_iterations_to(params, xn, yn, thr, STEPS)
+            k = peers.sklearn_lbfgs_iterations_to(params, xn, yn, thr, STEPS)[0]
             if k is not None and k < iters:
                 curve[k:] = np.minimum(curve[k:], thr)
     return Run(label, solver, setup, t, iters, mse, curve)

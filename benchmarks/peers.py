@@ -272,8 +272,6 @@ def torch_mlp(
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cpu":
         torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not bf16
     xt = torch.from_numpy(np.array(x, np.float32)).to(dev)
     yt = torch.from_numpy(np.array(y, np.int64 if loss == "ce" else np.float32)).to(dev)
     act = torch.nn.ReLU if activation == "relu" else torch.nn.Tanh
@@ -303,6 +301,8 @@ def torch_mlp(
     built: list[Any] = []
 
     def train(steps):
+        if dev.type == "cuda":  # TF32 unless bf16, set for each call (another runner may differ)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not bf16
         if not (reuse and built):
             built[:] = build_with_optimizer()
         net, opt = built
@@ -385,22 +385,23 @@ def sklearn_train(est: Any, x: Any, y: Any) -> tuple[float, float, int, Any]:
 
 def sklearn_lbfgs_iterations_to(
     params: dict[str, Any], x: Any, y: Any, threshold: float, cap: int
-) -> int | None:
-    """Fewest L-BFGS iterations (`max_iter`) that reach MSE <= threshold: scikit-learn records
-    no per-iteration loss for L-BFGS, so refits with a doubling `max_iter`, then bisects."""
+) -> tuple[int | None, int, float]:
+    """`(fewest L-BFGS iterations that reach MSE <= threshold or None, iterations and MSE of a
+    run of at most cap)`: scikit-learn records no per-iteration loss for L-BFGS, so this
+    refits, bisecting `max_iter` below the iterations the capped run took."""
 
-    def reaches(m: int) -> bool:
-        return sklearn_train(sklearn_lecture("lbfgs", params, x, y, m), x, y)[1] <= threshold
+    def mse_after(m: int) -> tuple[float, int]:
+        _, mse, iters, _ = sklearn_train(sklearn_lecture("lbfgs", params, x, y, m), x, y)
+        return mse, iters
 
-    lo, hi = 0, 16
-    while not reaches(hi):
-        if hi >= cap:
-            return None
-        lo, hi = hi, min(2 * hi, cap)
+    mse, iters = mse_after(cap)
+    if mse > threshold:
+        return None, iters, mse
+    lo, hi = 0, iters
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
-    return hi
+        lo, hi = (lo, mid) if mse_after(mid)[0] <= threshold else (mid, hi)
+    return hi, iters, mse
 
 
 # -- SciPy: MINPACK's Levenberg-Marquardt on the lecture's residuals -----------------------------

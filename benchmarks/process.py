@@ -46,10 +46,13 @@ def _processes(mode: Mode, tmp: Path, eqx_steps: int | None, sk_iters: int | Non
 def run(mode: Mode) -> list[Table]:
     x, y, params = lecture_data()
     eqx_steps = lbfgs_steps_to(TARGET)
-    sk_iters = None
+    sk_iters, sk_label = None, "scikit-learn MLPRegressor(solver='lbfgs')"
     if peers.optional("sklearn") is not None:
         xn, yn = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        sk_iters = peers.sklearn_lbfgs_iterations_to(params, xn, yn, TARGET, cap=8192)
+        sk_iters, stop, mse = peers.sklearn_lbfgs_iterations_to(params, xn, yn, TARGET, cap=8192)
+        if sk_iters is None:  # its own stopping rule ends it first: run it that far
+            sk_iters, sk_label = stop, f"{sk_label}: stops at MSE {mse:.3g} (its own rule)"
+
     with tempfile.TemporaryDirectory(prefix="eqx_ffn_bench_") as tmp:
         start = statistics.median(python_process(["-c", "pass"])[0]
                                   for _ in range(1 if mode.quick else 3))  # fmt: skip
@@ -63,7 +66,7 @@ def run(mode: Mode) -> list[Table]:
     )  # fmt: skip
     for label, r in (("eqx_ffn, persistent cache cold (empty folder)", cold),
                      ("eqx_ffn, persistent cache warm (second process)", warm),
-                     ("scikit-learn MLPRegressor(solver='lbfgs')", sk)):  # fmt: skip
+                     (sk_label, sk)):  # fmt: skip
         if r is None:
             t.add(f"{label}: not run (never reached the target, or not installed)", *[None] * 7)
         else:
