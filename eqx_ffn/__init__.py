@@ -30,16 +30,16 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from .model._summary import summary as summary
     from .solvers._least_squares import GaussNewton as GaussNewton
     from .solvers._least_squares import LevenbergMarquardt as LevenbergMarquardt
-    from .solvers._solver import OPTIMIZERS as OPTIMIZERS
-    from .solvers._solver import OptaxSolver as OptaxSolver
+    from .solvers._resolve import OPTIMIZERS as OPTIMIZERS
+    from .solvers._optax import OptaxSolver as OptaxSolver
     from .solvers._solver import Solver as Solver
     from .training._compilation_cache import CompilationCacheWarning as CompilationCacheWarning
     from .training._compilation_cache import enable_compilation_cache as enable_compilation_cache
     from .training._ensemble import ensemble_member as ensemble_member
     from .training._ensemble import ensemble_predict as ensemble_predict
     from .training._ensemble import fit_ensemble as fit_ensemble
-    from .training._fit import DivergenceWarning as DivergenceWarning
-    from .training._fit import NonFiniteLossWarning as NonFiniteLossWarning
+    from .training._history import DivergenceWarning as DivergenceWarning
+    from .training._history import NonFiniteLossWarning as NonFiniteLossWarning
     from .training._fit import fit as fit
     from .training._fit import make_step as make_step
     from .training._history import History as History
@@ -60,8 +60,8 @@ _EXPORTS: dict[str, str] = {
     "fit_ensemble": ".training._ensemble",
     "FFN": ".model._ffn",
     "Dense": ".model._ffn",
-    "NonFiniteLossWarning": ".training._fit",
-    "DivergenceWarning": ".training._fit",
+    "NonFiniteLossWarning": ".training._history",
+    "DivergenceWarning": ".training._history",
     "fit": ".training._fit",
     "make_step": ".training._fit",
     "History": ".training._history",
@@ -79,8 +79,8 @@ _EXPORTS: dict[str, str] = {
     "predict": ".training._predict",
     "predict_proba": ".training._predict",
     "ravel": ".model._ravel",
-    "OPTIMIZERS": ".solvers._solver",
-    "OptaxSolver": ".solvers._solver",
+    "OPTIMIZERS": ".solvers._resolve",
+    "OptaxSolver": ".solvers._optax",
     "Solver": ".solvers._solver",
     "Standardized": ".model._standardize",
     "Standardizer": ".model._standardize",

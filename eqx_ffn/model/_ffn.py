@@ -19,7 +19,7 @@ from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
 from .._validation import check_int, check_precision
-from ..training._program_cache import FAST_COMPILE_OPTIONS
+from ..training._compile_options import FAST_COMPILE_OPTIONS
 from ._activations import resolve_activation
 from ._init import check_init, init_dense
 

@@ -35,14 +35,13 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.sparse.linalg as jsla
 import numpy as np
-from jax import lax
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float
+from jaxtyping import Array
 
-from .._validation import unknown_name
-from ._solver import Solver
+from .._validation import check_int, check_number, unknown_name
+from ._linalg import dense_bytes, linearise, loss_dtype, problem_sizes, value_at
+from ._solver import Solver, SolverStep
 
 PyTree = Any
 
@@ -51,202 +50,6 @@ LEAST_SQUARES_SOLVERS: tuple[str, ...] = ("levenberg_marquardt", "lm", "gauss_ne
 
 LINEAR_SOLVERS: tuple[str, ...] = ("cholesky", "svd")
 """How the dense path solves the (damped) normal equations."""
-
-_HIGHEST = lax.Precision.HIGHEST  # J^T J in full precision (GPUs default to TF32 otherwise)
-
-
-# -- residuals and Jacobian -------------------------------------------------------------------
-
-
-def _loss_dtype(flat: Array) -> jnp.dtype:
-    return jnp.promote_types(flat.dtype, jnp.float32)
-
-
-def _residual_fn(objective: Any, unravel: Any, batch: Any):
-    def fn(p: Array) -> Array:
-        return objective.data_residuals(unravel(p), batch)
-
-    return fn
-
-
-def dense_jacobian(
-    objective: Any, flat: Float[Array, " P"], unravel: Any, batch: Any
-) -> Float[Array, "M P"]:
-    """`d data_residuals / dp`, shape `(N * out_size, P)`, one sample at a time.
-
-    The residuals are per sample, `r_i = s_i * (model(x_i) - y_i)` with
-    `s_i = sqrt(w_i / (sum(w) * out_size))` (as `Objective.data_residuals` defines them), so the
-    Jacobian is built from per-sample Jacobians of the model's output: reverse mode (`out_size`
-    vector-Jacobian products a sample) when `out_size <= P`, forward mode otherwise. That costs
-    about `min(out_size, P)` passes over the batch, where `jax.jacfwd` of the whole residual
-    vector costs `P` and `jax.jacrev` `N * out_size`.
-    """
-    x, _, w = batch
-    dtype = _loss_dtype(flat)
-
-    def pred_one(p: Array, xi: Array) -> Array:
-        return objective.predictions(unravel(p), xi[None])[0]
-
-    out_size = jax.eval_shape(pred_one, flat, x[0]).shape[0]
-    one = jax.jacrev(pred_one) if out_size <= flat.size else jax.jacfwd(pred_one)
-    jac = jax.vmap(one, in_axes=(None, 0))(flat, x).astype(dtype)  # (N, out, P)
-    wt = w.astype(dtype)
-    scale = jnp.sqrt(wt / (jnp.sum(w) * out_size))
-    return (jac * scale[:, None, None]).reshape(-1, flat.size)
-
-
-def _problem_sizes(objective: Any, params: PyTree, batch: Any) -> tuple[int, int]:
-    """`(M, P)`: residual rows and parameters, from shapes only."""
-    flat, unravel = ravel_pytree(params)
-    r = jax.eval_shape(_residual_fn(objective, unravel, batch), flat)
-    return int(r.shape[0]), int(flat.size)
-
-
-def dense_bytes(m: int, p: int, method: str, n_solves: int, itemsize: int) -> int:
-    """Bytes of the dense path's largest arrays for `M` residuals and `P` parameters: `J`, and
-    `J^T J` with one Cholesky factor per damping value (`"cholesky"`), or the augmented
-    Jacobian with its SVD factors (`"svd"`)."""
-    if method == "svd":
-        return itemsize * (2 * (m + p) * p + 2 * p * p)
-    return itemsize * (m * p + (1 + n_solves) * p * p)
-
-
-class _Linearised:
-    """What one step knows about `f` at `p`: `f`, the half gradient `g = J^T r + l2 mask p`, and
-    `A = J^T J + l2 diag(mask)` in one of three forms:
-
-    - `"cholesky"`: `A` itself (`jtj`); each damped system is solved by a Cholesky factorisation
-      (a non-positive-definite `A + mu I` in float32 gives NaN, and that try is rejected);
-    - `"svd"`: the SVD of the augmented Jacobian `[J; diag(sqrt(l2 mask))] = U diag(s) V^T`
-      (`s`, `vt` and `c = U^T [r; sqrt(l2 mask) p]`): every damping value for the price of one
-      factorisation, and no squaring of the condition number;
-    - matrix-free: `jvp(v) = J v` and `vjp(u) = J^T u`; systems solved by conjugate gradients.
-    """
-
-    def __init__(self, f, g, pen, *, jtj=None, svd=None, jvp=None, vjp=None):
-        self.f, self.g, self.pen = f, g, pen
-        self.jtj, self.svd, self.jvp, self.vjp = jtj, svd, jvp, vjp
-
-    @property
-    def dense(self) -> bool:
-        return self.jtj is not None or self.svd is not None
-
-    def apply(self, v: Array) -> Array:
-        """`A v`."""
-        if self.jtj is not None:
-            return jnp.dot(self.jtj, v, precision=_HIGHEST)
-        if self.svd is not None:
-            s, vt, _ = self.svd
-            return jnp.dot(vt.T, s * s * jnp.dot(vt, v, precision=_HIGHEST), precision=_HIGHEST)
-        assert self.jvp is not None and self.vjp is not None
-        return self.vjp(self.jvp(v)) + self.pen * v
-
-    def max_diag(self) -> Array:
-        """`max(diag(A))` (dense forms only)."""
-        if self.jtj is not None:
-            return jnp.max(jnp.diag(self.jtj))
-        assert self.svd is not None
-        s, vt, _ = self.svd
-        return jnp.max(jnp.dot(s * s, vt * vt, precision=_HIGHEST))
-
-    def solve(self, mu: Array, cg_max_steps: int) -> Array:
-        """`d = -(A + mu I)^-1 g`."""
-        if self.jtj is not None:
-            return _cholesky_solve(
-                self.jtj + mu * jnp.eye(self.g.size, dtype=self.g.dtype), -self.g
-            )
-        if self.svd is not None:
-            s, vt, c = self.svd
-            coef = s * c / jnp.where(s * s + mu > 0, s * s + mu, 1)
-            return -jnp.dot(vt.T, coef, precision=_HIGHEST)
-
-        def matvec(v: Array) -> Array:
-            return self.apply(v) + mu * v
-
-        tol = float(np.sqrt(np.finfo(self.g.dtype).eps))
-        d, _ = jsla.cg(matvec, -self.g, tol=tol, maxiter=cg_max_steps)
-        return d
-
-    def model_decrease(self, delta: Array) -> Array:
-        """`f(p) - m(p + delta)` for the Gauss-Newton model `m(p + d) = f + 2 g.d + d.A.d`."""
-        return -(2 * jnp.dot(self.g, delta) + jnp.dot(delta, self.apply(delta)))
-
-
-def _cholesky_solve(a: Array, b: Array) -> Array:
-    """`a^-1 b` for a symmetric positive definite `a` (NaN where the factorisation fails).
-
-    At the matrix's own size: the lecture network's 49 x 49 factorisations and solves run
-    about 30% faster than inside a 64 x 64 block-diagonal matrix, and with jax 0.10 a whole
-    program compiles no slower for it (the factorisation was once padded to 64 x 64 for that).
-    """
-    chol = jnp.linalg.cholesky(a)
-    return jax.scipy.linalg.cho_solve((chol, True), b)
-
-
-def _linearise(
-    objective: Any, params: PyTree, batch: Any, method: str
-) -> tuple[_Linearised, Array, Any]:
-    """`(lin, flat, unravel)` at `params`; `method` is `"cholesky"`, `"svd"` or `"matrix_free"`."""
-    flat, unravel = ravel_pytree(params)
-    dtype = _loss_dtype(flat)
-    mask, _ = ravel_pytree(objective.penalty_mask(params))
-    pen = jnp.asarray(objective.l2, dtype) * mask.astype(dtype)
-    fn = _residual_fn(objective, unravel, batch)
-    flat_d = flat.astype(dtype)
-    f_pen = jnp.sum(pen * flat_d * flat_d)
-    if method == "matrix_free":
-        r, lin = jax.linearize(fn, flat)
-        lin_t = jax.linear_transpose(lin, flat)
-
-        def jvp(v: Array) -> Array:
-            return lin(v.astype(flat.dtype)).astype(dtype)
-
-        def vjp(u: Array) -> Array:
-            return lin_t(u.astype(r.dtype))[0].astype(dtype)
-
-        r = r.astype(dtype)
-        g = vjp(r) + pen * flat_d
-        return _Linearised(jnp.sum(r * r) + f_pen, g, pen, jvp=jvp, vjp=vjp), flat, unravel
-    r = fn(flat).astype(dtype)
-    jac = dense_jacobian(objective, flat, unravel, batch)
-    g = jnp.dot(r, jac, precision=_HIGHEST) + pen * flat_d
-    f = jnp.sum(r * r) + f_pen
-    if method == "cholesky":
-        jtj = jnp.dot(jac.T, jac, precision=_HIGHEST) + jnp.diag(pen)
-        return _Linearised(f, g, pen, jtj=jtj), flat, unravel
-    root = jnp.sqrt(pen)
-    j_aug = jnp.concatenate([jac, jnp.diag(root)])
-    r_aug = jnp.concatenate([r, root * flat_d])
-    u, s, vt = jnp.linalg.svd(j_aug, full_matrices=False)
-    c = jnp.dot(u.T, r_aug, precision=_HIGHEST)
-    return _Linearised(f, g, pen, svd=(s, vt, c)), flat, unravel
-
-
-def _value(objective: Any, unravel: Any, batch: Any, pen: Array, p: Array) -> Array:
-    """`f(p)`, computed as `_linearise` computes it (so that accepting a step is consistent)."""
-    r = objective.data_residuals(unravel(p), batch)
-    dtype = pen.dtype
-    r = r.astype(dtype)
-    pd = p.astype(dtype)
-    return jnp.sum(r * r) + jnp.sum(pen * pd * pd)
-
-
-def _check_int(value: Any, argument: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{argument} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
-
-
-def _check_number(value: Any, argument: str, low: float, high: float = np.inf) -> float:
-    """A real number in the open interval `(low, high)`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not low < value < high
-    ):
-        bounds = f"> {low:g}" if high == np.inf else f"in ({low:g}, {high:g})"
-        raise ValueError(f"{argument} must be a number {bounds}; got {value!r}.")
-    return float(value)
 
 
 class _LeastSquares(Solver):
@@ -260,7 +63,7 @@ class _LeastSquares(Solver):
     tol: float = eqx.field(static=True, default=1e-7, kw_only=True)
 
     def __check_init__(self):
-        _check_int(self.step_lengths, "step_lengths", 1)
+        check_int(self.step_lengths, "step_lengths", 1)
         if self.linear_solver not in LINEAR_SOLVERS:
             raise unknown_name(
                 "linear_solver",
@@ -268,26 +71,15 @@ class _LeastSquares(Solver):
                 LINEAR_SOLVERS,
                 " ('cholesky': fast; 'svd': exact to float32 precision, slower on CPUs)",
             )
-        _check_int(self.jacobian_budget, "jacobian_budget", 0)
-        _check_int(self.cg_max_steps, "cg_max_steps", 1)
+        check_int(self.jacobian_budget, "jacobian_budget", 0)
+        check_int(self.cg_max_steps, "cg_max_steps", 1)
         if self.tol != 0:
-            _check_number(self.tol, "tol", 0.0, 1.0)
+            check_number(self.tol, "tol", 0.0, 1.0)
 
-    @property
-    def full_batch_only(self) -> bool:
-        return True
-
-    @property
-    def least_squares(self) -> bool:
-        return True
-
-    @property
-    def convergence_test(self) -> bool:
-        return True
-
-    @property
-    def flat_params(self) -> bool:
-        return True  # they work on the raveled parameter vector anyway
+    full_batch_only = True
+    least_squares = True
+    convergence_test = True
+    flat_params = True  # they work on the raveled parameter vector anyway
 
     @property
     def default_tol(self) -> float:
@@ -301,14 +93,14 @@ class _LeastSquares(Solver):
         """How a step on this problem solves its linear systems: `linear_solver`, or
         `"matrix_free"` when the dense path's arrays (`dense_bytes`) would exceed
         `jacobian_budget`. Decided from shapes only, so at trace time."""
-        m, p = _problem_sizes(objective, params, batch)
+        m, p = problem_sizes(objective, params, batch)
         flat, _ = ravel_pytree(params)
-        itemsize = jnp.dtype(_loss_dtype(flat)).itemsize
+        itemsize = jnp.dtype(loss_dtype(flat)).itemsize
         need = dense_bytes(m, p, self.linear_solver, self._n_solves, itemsize)
         return "matrix_free" if need > self.jacobian_budget else self.linear_solver
 
     def _linearise(self, objective: Any, params: PyTree, batch: Any):
-        return _linearise(objective, params, batch, self.method(objective, params, batch))
+        return linearise(objective, params, batch, self.method(objective, params, batch))
 
     def _try(self, objective, unravel, batch, lin, flat, directions):
         """`f` at `flat + alpha * d` for each direction `d` (rows of `directions`) and each step
@@ -316,7 +108,7 @@ class _LeastSquares(Solver):
         shape `(directions, step_lengths)`; NaN or inf where the model overflows."""
         dtype = lin.f.dtype
         alphas = 0.5 ** jnp.arange(self.step_lengths, dtype=dtype)
-        value = functools.partial(_value, objective, unravel, batch, lin.pen)
+        value = functools.partial(value_at, objective, unravel, batch, lin.pen)
 
         def at(d: Array, a: Array) -> Array:
             return value(flat + (a * d).astype(flat.dtype))
@@ -407,15 +199,15 @@ class LevenbergMarquardt(_LeastSquares):
     def __check_init__(self):
         super().__check_init__()
         for name in ("mu", "mu_max", "mu_min"):
-            _check_number(getattr(self, name), name, 0.0)
-        _check_number(self.mu_increase, "mu_increase", 1.0)
-        _check_number(self.mu_decrease, "mu_decrease", 0.0, 1.0)
+            check_number(getattr(self, name), name, 0.0)
+        check_number(self.mu_increase, "mu_increase", 1.0)
+        check_number(self.mu_decrease, "mu_decrease", 0.0, 1.0)
         if not self.mu_min <= self.mu <= self.mu_max:
             raise ValueError(
                 f"Need mu_min <= mu <= mu_max; got mu_min={self.mu_min!r}, mu={self.mu!r}, "
                 f"mu_max={self.mu_max!r}."
             )
-        _check_int(self.dampings, "dampings", 1)
+        check_int(self.dampings, "dampings", 1)
 
     @property
     def _n_solves(self) -> int:
@@ -424,7 +216,7 @@ class LevenbergMarquardt(_LeastSquares):
     def init(self, params: PyTree) -> dict[str, Array]:
         """`{"mu": mu}`, the damping, as a scalar of the loss dtype."""
         flat, _ = ravel_pytree(params)
-        return {"mu": jnp.asarray(self.mu, _loss_dtype(flat))}
+        return {"mu": jnp.asarray(self.mu, loss_dtype(flat))}
 
     def step(self, objective: Any, params: PyTree, state: Any, batch: Any):
         lin, flat, unravel = self._linearise(objective, params, batch)
@@ -445,7 +237,7 @@ class LevenbergMarquardt(_LeastSquares):
         stalled = ~accepted & (mus[-1] * self.mu_increase >= self.mu_max)
         converged = stalled | self._converged(objective, lin, flat, delta, f_best[k], accepted)
         new_params = unravel(flat + delta.astype(flat.dtype))
-        return new_params, {"mu": mu_next}, lin.f, converged
+        return SolverStep(new_params, {"mu": mu_next}, lin.f, converged)
 
 
 class GaussNewton(_LeastSquares):
@@ -482,8 +274,8 @@ class GaussNewton(_LeastSquares):
     def __check_init__(self):
         super().__check_init__()
         if self.damping != 0:
-            _check_number(self.damping, "damping", 0.0)
-        _check_number(self.armijo, "armijo", 0.0, 1.0)
+            check_number(self.damping, "damping", 0.0)
+        check_number(self.armijo, "armijo", 0.0, 1.0)
 
     def init(self, params: PyTree) -> None:
         return None
@@ -504,7 +296,7 @@ class GaussNewton(_LeastSquares):
         k = jnp.argmax(ok)  # the longest step that decreases f enough
         delta = jnp.where(accepted, alphas[k] * direction, 0)
         converged = ~accepted | self._converged(objective, lin, flat, delta, f_try[k], accepted)
-        return unravel(flat + delta.astype(flat.dtype)), state, lin.f, converged
+        return SolverStep(unravel(flat + delta.astype(flat.dtype)), state, lin.f, converged)
 
 
 # -- for the engine ---------------------------------------------------------------------------

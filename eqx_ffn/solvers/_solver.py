@@ -1,48 +1,47 @@
-"""The solver interface of the training engine, and its optax implementation.
+"""The solver interface of the training engine: `Solver`, and the one shape of its step
+(`SolverStep`).
 
 A solver turns `objective(params, batch) -> scalar` into steps. The engine only calls `init` and
-`step`, so full-batch least-squares solvers (Levenberg-Marquardt, Gauss-Newton) can plug in by
-subclassing `Solver` without touching the rest: the objective the engine passes also has
-`objective.residuals(params, batch)`, a vector whose squared norm is the objective (for
-`loss="mse"`).
+`step`, so any optimizer can plug in by subclassing `Solver`: optax transformations
+(`solvers/_optax.py`), the least-squares solvers (`solvers/_least_squares.py`), a user's own.
 """
 
 from __future__ import annotations
 
 import abc
-import functools
-import inspect
-import math
-from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
-from .._validation import unknown_name
-from ..training._cache_key import by_value, value_key
+from ..training._cache_key import value_key
 
 PyTree = Any
-Objective = Callable[[PyTree, Any], jax.Array]
 
-LEAST_SQUARES_NAMES: tuple[str, ...] = ("levenberg_marquardt", "lm", "gauss_newton")
-"""Least-squares solvers accepted by name (full batch, `loss="mse"`; they set their own steps)."""
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "lbfgs", *LEAST_SQUARES_NAMES)
-"""Names accepted by `fit(optimizer=...)`; `learning_rate` sets the step size of the first four
-(and L-BFGS's fixed step, which by default comes from its line search)."""
+class SolverStep(NamedTuple):
+    """What `Solver.step` returns: the new parameters and solver state, `loss =
+    objective(params, batch)` BEFORE the update (as the lecture records it), and `converged`, a
+    boolean scalar: `True` when the solver's own test against `objective.tol` says the fit has
+    converged (read only when `convergence_test` is set)."""
+
+    params: PyTree
+    state: PyTree
+    loss: Any  # a scalar array
+    converged: Any
+
+
+def as_step(out: tuple) -> SolverStep:
+    """`out` as a `SolverStep`. A 3-tuple `(params, state, loss)` (the shape a `Solver` written
+    against the first version of this interface returns) gets `converged=False`."""
+    if len(out) == 3:
+        return SolverStep(out[0], out[1], out[2], jnp.asarray(False))
+    return SolverStep(*out)
 
 
 class Solver(eqx.Module):
-    """Interface: `init(params) -> state`, `step(objective, params, state, batch)`.
-
-    `step` returns `(new_params, new_state, loss)` or `(new_params, new_state, loss, converged)`:
-    `loss = objective(params, batch)` is the value BEFORE the update (as the lecture records it)
-    and `converged` a boolean scalar, `True` when the solver's own test against `objective.tol`
-    says the fit has converged (the engine then stops with `stop_reason="converged"`).
+    """Interface: `init(params) -> state`, `step(objective, params, state, batch) -> SolverStep`.
 
     `objective` is an `eqx_ffn.Objective`: `objective(params, batch)` is the loss plus penalty;
     `objective.tol`, `objective.l1`, `objective.l2` are traced scalars (changing them never
@@ -50,355 +49,38 @@ class Solver(eqx.Module):
     `objective.data_residuals` and `objective.penalty_mask`. `batch = (x, y, w)`, with `w` the
     per-sample weights (0 on padding rows).
 
-    Properties a solver may override: `full_batch_only` (refused with mini-batches),
-    `least_squares` (needs `loss="mse"` and no `l1`), `convergence_test` (`True`: its `step`
-    reports `converged` itself; `False`, the default: the engine stops when the epoch's
-    training loss has not beaten the best by `tol` for more than `n_iter_no_change` epochs, as
-    scikit-learn's MLP does), `default_tol` (the `tol` a fit uses when given `tol=None`; 0:
-    never stop early).
+    What the engine reads of a solver, each declared once here with its default (a subclass
+    overrides it as a class attribute, a field or a property):
+
+    - `full_batch_only`: refused with mini-batches.
+    - `least_squares`: needs `loss="mse"` and no `l1` (Levenberg-Marquardt, Gauss-Newton).
+    - `convergence_test`: `True`: its `step` reports `converged` itself; `False`: the engine
+      stops when the epoch's training loss has not beaten the best by `tol` for more than
+      `n_iter_no_change` epochs, as scikit-learn's MLP does.
+    - `line_search`: each step runs a line search (several evaluations; the cost model and the
+      default placement read it).
+    - `flat_params`: the solver may work on the parameters raveled into ONE vector (an
+      elementwise optimizer: then a step needs a few large kernels, not a few per array).
+    - `default_tol`: the `tol` a fit uses when given `tol=None` (0: never stop early).
     """
 
-    @property
-    def convergence_test(self) -> bool:
-        return False
+    full_batch_only = False
+    least_squares = False
+    convergence_test = False
+    line_search = False
+    flat_params = False
+    default_tol = 0.0
 
-    @property
-    def flat_params(self) -> bool:
-        """`True` if the solver may work on the parameters raveled into ONE vector (an
-        elementwise optimizer; the engine then needs a few large kernels a step, not a few per
-        parameter array)."""
-        return False
+    def program_key(self) -> Any:
+        """What a training program depends on (compared by value): the solver itself."""
+        return value_key(self)
 
-    @property
-    def full_batch_only(self) -> bool:
-        return False
-
-    @property
-    def least_squares(self) -> bool:
-        return False
-
-    @property
-    def default_tol(self) -> float:
-        return 0.0
+    def init_key(self) -> Any:
+        """What the initial-state program depends on: the solver itself."""
+        return value_key(self)
 
     @abc.abstractmethod
     def init(self, params: PyTree) -> PyTree: ...
 
     @abc.abstractmethod
-    def step(
-        self, objective: Any, params: PyTree, state: PyTree, batch: Any
-    ) -> tuple[PyTree, PyTree, jax.Array] | tuple[PyTree, PyTree, jax.Array, jax.Array]: ...
-
-
-class OptaxSolver(Solver):
-    """Any `optax.GradientTransformation` (sgd, adam, schedules, chains, `optax.lbfgs`, ...).
-
-    Transformations that want the loss (line searches) get `value`, `grad` and `value_fn`.
-
-    Compiled programs are keyed by the transformation's `update` function compared by value (its
-    code and the values it closes over), not by the object: two separately made
-    `optax.adam(1e-2, b1=0.8)` share one program, while `optax.adam(3e-3, b1=0.8)` bakes another
-    learning rate into its `update` and compiles its own. Values that live in the optimizer
-    STATE do not compile: a named optimizer's `learning_rate`, and every numeric hyperparameter
-    of `optax.inject_hyperparams(optax.adam)(learning_rate=...)`. In `fit`, `optax.adam`,
-    `adamw`, `sgd` and `rmsprop` with only their rate set are not `OptaxSolver`s at all: they
-    are the named optimizer at that rate (`as_named`).
-
-    Convergence (`tol > 0`): line-search optimizers (`reuse_value=True`, e.g. L-BFGS) report
-    `converged` when the largest gradient entry is at most `tol` (as SciPy's `gtol`) or the
-    relative decrease of the objective over the step is at most `tol * 1e-3`; for the others the
-    engine watches the training loss (see `Solver`).
-    """
-
-    optimizer: optax.GradientTransformation = eqx.field(static=True)
-    reuse_value: bool = eqx.field(static=True, default=False)
-    needs_full_batch: bool = eqx.field(static=True, default=False)
-    tol_default: float = eqx.field(static=True, default=0.0)
-    elementwise: bool = eqx.field(static=True, default=False)
-
-    @property
-    def full_batch_only(self) -> bool:
-        return self.needs_full_batch
-
-    @property
-    def default_tol(self) -> float:
-        return self.tol_default
-
-    @property
-    def convergence_test(self) -> bool:
-        return self.reuse_value
-
-    @property
-    def flat_params(self) -> bool:
-        return self.elementwise
-
-    def program_key(self) -> Any:
-        """What a training program depends on: `update` by value (`init` runs outside it)."""
-        return (
-            type(self),
-            value_key(self.optimizer.update),
-            self.reuse_value,
-            self.needs_full_batch,
-            self.elementwise,
-        )
-
-    def init_key(self) -> Any:
-        return (type(self), value_key(self.optimizer.init))
-
-    def init(self, params):
-        return self.optimizer.init(params)
-
-    def step(self, objective, params, state, batch):
-        value_fn = functools.partial(_call_objective, objective, batch=batch)
-        if self.reuse_value:
-            # L-BFGS's line search already evaluated the loss and gradient at `params`.
-            loss, grads = optax.value_and_grad_from_state(value_fn)(params, state=state)
-        else:
-            loss, grads = jax.value_and_grad(value_fn)(params)
-        # Wrapped here, not stored wrapped: the solver then compares equal for the same optimizer.
-        tx = optax.with_extra_args_support(self.optimizer)
-        updates, state = tx.update(grads, state, params, value=loss, grad=grads, value_fn=value_fn)
-        new_params = optax.apply_updates(params, updates)
-        if not self.reuse_value:
-            return new_params, state, loss
-        tol = jnp.asarray(objective.tol, jnp.asarray(loss).dtype)
-        gmax = optax.tree.max(jax.tree.map(jnp.abs, grads))
-        new_value = optax.tree.get(state, "value")
-        decrease = loss - new_value
-        scale = jnp.maximum(jnp.maximum(jnp.abs(loss), jnp.abs(new_value)), 1e-30)
-        small_step = (decrease >= 0) & (decrease <= 1e-3 * tol * scale)
-        converged = (tol > 0) & ((gmax <= tol) | small_step)
-        return new_params, state, loss, converged
-
-
-def _call_objective(objective, params, *, batch):
-    return objective(params, batch)
-
-
-_LEARNING_RATE_PLACEHOLDER = 1e-2
-
-
-_FACTORIES: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "adam": optax.adam,
-    "adamw": optax.adamw,
-    "sgd": optax.sgd,
-    "rmsprop": optax.rmsprop,
-}
-_PROBE = 0.000123456789  # a learning rate no one uses: it marks where a factory keeps its rate
-
-
-@functools.cache
-def _probe_key(name: str) -> Any:
-    return by_value(_FACTORIES[name](_PROBE))
-
-
-def _rate_where_probed(probe: Any, key: Any, found: list[float]) -> bool:
-    """Whether `key` equals `probe` except where `probe` holds the probe rate (or its negative,
-    as `optax.scale_by_learning_rate` stores it), and there `key` holds one same rate
-    (collected in `found`)."""
-    if (
-        isinstance(probe, tuple)
-        and len(probe) == 2
-        and probe[0] is float
-        and abs(probe[1]) == _PROBE
-    ):
-        if not (isinstance(key, tuple) and len(key) == 2 and key[0] is float):
-            return False
-        found.append(key[1] if probe[1] > 0 else -key[1])
-        return len(set(found)) == 1
-    if isinstance(probe, tuple) and isinstance(key, tuple):
-        return len(probe) == len(key) and all(
-            _rate_where_probed(p, k, found) for p, k in zip(probe, key, strict=True)
-        )
-    return probe == key
-
-
-def as_named(tx: optax.GradientTransformation) -> tuple[str, float] | None:
-    """`(name, learning_rate)` when `tx` is `optax.<name>(learning_rate)` with every other
-    setting at its default (compared by value, as the program cache compares), else `None`.
-
-    Such a transformation trains exactly as the named optimizer at that rate, so it shares the
-    named optimizer's program: a fresh `optax.adam(3e-3)` after `optax.adam(1e-2)` (or after
-    `optimizer="adam"`) compiles nothing. Anything else (a schedule, other `b1`, a chain) keeps
-    its own program."""
-    key = by_value(tx)
-    if key is None:
-        return None
-    for name in _FACTORIES:
-        found: list[float] = []
-        if _rate_where_probed(_probe_key(name), key, found) and found:
-            rate = found[0]
-            # any other rate (0 in tests, a negative one) stays the user's own program
-            return (name, rate) if math.isfinite(rate) and rate > 0 else None
-    return None
-
-
-@functools.lru_cache(maxsize=16)
-def _named(name: str, lbfgs_learning_rate: float | None = None) -> OptaxSolver:
-    # One object per name: the learning rate is set in the optimizer state (`with_learning_rate`),
-    # so every learning rate shares one compiled program.
-    if name == "lbfgs":
-        tx = optax.lbfgs(learning_rate=lbfgs_learning_rate)
-        return OptaxSolver(
-            tx, reuse_value=True, needs_full_batch=True, tol_default=LBFGS_TOL, elementwise=True
-        )
-    factory = _FACTORIES[name]
-    # inject_hyperparams keeps the learning rate in the optimiser state: per-member learning
-    # rates in ensembles, and no recompiling for a new value. The other settings stay Python
-    # constants, as in `factory(rate)` itself, so that the named optimizer computes exactly
-    # what `optax.<name>(rate)` does (see `as_named`); `fit` runs low-precision models on
-    # float32 master copies, so b2 = 0.999 is never rounded to bfloat16's 1.0.
-    static = tuple(a for a in inspect.signature(factory).parameters if a != "learning_rate")
-    tx = optax.inject_hyperparams(factory, static_args=static)(
-        learning_rate=_LEARNING_RATE_PLACEHOLDER
-    )
-    return OptaxSolver(tx, elementwise=True)
-
-
-LBFGS_TOL = 1e-5
-"""L-BFGS's default `tol`: the largest gradient entry at which it has converged (SciPy's
-L-BFGS-B default `gtol`)."""
-
-
-def with_learning_rate(opt_state: Any, learning_rate: Any) -> Any:
-    """`opt_state` of an `optax.inject_hyperparams` optimizer with its learning rate replaced."""
-    hyper = getattr(opt_state, "hyperparams", None)
-    if not isinstance(hyper, dict) or "learning_rate" not in hyper:
-        raise ValueError("This optimizer has no learning_rate hyperparameter to set.")
-    old = hyper["learning_rate"]
-    lr = jnp.asarray(learning_rate, old.dtype).reshape(old.shape)
-    return opt_state._replace(hyperparams={**hyper, "learning_rate": lr})
-
-
-def check_learning_rate(learning_rate: Any) -> float:
-    """A learning rate: a finite number > 0 (Python, NumPy or 0-d JAX scalar)."""
-    if isinstance(learning_rate, (bool, str, bytes)) or np.ndim(learning_rate) != 0:
-        raise ValueError(f"learning_rate must be a finite number > 0; got {learning_rate!r}.")
-    try:
-        value = float(learning_rate)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"learning_rate must be a finite number > 0; got {learning_rate!r}."
-        ) from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"learning_rate must be a finite number > 0; got {learning_rate!r}.")
-    return value
-
-
-def resolve_solver(
-    optimizer: str | optax.GradientTransformation | Solver,
-    learning_rate: Any = None,
-    *,
-    share_named: bool = True,
-) -> tuple[Solver, float | None]:
-    """Turn a name, an optax transformation or a `Solver` into a `Solver`, and the learning rate
-    to set in its state (`None`: the solver's own).
-
-    `share_named`: an optax transformation that is a named optimizer at some rate (`as_named`)
-    becomes that named optimizer, whose program it then shares. `make_step` passes `False`: its
-    caller initialises the state with their own transformation."""
-    if isinstance(optimizer, Solver):
-        if learning_rate is not None:
-            raise ValueError(
-                "learning_rate is only used with an optimizer given by name; this Solver "
-                "already has its own."
-            )
-        return optimizer, None
-    if isinstance(optimizer, str):
-        if optimizer in LEAST_SQUARES_NAMES:
-            from ._least_squares import least_squares_solver
-
-            if learning_rate is not None:
-                raise ValueError(
-                    f"learning_rate does not apply to optimizer={optimizer!r} (it sets its own "
-                    "step through its damping)."
-                )
-            return least_squares_solver(optimizer), None
-        if optimizer not in OPTIMIZERS:
-            raise unknown_name(
-                "optimizer", optimizer, OPTIMIZERS, ", or pass any optax.GradientTransformation"
-            )
-        lr = None if learning_rate is None else check_learning_rate(learning_rate)
-        if optimizer == "lbfgs":
-            return _named("lbfgs", lr), None
-        return _named(optimizer), _LEARNING_RATE_PLACEHOLDER if lr is None else lr
-    if isinstance(optimizer, optax.GradientTransformation):
-        if learning_rate is not None:
-            raise ValueError(
-                "learning_rate is only used with an optimizer given by name; this optax "
-                "transformation already has its own."
-            )
-        named = as_named(optimizer) if share_named else None
-        if named is not None:  # e.g. optax.adam(1e-2): the named program, its rate at run time
-            name, lr = named
-            return _named(name), check_learning_rate(lr)
-        return OptaxSolver(optimizer, elementwise=is_elementwise(optimizer)), None
-    raise TypeError(
-        "optimizer must be a name (one of "
-        f"{', '.join(OPTIMIZERS)}), an optax.GradientTransformation or an eqx_ffn.Solver; "
-        f"got {type(optimizer).__name__}."
-    )
-
-
-# Optax transformations (by the function that builds them) whose update works element by element
-# or on global reductions only, so that it gives the same result on the parameters raveled into
-# one vector. Anything not listed, or closing over a mask, a user function or an array, keeps
-# the parameters' own structure.
-_ELEMENTWISE_BUILDERS = frozenset(
-    {
-        "adabelief", "adagrad", "adam", "adamax", "adamw", "amsgrad", "lion", "nadam",
-        "rmsprop", "sgd", "lbfgs", "add_decayed_weights", "chain", "clip", "clip_by_global_norm",
-        "identity", "init_empty_state", "inject_hyperparams", "named_chain", "scale",
-        "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad", "scale_by_belief",
-        "scale_by_learning_rate", "scale_by_lbfgs", "scale_by_lion", "scale_by_rms",
-        "scale_by_rss", "scale_by_schedule", "scale_by_zoom_linesearch", "trace",
-        "with_extra_args_support", "zoom_linesearch", "constant_schedule", "cosine_decay_schedule",
-        "exponential_decay", "join_schedules", "linear_schedule", "piecewise_constant_schedule",
-        "polynomial_schedule", "warmup_cosine_decay_schedule", "warmup_exponential_decay_schedule",
-    }
-)  # fmt: skip
-_SAFE_DICTS = frozenset({"numeric_hps", "other_hps", "sched_hps", "static_args"})
-
-
-def is_elementwise(tx: optax.GradientTransformation) -> bool:
-    """Whether `tx.update` is built only from optax transformations known to act element by
-    element (or through global norms): then it may run on the raveled parameter vector."""
-    seen: set[int] = set()
-
-    def ok(obj: Any, name: str = "", depth: int = 0) -> bool:
-        if depth > 40:
-            return False
-        if obj is None or isinstance(obj, (bool, int, float, str, np.dtype, type)):
-            return True
-        if id(obj) in seen:
-            return True
-        seen.add(id(obj))
-        if isinstance(obj, (tuple, list)):
-            return all(ok(v, name, depth + 1) for v in obj)
-        if isinstance(obj, dict):
-            return name in _SAFE_DICTS and all(ok(v, "", depth + 1) for v in obj.values())
-        if isinstance(obj, functools.partial):
-            return ok(obj.func, "", depth + 1) and ok(obj.args, "", depth + 1)
-        fn = getattr(obj, "__code__", None)
-        if fn is None:
-            return False
-        module = getattr(obj, "__module__", "") or ""
-        builder = obj.__qualname__.split(".<locals>")[0]
-        if not module.startswith("optax") or builder not in _ELEMENTWISE_BUILDERS:
-            return False
-        cells = obj.__closure__ or ()
-        for var, cell in zip(fn.co_freevars, cells, strict=True):
-            try:
-                value = cell.cell_contents
-            except ValueError:
-                continue
-            if var == "mask" and value is not None:
-                return False
-            if not ok(value, var, depth + 1):
-                return False
-        return ok(obj.__defaults__, "", depth + 1)
-
-    try:
-        return ok(tx.update)
-    except Exception:
-        return False
+    def step(self, objective: Any, params: PyTree, state: PyTree, batch: Any) -> SolverStep: ...

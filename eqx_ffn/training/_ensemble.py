@@ -11,24 +11,14 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import optax
 from jaxtyping import Array, Float
 
-from ..solvers._solver import Solver
-from ._data import check_features, float_dtype, model_sizes, pad_rows
-from ._engine import bucket
-from ._fit import (
-    Device,
-    Model,
-    Prepared,
-    _as_master,
-    _as_model_dtypes,
-    initial_state,
-    run,
-    split_model,
-    with_frozen,
-)
+from ._driver import run
+from ._fit import Model, as_master, as_model_dtypes, split_model, with_frozen
 from ._history import History
+from ._options import FitOptions
+from ._predict import predict_rows
+from ._prepare import Prepared, initial_state
 
 PyTree = Any
 M = TypeVar("M")
@@ -59,25 +49,7 @@ def fit_ensemble(
     y: Any,
     *,
     keys: jax.Array,
-    optimizer: str | optax.GradientTransformation | Solver = "adam",
-    learning_rate: float | Any | None = None,
-    l1: float | Any = 0.0,
-    l2: float | Any = 0.0,
-    tol: float | None = None,
-    n_iter_no_change: int = 10,
-    steps: int = 2000,
-    batch_size: int | None = None,
-    loss: str | Callable[..., Any] = "mse",
-    validation: tuple[Any, Any] | None = None,
-    eval_every: int | None = None,
-    patience: int | None = None,
-    sample_weight: Any = None,
-    sampling: str = "epoch",
-    drop_last: bool = False,
-    progress: bool | None = None,
-    device: str | Device | None = None,
-    compute_dtype: Any = None,
-    precision: str | None = None,
+    **options: Any,
 ) -> tuple[Model, list[History]]:
     """Train K models at once, in one compiled program; returns `(stacked_model, histories)`.
 
@@ -94,13 +66,58 @@ def fit_ensemble(
     - `learning_rate`: a number, or an array of shape `(K,)` of per-member learning rates (for an
       optimizer given by name, except `"lbfgs"`).
     - `l1`, `l2`: numbers or arrays of shape `(K,)` (per-member weight penalties).
-    - every other argument as in `fit`.
+    - every other keyword of `fit` (`FitOptions`) except `key` (the members' keys come from
+      `keys`) and `mesh`, with the same meaning and default.
 
     **Returns:** the members stacked along a leading axis of every array (use
     `ensemble_member(models, i)` for one, `ensemble_predict(models, x)` for mean and spread), and
     one `History` per member.
     """
     t_start = time.perf_counter()
+    for name in ("key", "mesh"):
+        if name in options:
+            raise TypeError(f"fit_ensemble() got an unexpected keyword argument {name!r}")
+    k, keys = _check_keys(keys)
+    model_keys, fit_keys = jax.vmap(split_keys)(keys)
+    models = eqx.filter_vmap(make_model)(model_keys)
+    template = eqx.filter_eval_shape(ensemble_member, models, 0)  # shapes only: no slicing
+    learning_rate = options.pop("learning_rate", None)
+    lrs = None
+    if learning_rate is not None and np.ndim(learning_rate) > 0:
+        optimizer = options.get("optimizer", "adam")
+        if not isinstance(optimizer, str) or optimizer not in ("adam", "adamw", "sgd", "rmsprop"):
+            raise ValueError(
+                "Per-member learning rates need an optimizer given by name ('adam', 'adamw', "
+                "'sgd', 'rmsprop')."
+            )
+        lrs = _member_values(learning_rate, k, "learning_rate")
+        if np.any(lrs <= 0):
+            raise ValueError("learning_rate must be > 0.")
+        learning_rate = None
+    l1s = _member_values(options.pop("l1", 0.0), k, "l1")
+    l2s = _member_values(options.pop("l2", 0.0), k, "l2")
+    opts = FitOptions(learning_rate=learning_rate, l1=l1s, l2=l2s, **options)
+    prep = Prepared(template, x, y, opts, ensemble=k)
+    params, frozen, static = split_model(models)
+    master = as_master(params, prep.master_dtype)
+    if lrs is not None:
+        lr = lrs
+    elif opts.rate is not None:
+        lr = np.full(k, opts.rate)
+    else:
+        lr = None
+    state = initial_state(prep, master, frozen, fit_keys, l1s, l2s, lr)
+    cfg = prep.config(static)
+    result, histories = run(
+        prep, cfg, state, desc=f"fit_ensemble[{k}]", t_start=t_start, stacklevel=2
+    )
+    if prep.master_dtype is not None:
+        result = as_model_dtypes(result, params)
+    return with_frozen(result, state.frozen, static), histories
+
+
+def _check_keys(keys: Any) -> tuple[int, jax.Array]:
+    """`(K, keys)` from a 1-D array of K >= 1 typed (or raw uint32) `jax.random` keys."""
     if isinstance(keys, jax.Array) and not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         if keys.ndim == 2 and keys.dtype == jnp.uint32:  # raw keys from jax.random.PRNGKey
             keys = jr.wrap_key_data(keys)
@@ -114,64 +131,7 @@ def fit_ensemble(
             "keys must be a 1-D array of K >= 1 jax.random keys, e.g. "
             f"jax.random.split(jax.random.key(0), 8); got {getattr(keys, 'shape', keys)!r}."
         )
-    k = int(keys.shape[0])
-    model_keys, fit_keys = jax.vmap(split_keys)(keys)
-    models = eqx.filter_vmap(make_model)(model_keys)
-    template = eqx.filter_eval_shape(ensemble_member, models, 0)  # shapes only: no slicing
-    lrs = None
-    named_lr = learning_rate
-    if learning_rate is not None and np.ndim(learning_rate) > 0:
-        if not isinstance(optimizer, str) or optimizer not in ("adam", "adamw", "sgd", "rmsprop"):
-            raise ValueError(
-                "Per-member learning rates need an optimizer given by name ('adam', 'adamw', "
-                "'sgd', 'rmsprop')."
-            )
-        lrs = _member_values(learning_rate, k, "learning_rate")
-        if np.any(lrs <= 0):
-            raise ValueError("learning_rate must be > 0.")
-        named_lr = None
-    l1s = _member_values(l1, k, "l1")
-    l2s = _member_values(l2, k, "l2")
-    prep = Prepared(
-        template,
-        x,
-        y,
-        optimizer=optimizer,
-        learning_rate=named_lr,
-        steps=steps,
-        batch_size=batch_size,
-        loss=loss,
-        validation=validation,
-        eval_every=eval_every,
-        patience=patience,
-        l1=l1s,
-        l2=l2s,
-        tol=tol,
-        n_iter_no_change=n_iter_no_change,
-        sample_weight=sample_weight,
-        sampling=sampling,
-        drop_last=drop_last,
-        progress=progress,
-        mesh=None,
-        device=device,
-        compute_dtype=compute_dtype,
-        precision=precision,
-        ensemble=k,
-    )
-    params, frozen, static = split_model(models)
-    master = _as_master(params, prep.master_dtype)
-    if lrs is not None:
-        lr = lrs
-    elif prep.learning_rate is not None:
-        lr = np.full(k, prep.learning_rate)
-    else:
-        lr = None
-    state = initial_state(prep, master, frozen, fit_keys, l1s, l2s, lr)
-    cfg = prep.config(static)
-    result, histories = run(prep, cfg, state, desc=f"fit_ensemble[{k}]", t_start=t_start)
-    if prep.master_dtype is not None:
-        result = _as_model_dtypes(result, params)
-    return with_frozen(result, state["frozen"], static), histories
+    return int(keys.shape[0]), keys
 
 
 def ensemble_size(models: PyTree) -> int:
@@ -232,8 +192,5 @@ def ensemble_predict(
     """
     ensemble_size(models)
     template = eqx.filter_eval_shape(ensemble_member, models, 0)
-    in_size, _ = model_sizes(template)
-    arr = check_features(x, in_size, "x", dtype=float_dtype(template))
-    n = int(arr.shape[0])
-    preds = _predict_all(models, jnp.asarray(pad_rows(arr, bucket(n))))[:, :n]
+    preds = predict_rows(template, x, lambda rows: _predict_all(models, rows), row_axis=1)
     return jnp.mean(preds, axis=0), jnp.std(preds, axis=0)

@@ -71,3 +71,12 @@ class History:
             f"History(steps={self.steps}, stop_reason={self.stop_reason!r}, last loss={last}, "
             f"wall_time={self.wall_time:.3g}s, compile_time={self.compile_time:.3g}s)"
         )
+
+
+class NonFiniteLossWarning(RuntimeWarning):
+    """The training loss became NaN or inf; the last model with a finite loss was returned."""
+
+
+class DivergenceWarning(NonFiniteLossWarning):
+    """The training loss exploded (grew 1e4-fold over its lowest value); the last model before
+    that was returned. A subclass of `NonFiniteLossWarning`: filters for one catch both."""

@@ -1,8 +1,10 @@
 """Batched prediction with input checks: one compiled program per model structure and size
-bucket of N (the rows are padded to the bucket and the padding cut off again)."""
+bucket of N (the rows are padded to the bucket and the padding cut off again: `predict_rows`,
+the one padding rule of every prediction path)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -11,8 +13,21 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._data import check_features, float_dtype, model_sizes, pad_rows
-from ._engine import bucket, precision_context
-from ._fit import _check_precision
+from ._options import resolve_precision
+from ._program import precision_context
+from ._program_cache import bucket
+
+
+def predict_rows(
+    model: Any, x: Any, apply: Callable[[Array], Array], *, argument: str = "x", row_axis=0
+) -> Array:
+    """`apply(rows)` on `x` checked against `model` (its `in_size`, cast to its float dtype),
+    with the rows padded to `bucket(N)` and the padding cut off the result along `row_axis`."""
+    in_size, _ = model_sizes(model)
+    arr = check_features(x, in_size, argument, dtype=float_dtype(model))
+    n = int(arr.shape[0])
+    out = apply(jnp.asarray(pad_rows(arr, bucket(n))))
+    return jax.lax.slice_in_dim(out, 0, n, axis=row_axis)
 
 
 @eqx.filter_jit
@@ -22,12 +37,10 @@ def _apply(model, x, precision):
 
 
 def _batched(model: Any, x: Any, precision: str | None, argument: str = "x") -> Array:
-    in_size, _ = model_sizes(model)
     dtype = jnp.promote_types(float_dtype(model), jnp.float32)
-    arr = check_features(x, in_size, argument, dtype=float_dtype(model))
-    n = int(arr.shape[0])
-    out = _apply(model, jnp.asarray(pad_rows(arr, bucket(n))), _check_precision(precision))
-    return out[:n].astype(jnp.promote_types(out.dtype, dtype))
+    prec = resolve_precision(precision)
+    out = predict_rows(model, x, lambda rows: _apply(model, rows, prec), argument=argument)
+    return out.astype(jnp.promote_types(out.dtype, dtype))
 
 
 def predict(model: Any, x: Any, *, precision: str | None = None) -> Float[Array, "N out_size"]:

@@ -14,11 +14,10 @@ import eqx_ffn
 from eqx_ffn.solvers._least_squares import (
     GaussNewton,
     LevenbergMarquardt,
-    _cholesky_solve,
     check_least_squares,
-    dense_jacobian,
     least_squares_solver,
 )
+from eqx_ffn.solvers._linalg import _cholesky_solve, dense_jacobian
 from eqx_ffn.training._fit import split_model
 from eqx_ffn.training._losses import resolve_loss
 from eqx_ffn.training._objective import Objective
@@ -256,7 +255,7 @@ def test_an_ensemble_of_64_equals_its_separate_fits(lecture1):
     kw = dict(optimizer="lm", steps=30, tol=0.0, progress=False)
     models, hs = eqx_ffn.fit_ensemble(make, x, y, keys=keys, l2=l2s, **kw)
     assert len(hs) == 64
-    before = eqx_ffn.training._engine.compile_count
+    before = eqx_ffn.training._program_cache.compile_count
     for i in range(64):
         model_key, fit_key = jr.split(keys[i])
         single, h = eqx_ffn.fit(make(model_key), x, y, key=fit_key, l2=float(l2s[i]), **kw)
@@ -266,7 +265,7 @@ def test_an_ensemble_of_64_equals_its_separate_fits(lecture1):
             member = eqx_ffn.ensemble_member(models, i)
             got, want = eqx_ffn.ravel(member)[0], eqx_ffn.ravel(single)[0]
             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
-    assert eqx_ffn.training._engine.compile_count - before <= 1  # 64 fits, one program
+    assert eqx_ffn.training._program_cache.compile_count - before <= 1  # 64 fits, one program
 
 
 def test_least_squares_needs_mse_full_batch_and_no_l1(lecture1):
@@ -286,7 +285,7 @@ def test_linear_algebra_paths_agree(lecture1):
     """The two dense ways a step solves its damped normal equations (Cholesky of J^T J, the SVD
     of J) give the same objective, gradient, products with J^T J + l2 diag(mask) and damped
     steps. (The matrix-free path is tested end to end below.)"""
-    from eqx_ffn.solvers._least_squares import _linearise
+    from eqx_ffn.solvers._linalg import linearise as _linearise
 
     x, y, params = lecture1
     model = eqx_ffn.FFN.from_params(params)

@@ -14,7 +14,7 @@ import pytest
 
 import eqx_ffn
 from eqx_ffn import FFN, fit
-from eqx_ffn.training import _engine
+from eqx_ffn.training import _program_cache as _engine
 
 X = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]
 Y = np.sin(3 * X)

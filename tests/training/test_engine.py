@@ -21,7 +21,9 @@ import pytest
 
 import eqx_ffn
 from eqx_ffn import FFN, fit
-from eqx_ffn.training import _engine, _fit
+from eqx_ffn.training import _driver, _fit, _prepare, _program, _program_cache
+from eqx_ffn.training import _program_cache as _engine
+from eqx_ffn.training._options import FitOptions
 
 
 def _table(n=203, seed=0):
@@ -175,24 +177,18 @@ def test_the_step_loop_has_a_static_trip_count_and_one_call_runs_a_fit(lecture1,
         calls.append(cfg)
         return program, seconds
 
-    monkeypatch.setattr(_engine, "compiled_program", counting)
+    monkeypatch.setattr(_program_cache, "compiled_program", counting)
     _, h = fit(model, x, y, optimizer=optax.adam(1e-2), steps=2000, progress=False)
     assert h.steps == 2000 and len(calls) == 1  # the whole fit: one program call
     cfg = calls[0]
 
     # the program: a `while` over chunks (run-time count) around a `scan` of `cfg.chunk` steps
-    prep = _fit.Prepared(
-        model, x, y, optimizer=optax.adam(1e-2), learning_rate=None, steps=2000,
-        batch_size=None, loss="mse", validation=None, eval_every=None, patience=None, l1=0.0,
-        l2=0.0, tol=None, n_iter_no_change=10, sample_weight=None, sampling="epoch",
-        drop_last=False,
-        progress=False, mesh=None, device=None, compute_dtype=None, precision=None,
-        ensemble=None,
-    )  # fmt: skip
+    options = FitOptions(optimizer=optax.adam(1e-2), steps=2000, progress=False)
+    prep = _prepare.Prepared(model, x, y, options)
     p, frozen, _static = _fit.split_model(model)
-    state = _fit.initial_state(prep, p, frozen, jr.key(0), prep.l1, prep.l2, None)
-    sc = _engine.scalars(**{name: 0 for name in _engine.SCALARS})
-    jaxpr = jax.make_jaxpr(functools.partial(_engine._program, cfg))(
+    state = _prepare.initial_state(prep, p, frozen, jr.key(0), options.l1, options.l2, None)
+    sc = _program.Scalars(*[0] * len(_program.Scalars._fields)).vector()
+    jaxpr = jax.make_jaxpr(functools.partial(_program.program, cfg))(
         state, prep.data, prep.val, None, sc
     )
     whiles = [e for e in jaxpr.eqns if e.primitive.name == "while"]
@@ -349,15 +345,19 @@ def _bitmask_loss(model, x, y):
     return jnp.sum(jnp.exp2(x[:, 0])) + 0.0 * jnp.sum(model.layers[0].weight)
 
 
+def _fit_with(model, x, y, **options):
+    """`fit` with `FitOptions`' private settings (`_device_sampling`, `_unroll`) too."""
+    return _fit.fit_with(model, x, y, FitOptions(**options))
+
+
 @pytest.mark.parametrize("drop_last", [False, True])
-def test_device_side_epoch_sampling_uses_each_sample_once(monkeypatch, drop_last):
+def test_device_side_epoch_sampling_uses_each_sample_once(drop_last):
     # the accelerator path (indices drawn with jax.random inside the program), forced on a CPU
-    monkeypatch.setattr(_fit, "DEVICE_SAMPLING", True)
     n, bs = 20, 3
     x, y = jnp.arange(n, dtype=jnp.float32)[:, None], jnp.zeros((n, 1))
     kw = dict(loss=_bitmask_loss, batch_size=bs, steps=7 * 5, key=jr.key(5), drop_last=drop_last,
-              optimizer=optax.sgd(0.0), progress=False)  # fmt: skip
-    _, h = fit(FFN(1, 1, (), key=jr.key(0)), x, y, **kw)
+              optimizer=optax.sgd(0.0), progress=False, _device_sampling=True)  # fmt: skip
+    _, h = _fit_with(FFN(1, 1, (), key=jr.key(0)), x, y, **kw)
     batches = [[i for i in range(n) if round(float(v)) >> i & 1] for v in h.loss]
     per_epoch = 6 if drop_last else 7
     for e in range(len(batches) // per_epoch):
@@ -366,38 +366,36 @@ def test_device_side_epoch_sampling_uses_each_sample_once(monkeypatch, drop_last
         assert [len(b) for b in epoch] == [3] * 6 + ([] if drop_last else [2])
         assert len(set(used)) == len(used) == (18 if drop_last else 20)
     assert batches[:per_epoch] != batches[per_epoch : 2 * per_epoch]  # fresh each epoch
-    _, again = fit(FFN(1, 1, (), key=jr.key(0)), x, y, **kw)
+    _, again = _fit_with(FFN(1, 1, (), key=jr.key(0)), x, y, **kw)
     np.testing.assert_array_equal(again.loss, h.loss)  # same key, same batches
 
 
 @pytest.mark.parametrize("sampling", ["epoch", "replacement"])
 def test_device_side_sampling_trains_and_does_not_depend_on_calls(monkeypatch, lecture1, sampling):
-    monkeypatch.setattr(_fit, "DEVICE_SAMPLING", True)
     x, y, params = lecture1
-    kw = dict(batch_size=24, sampling=sampling, steps=300, key=jr.key(3), progress=False)
-    _, whole = fit(FFN.from_params(params), x, y, **kw)
-    monkeypatch.setattr(_fit, "CALL_SECONDS", 1e-9)  # one chunk a program call
-    _, cut = fit(FFN.from_params(params), x, y, **kw)
+    kw = dict(batch_size=24, sampling=sampling, steps=300, key=jr.key(3), progress=False,
+              _device_sampling=True)  # fmt: skip
+    _, whole = _fit_with(FFN.from_params(params), x, y, **kw)
+    monkeypatch.setattr(_driver, "CALL_SECONDS", 1e-9)  # one chunk a program call
+    _, cut = _fit_with(FFN.from_params(params), x, y, **kw)
     np.testing.assert_array_equal(cut.loss, whole.loss)
-    monkeypatch.setattr(_fit, "DEVICE_SAMPLING", False)
-    _, host = fit(FFN.from_params(params), x, y, **kw)  # NumPy's batches: others, as good
+    # NumPy's batches: others, as good
+    _, host = _fit_with(FFN.from_params(params), x, y, **{**kw, "_device_sampling": False})
     assert whole.loss[-50:].mean() < 0.9 * whole.loss[:50].mean()
     assert 0.5 < whole.loss[-50:].mean() / host.loss[-50:].mean() < 2.0
-    _, other = fit(FFN.from_params(params), x, y, **{**kw, "key": jr.key(4)})
+    _, other = _fit_with(FFN.from_params(params), x, y, **{**kw, "key": jr.key(4)})
     assert not np.allclose(other.loss, whole.loss, rtol=1e-3)
 
 
-def test_the_unrolled_step_loop_of_accelerators_trains_alike(monkeypatch, lecture1):
+def test_the_unrolled_step_loop_of_accelerators_trains_alike(lecture1):
     # GPUs unroll the step loop (x8); forced on a CPU it must give the same fit, mini-batches
     # drawn on the device included
     x, y, params = lecture1
-    kw = dict(batch_size=50, steps=130, key=jr.key(1), progress=False)
-    monkeypatch.setattr(_fit, "DEVICE_SAMPLING", True)
-    _, rolled = fit(FFN.from_params(params), x, y, **kw)
-    monkeypatch.setattr(_fit, "UNROLL", 8)
-    before = eqx_ffn.training._engine.compile_count
-    _, unrolled = fit(FFN.from_params(params), x, y, **kw)
-    assert eqx_ffn.training._engine.compile_count == before + 1  # unrolling is part of the program
+    kw = dict(batch_size=50, steps=130, key=jr.key(1), progress=False, _device_sampling=True)
+    _, rolled = _fit_with(FFN.from_params(params), x, y, **kw)
+    before = _program_cache.compile_count
+    _, unrolled = _fit_with(FFN.from_params(params), x, y, **kw, _unroll=8)
+    assert _program_cache.compile_count == before + 1  # unrolling is part of the program
     assert unrolled.steps == rolled.steps == 130
     np.testing.assert_allclose(unrolled.loss, rolled.loss, rtol=1e-5)
 

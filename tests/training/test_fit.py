@@ -15,7 +15,8 @@ from conftest import lecture_data_and_params, lecture_nn
 
 import eqx_ffn
 from eqx_ffn import FFN, Standardized, fit
-from eqx_ffn.training import _engine
+from eqx_ffn.training import _program_cache as _engine
+from eqx_ffn.training import _sampling
 
 ADAM = optax.adam(1e-2)  # one object: fits with it share a compiled program
 
@@ -97,13 +98,14 @@ def test_compile_time_counts_the_initial_state_program(lecture1, monkeypatch):
     # first call's run_time (and the steps/s the CLI prints from it) excludes it
     import time
 
-    from eqx_ffn.training import _fit
+    from eqx_ffn.training import _program_cache, _state
 
     def slow_to_trace(*args):
         time.sleep(0.3)  # runs while tracing, never when the compiled program runs
-        return _fit._init_states(*args)
+        return _state.init_states(*args)
 
-    monkeypatch.setattr(_fit, "_init_fast", jax.jit(slow_to_trace, static_argnums=range(5)))
+    monkeypatch.setattr(_program_cache, "_jitted_init", jax.jit(slow_to_trace, static_argnums=0))
+    monkeypatch.setattr(_program_cache, "_inits", _program_cache._Cache(32))  # nothing compiled
     x, y, params = lecture1
     model = FFN.from_params(params)
     _, first = fit(model, x, y, optimizer=ADAM, steps=3, progress=False)
@@ -211,7 +213,7 @@ def test_minibatch_fit_equals_a_hand_written_loop(weighted):
     key_data = np.asarray(jr.key_data(key))
     for t in range(steps):
         e, j = divmod(t, 3)
-        idx = _engine.epoch_permutation(key_data, e, n)[j * bs : (j + 1) * bs]
+        idx = _sampling.epoch_permutation(key_data, e, n)[j * bs : (j + 1) * bs]
         yb = y[idx] if w is None else jnp.concatenate([y[idx], w[idx, None]], axis=1)
         ref, opt_state, value = step(ref, opt_state, x[idx], yb)
         ref_losses.append(float(value))
@@ -250,7 +252,7 @@ def test_batches_do_not_depend_on_chunking(lecture1, sampling, monkeypatch):
     x, y, params = lecture1
     kw = dict(batch_size=24, sampling=sampling, steps=600, key=jr.key(3), progress=False)
     _, whole = fit(FFN.from_params(params), x, y, **kw)
-    monkeypatch.setattr(eqx_ffn.training._fit, "CALL_SECONDS", 1e-9)
+    monkeypatch.setattr(eqx_ffn.training._driver, "CALL_SECONDS", 1e-9)
     before = _engine.compile_count
     _, cut = fit(FFN.from_params(params), x, y, **kw)
     assert _engine.compile_count == before  # many calls, one program

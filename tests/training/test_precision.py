@@ -10,7 +10,7 @@ import pytest
 
 import eqx_ffn
 from eqx_ffn import FFN, fit
-from eqx_ffn.training import _engine
+from eqx_ffn.training import _program_cache as _engine
 
 
 def test_bfloat16_compute_trains_the_lecture_problem(lecture1):

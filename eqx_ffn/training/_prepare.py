@@ -1,0 +1,211 @@
+"""`Prepared`: one fit's checked data on its device, its schedule and its program's `Config`;
+and the initial training state, in one compiled call."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from ._config import Config
+from ._data import check_features, check_sample_weight, check_targets, float_dtype, model_sizes
+from ._flat import param_spec
+from ._options import FitOptions
+from ._placement import default_device, place
+from ._program_cache import compiled_init
+from ._schedule import FAST_COMPILE_MAX_STEP, n_weights, schedule
+from ._state import InitConfig, MemberState
+
+PyTree = Any
+
+
+def _dtypes(model, options: FitOptions):
+    """`(compute_dtype, master_dtype, work_dtype)`: a bfloat16/float16 model trains float32
+    master copies and computes in its own dtype."""
+    param_dtype = float_dtype(model)
+    if jnp.dtype(param_dtype).itemsize < 4:
+        return options.dtype or jnp.dtype(param_dtype), jnp.dtype(jnp.float32)
+    return options.dtype, None
+
+
+def _effective_batch(options: FitOptions, n: int) -> int | None:
+    """The batch size after the checks that need N (`None`: full batch)."""
+    bs = options.batch_size
+    if bs is None:
+        return None
+    if bs > n:
+        raise ValueError(
+            f"batch_size={bs} is larger than the data (N={n} samples); use "
+            f"batch_size <= {n}, or batch_size=None for full batch."
+        )
+    if options.solver.full_batch_only:
+        raise ValueError(
+            "This optimizer (L-BFGS, Levenberg-Marquardt, Gauss-Newton) works on the "
+            "full batch; use batch_size=None."
+        )
+    if bs == n and options.sampling == "epoch":
+        return None  # one batch of everything, every step: the full batch
+    if options.drop_last and n // bs == 0:
+        raise ValueError("drop_last=True leaves no full batch.")
+    return bs
+
+
+class Prepared:
+    """One fit's (or ensemble's) checked and placed data, resolved settings and schedule.
+
+    **Arguments:** `model` (for an ensemble a shape-only template of one member), `x`, `y`, the
+    fit's `options`, and `ensemble`: the number of members K, or None for one model.
+    """
+
+    def __init__(self, model, x, y, options: FitOptions, ensemble: int | None = None):
+        self.options = options
+        self.eval_every: int = options.eval_every or 1  # set by FitOptions
+        self.solver = options.solver
+        self.ensemble = ensemble
+        in_size, out_size = model_sizes(model)
+        classification = options.objective.classification
+        self.compute_dtype, self.master_dtype = _dtypes(model, options)
+        work_dtype = jnp.promote_types(float_dtype(model), jnp.float32)
+        self.loss_dtype = work_dtype  # `loss_dtype` of the trained (master) parameters
+        store_dtype = self.compute_dtype or work_dtype
+        x_arr = check_features(x, in_size, "x", dtype=store_dtype)
+        n = int(x_arr.shape[0])
+        y_arr = check_targets(y, n, out_size, classification, "y", dtype=work_dtype)
+        self.batch_size = _effective_batch(options, n)
+        self.drop_last = options.drop_last and self.batch_size is not None
+        w_arr = None
+        if options.sample_weight is not None:
+            w_arr = check_sample_weight(options.sample_weight, n, dtype=work_dtype)
+        val = None
+        if options.validation is not None:
+            xv = check_features(options.validation[0], in_size, "validation x", dtype=store_dtype)
+            nv = int(xv.shape[0])
+            yv = check_targets(
+                options.validation[1], nv, out_size, classification, "validation y",
+                dtype=work_dtype,
+            )  # fmt: skip
+            val = (xv, yv)
+        weights = n_weights(model)
+        device = options.target
+        if device is None and options.mesh is None:
+            full_line_search = self.batch_size is None and self.solver.line_search
+            device = default_device(x_arr, full_line_search, n * max(weights, 1))
+        self.device = device
+        weighted = options.objective.weightable
+        w_full = None
+        if weighted:
+            w_full = np.ones(n, work_dtype) if w_arr is None else w_arr
+        placed = place(
+            (x_arr, y_arr, w_full), val, weighted=weighted, device=device, mesh=options.mesh,
+            batch_size=self.batch_size,
+        )  # fmt: skip
+        self.data, self.val, self.replicate = placed.data, placed.val, placed.replicate
+        self.n, self.n_floor, self.weighted = n, placed.n_floor, weighted
+        self.batch_sharding, self.platform = placed.batch_sharding, placed.platform
+        on_device = self.platform != "cpu"
+        if options._device_sampling is not None:
+            on_device = options._device_sampling
+        self.device_sampling = self.batch_size is not None and on_device
+        k = ensemble or 1
+        self.schedule = schedule(
+            self.solver,
+            rows=self.batch_size if self.batch_size is not None else int(self.data[0].shape[0]),
+            weights=weights,
+            k=k,
+            platform=self.platform,
+            host_indices=(self.batch_size or 0) * k if self.host_sampling else 0,
+            has_val=val is not None,
+            unroll=options._unroll,
+        )
+        self.param_spec: Any = None  # set with the initial state (see `spec_of`)
+        self.key_data: np.ndarray | None = None  # the host sampler's key (initial_state)
+        self.init_compile_time = 0.0  # seconds initial_state spent compiling its program
+
+    @property
+    def host_sampling(self) -> bool:
+        """Mini-batch indices drawn on the host (NumPy), from `key_data`."""
+        return self.batch_size is not None and not self.device_sampling
+
+    @property
+    def perm_width(self) -> int:
+        """Width of the device-side epoch permutation cache (0: none)."""
+        if self.device_sampling and self.options.sampling == "epoch":
+            return int(self.data[0].shape[0])
+        return 0
+
+    def spec_of(self, params: PyTree) -> Any:
+        """The raveled layout of one member's trained arrays when the solver works on one
+        vector (`Solver.flat_params`), else None."""
+        if not self.solver.flat_params:
+            return None
+        if self.ensemble is not None:
+            params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params)
+        return param_spec(params)
+
+    def config(self, static) -> Config:
+        """The program's static configuration, for the model's non-array part `static`."""
+        # least-squares programs keep XLA's defaults: under LLVM -O1 (or the older emitters) an
+        # ensemble member and its own fit round differently, which Levenberg-Marquardt's
+        # accept/reject decisions amplify into different trajectories
+        tuned = self.platform == "cpu" and not self.solver.least_squares
+        s = self.schedule
+        return Config(
+            solver=self.solver,
+            loss=self.options.objective,
+            static=static,
+            batch_size=self.batch_size,
+            sampling=self.options.sampling,
+            drop_last=self.drop_last,
+            weighted=self.weighted,
+            n_floor=self.n_floor,
+            device_sampling=self.device_sampling,
+            chunk=s.chunk,
+            max_chunks=s.max_chunks,
+            unroll=s.unroll,
+            has_val=self.val is not None,
+            ensemble=self.ensemble is not None,
+            solver_test=self.solver.convergence_test,
+            compute_dtype=self.compute_dtype,
+            precision=self.options.matmul_precision,
+            batch_sharding=self.batch_sharding,
+            param_spec=self.param_spec,
+            cpu_options=tuned,
+            fast_compile=tuned and s.step_seconds <= FAST_COMPILE_MAX_STEP,
+        )
+
+
+def initial_state(prep: Prepared, params, frozen, key, l1, l2, lr) -> MemberState:
+    """The training state of one model (or of a stacked ensemble), in one compiled call."""
+    solver = prep.solver
+    dtype = prep.loss_dtype
+    k = prep.ensemble
+    tol = prep.options.tol
+    tol = np.full(k, tol, dtype) if k else np.asarray(tol, dtype)
+    l1 = np.asarray(l1, dtype)
+    l2 = np.asarray(l2, dtype)
+    lr_arr = None if lr is None else np.asarray(lr, dtype)
+    # the key lives in the state only where the program draws batches; the host sampler
+    # reads its data once here
+    prep.key_data = np.asarray(jr.key_data(key)) if prep.host_sampling else None
+    if not prep.device_sampling:
+        key = None
+    args = prep.replicate((params, frozen, key, l1, l2, tol, lr_arr))
+    prep.param_spec = prep.spec_of(params)
+    cfg = InitConfig(
+        solver,
+        solver.init_key(),
+        prep.val is not None,
+        prep.perm_width,
+        k is not None,
+        prep.param_spec is not None,
+    )
+    t0 = time.perf_counter()
+    program, seconds = compiled_init(cfg, *args)
+    state = program(*args)
+    if seconds:  # traced and compiled now: count it as compiling (the first call included)
+        prep.init_compile_time = time.perf_counter() - t0
+    return state

@@ -1,0 +1,105 @@
+"""The program's shape in time: steps per scan (`chunk`), chunks per call, the unroll factor,
+and the cost model that sizes them."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..solvers._solver import Solver
+from ._cache_key import identity_memo
+
+MAX_STEPS_PER_CALL = 16384
+"""Steps one program call can run (its loss buffer's length); the host also returns between
+calls after about `CALL_SECONDS` (see `_driver`)."""
+
+FAST_COMPILE_MAX_STEP = 1e-4
+"""CPU programs whose step is estimated at most this many seconds compile with
+`FAST_COMPILE_OPTIONS` (compiling dominates their cost); other CPU programs with
+`CPU_COMPILE_OPTIONS` (both in `_program_cache`). Least-squares solvers take neither: under
+them a member of an ensemble and its own fit round their linear algebra differently, and
+Levenberg-Marquardt's accept/reject decisions amplify that into different trajectories."""
+
+
+@identity_memo
+def n_weights(model: Any) -> int:
+    """Trainable scalars of a model (or of a shape-only template)."""
+    total = 0
+    for leaf in jax.tree.leaves(model):
+        if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct, np.ndarray)) and jnp.issubdtype(
+            leaf.dtype, jnp.inexact
+        ):
+            total += int(np.prod(leaf.shape))
+    return total
+
+
+def step_seconds(solver: Solver, rows: int, weights: int, k: int, cpu: bool) -> float:
+    """A step's estimated cost: its flops at the device's throughput, but at least the device's
+    per-step overhead for that kind of step (line searches and the damped normal equations run
+    many small kernels; see benchmarks/BENCHMARKS.md). The estimate sizes the chunk, whose
+    masked steps past the requested end still run: an estimate too low makes short fits pay for
+    a long chunk."""
+    w = max(weights, 1)
+    if solver.least_squares:  # Jacobian, J^T J, three Choleskys, four trial points
+        flops = k * (2.0 * rows * w * w + w**3 + 30.0 * rows * w)
+        floor = 2e-4 if cpu else 4e-4
+    elif solver.line_search:
+        flops = 36.0 * rows * w * k
+        floor = 8e-5 if cpu else 4e-4
+    else:
+        flops = 6.0 * rows * w * k
+        floor = 3e-6 if cpu else 8e-6
+    throughput = 2e10 if cpu else 2e13
+    return max(floor, flops / throughput)
+
+
+class Schedule(NamedTuple):
+    """How a fit's steps are cut: `chunk` steps a scan, at most `max_chunks` chunks a call."""
+
+    step_seconds: float
+    chunk: int
+    unroll: int
+    max_chunks: int
+
+
+def schedule(
+    solver: Solver,
+    *,
+    rows: int,
+    weights: int,
+    k: int,
+    platform: str,
+    host_indices: int,
+    has_val: bool,
+    unroll: int | None = None,
+) -> Schedule:
+    """The chunk length, unroll factor and chunks per call of a program.
+
+    **Arguments:** `rows` a step reads (the batch size, or the padded N), `weights` trained
+    scalars, `k` members, `platform` the device's, `host_indices` indices a step reads from the
+    host (0 when they are drawn on the device or there are none), `has_val`, and `unroll` to
+    force the unroll factor (None: 8 on accelerators when a chunk holds at least 16 steps,
+    else 1).
+    """
+    cpu = platform == "cpu"
+    seconds = step_seconds(solver, rows, weights, k, cpu)
+    # a chunk's steps past the requested end still run (masked), so a short chunk costs a
+    # short fit little; on a CPU the while loop over chunks costs next to nothing a chunk, on
+    # a GPU each chunk is a host round trip
+    chunk_target = 2.5e-4 if cpu else 2e-3
+    chunk = 1
+    while chunk < 256 and (2 * chunk) * seconds <= chunk_target:
+        chunk *= 2
+    if unroll is None:
+        unroll = 8 if (not cpu and chunk >= 16) else 1
+    else:
+        unroll = max(1, min(int(unroll), chunk))
+    per_step_floats = k * (2 if has_val else 1)
+    cap = (1 << 21) // max(per_step_floats, 1)
+    if host_indices:
+        cap = min(cap, (1 << 22) // host_indices)
+    max_chunks = max(1, min(MAX_STEPS_PER_CALL, cap) // chunk)
+    return Schedule(seconds, chunk, unroll, max_chunks)
