@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from .solvers._solver import Solver as Solver
     from .training._compilation_cache import CompilationCacheWarning as CompilationCacheWarning
     from .training._compilation_cache import enable_compilation_cache as enable_compilation_cache
+    from .io._export import export as export
     from .training._ensemble import ensemble_member as ensemble_member
     from .training._ensemble import ensemble_predict as ensemble_predict
     from .training._ensemble import fit_ensemble as fit_ensemble
@@ -55,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "ACTIVATIONS": ".model._activations",
     "CompilationCacheWarning": ".training._compilation_cache",
     "enable_compilation_cache": ".training._compilation_cache",
+    "export": ".io._export",
     "ensemble_member": ".training._ensemble",
     "ensemble_predict": ".training._ensemble",
     "fit_ensemble": ".training._ensemble",
@@ -111,6 +113,7 @@ __all__ = [
     "enable_compilation_cache",
     "ensemble_member",
     "ensemble_predict",
+    "export",
     "fit",
     "fit_ensemble",
     "jacobian",
