@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import softmax
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -109,7 +108,9 @@ class FFNClassifier(ClassifierMixin, _FFNEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities for `X` (N, n_features): shape (N, n_classes), columns in the
         order of `classes_`, rows summing to 1 (float64)."""
-        return softmax(self._raw_predict(X), axis=1)
+        logits = self._raw_predict(X)
+        exp_shifted = np.exp(logits - np.max(logits, axis=1, keepdims=True))
+        return exp_shifted / np.sum(exp_shifted, axis=1, keepdims=True)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """The log of `predict_proba`, computed stably: shape (N, n_classes)."""

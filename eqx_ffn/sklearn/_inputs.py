@@ -11,7 +11,7 @@ import numbers
 from typing import Any
 
 import numpy as np
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 from .._validation import ArgumentTypeError
 
@@ -158,7 +158,9 @@ def check_labels(y: Any) -> None:
 
 
 def sample_weight(weight: Any, x: np.ndarray) -> np.ndarray | None:
-    """`sample_weight` as float64 of shape (N,), or None: >= 0 and not zero everywhere.
+    """`sample_weight` as float64 of shape (N,), or None: finite, >= 0, not zero everywhere.
+
+    (scikit-learn's private `_check_sample_weight`, written with its public `check_array`.)
 
     **Arguments:** `weight` (None, a number or an array-like of N values), `x` (N, d).
 
@@ -166,7 +168,23 @@ def sample_weight(weight: Any, x: np.ndarray) -> np.ndarray | None:
     """
     if weight is None:
         return None
-    w = _check_sample_weight(weight, x, dtype=np.float64)
+    n = x.shape[0]
+    if isinstance(weight, numbers.Number):  # one weight for every sample
+        w = np.full(n, weight, dtype=np.float64)
+    else:
+        float64: Any = np.float64  # check_array's annotation says str; it takes a type
+        w = check_array(
+            weight, ensure_2d=False, dtype=float64, order="C", input_name="sample_weight"
+        )
+        if w.ndim != 1:
+            raise ValueError(
+                f"sample_weight must be a number or hold one weight per sample, shape ({n},); "
+                f"got shape {w.shape}."
+            )
+        if w.shape[0] != n:
+            raise ValueError(
+                f"sample_weight holds {w.shape[0]} weights for {n} samples; expected shape ({n},)."
+            )
     if np.any(w < 0):
         raise ValueError("sample_weight must be >= 0.")
     if not np.any(w > 0):

@@ -437,3 +437,49 @@ def test_readme_section_runs(tmp_path, monkeypatch, capsys):
     assert float(r2) > 0.3 and 1 <= int(epochs) <= 200
     assert float(lines[1].split()[0]) >= 0.9  # wine test accuracy
     assert isinstance(eqx_ffn.sklearn.load(tmp_path / "wine.eqx"), FFNClassifier)
+
+
+# -- dependencies ------------------------------------------------------------------------------
+
+
+def test_private_scikit_learn_names_are_one_module_and_pinned():
+    # issue 24: only sklearn.utils._param_validation (no public twin) is private, and the extra
+    # caps scikit-learn's version; SciPy is not imported (scikit-learn brings it)
+    import ast
+
+    private, scipy = set(), set()
+    for path in Path(eqx_ffn.sklearn.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                top, parts = node.module.split(".")[0], node.module.split(".")
+                if top == "sklearn" and any(p.startswith("_") for p in parts):
+                    private.add(node.module)
+                if top == "sklearn":
+                    private.update(
+                        f"{node.module}.{a.name}" for a in node.names if a.name[0] == "_"
+                    )
+                if top == "scipy":
+                    scipy.add(node.module)
+            elif isinstance(node, ast.Import):
+                scipy.update(a.name for a in node.names if a.name.split(".")[0] == "scipy")
+    assert private == {"sklearn.utils._param_validation"} and not scipy, (private, scipy)
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    cap = re.search(r'^sklearn = \["scikit-learn>=1\.6,<(\d+)\.(\d+)"\]', pyproject, flags=re.M)
+    assert cap is not None
+    installed = tuple(int(v) for v in sklearn.__version__.split(".")[:2])
+    assert installed < (int(cap[1]), int(cap[2]))
+
+
+def test_bad_sample_weights_say_what_is_wrong():
+    x, y = _regression(n=20)
+    reg = FFNRegressor(**SMALL)
+    with pytest.raises(ValueError, match=r"sample_weight holds 19 weights for 20 samples"):
+        reg.fit(x, y, sample_weight=np.ones(19))
+    with pytest.raises(ValueError, match=r"one weight per sample, shape \(20,\); got shape"):
+        reg.fit(x, y, sample_weight=np.ones((20, 2)))
+    with pytest.raises(ValueError, match="sample_weight"):
+        reg.fit(x, y, sample_weight=np.full(20, np.nan))
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        reg.fit(x, y, sample_weight=-np.ones(20))
+    with pytest.raises(ValueError, match="zero everywhere"):
+        reg.fit(x, y, sample_weight=0.0)
