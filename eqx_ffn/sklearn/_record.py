@@ -214,9 +214,11 @@ def _parameters(cls: type, params: Any, left_out: Any) -> Any:
     names = set(cls().get_params(deep=False))
     if not isinstance(left_out, list) or not all(isinstance(n, str) for n in left_out):
         raise RecordError("left_out", _show(left_out), "expected a list of parameter names")
-    for n in left_out:
+    for i, n in enumerate(left_out):
         if n not in names:
             raise RecordError("left_out", _show(left_out), f"{n!r} is not a parameter")
+        if n in left_out[:i]:
+            raise RecordError("left_out", _show(left_out), f"expected distinct names ({n!r} twice)")
     if not isinstance(params, dict):
         raise RecordError("params", _show(params), "expected a JSON object of parameters")
     for n, value in params.items():
@@ -241,7 +243,10 @@ def _parameters(cls: type, params: Any, left_out: Any) -> Any:
             alone._hidden_sizes()
             alone._compute_dtype()
         except (TypeError, ValueError) as e:
-            raise RecordError(f"params.{n}", _show(value), str(e).rstrip(".")) from None
+            reason = str(e).rstrip(".")
+            raise RecordError(
+                f"params.{n}", _show(value), reason[:1].lower() + reason[1:]
+            ) from None
     return cls(**values)
 
 

@@ -137,6 +137,11 @@ CASES = {
         lambda r: r["params"].pop("alpha"),
         ["'params'", "'alpha'", "left_out"],
     ),
+    "a parameter left out twice": (
+        "reg",
+        lambda r: [r["params"].pop("random_state"), r.update(left_out=["random_state"] * 2)],
+        ["'left_out'", "'random_state' twice"],
+    ),
     "an unknown field": ("reg", _set("classes", ["a"]), ["'classes'", "no such field"]),
     "an unknown estimator": ("reg", _set("estimator", "MLPRegressor"), ["'estimator'"]),
     "a regressor's record on a classifier's network": (
