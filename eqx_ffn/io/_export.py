@@ -110,8 +110,8 @@ def export(
 
     (batch,) = jax.export.symbolic_shape("batch")
     spec = jax.ShapeDtypeStruct((batch, in_size), jnp.dtype(in_dtype))
-    kwargs = {} if platforms is None else {"platforms": tuple(platforms)}
-    exported = jax.export.export(jax.jit(predict), **kwargs)(spec)
+    lowered_for = None if platforms is None else tuple(platforms)
+    exported = jax.export.export(jax.jit(predict), platforms=lowered_for)(spec)
     target = Path(path)
     try:
         _atomic_write(target, bytes(exported.serialize()))
