@@ -59,12 +59,14 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
         load[name] = _load()
         print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
-        module = importlib.import_module(f"benchmarks.{CASES[name]}")
+        title = name
         try:
-            cases[name] = {"title": module.TITLE, "tables": to_json(module.run(mode))}
+            module = importlib.import_module(f"benchmarks.{CASES[name]}")
+            title = module.TITLE
+            cases[name] = {"title": title, "tables": to_json(module.run(mode))}
         except Exception as e:  # report and go on: the other cases still count
             traceback.print_exc()
-            cases[name] = {"title": module.TITLE, "error": f"{type(e).__name__}: {e}"}
+            cases[name] = {"title": title, "error": f"{type(e).__name__}: {e}"}
         seconds[name] = time.perf_counter() - t
         print(f"[benchmarks] {name} took {seconds[name]:.1f} s", file=sys.stderr, flush=True)
     load["end"] = _load()

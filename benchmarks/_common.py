@@ -180,31 +180,32 @@ def mse_of(params: dict[str, Any], x: Any, y: Any) -> float:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def python_process(args: list[str], timeout: float = 600) -> tuple[float, dict[str, Any]]:
-    """Wall seconds of one fresh `python ARGS` process run from the repository root, and the
-    last JSON line it printed (`{}` if none). The child imports the same eqx_ffn as this process
-    (`PYTHONPATH` starts with the repository root) and uses no persistent compilation cache
-    unless its arguments name one (`EQX_FFN_CACHE_DIR` removed)."""
+def start_python(args: list[str], timeout: float = 600) -> Callable[[], tuple[float, Any]]:
+    """Start a fresh `python ARGS` process from the repository root; the returned `wait()` gives
+    its wall seconds and the last JSON line it printed (`{}` if none). The child imports the same
+    eqx_ffn as this process (`PYTHONPATH` starts with the repository root) and uses no persistent
+    compilation cache unless its arguments name one (`EQX_FFN_CACHE_DIR` removed)."""
     env = dict(os.environ)
     env.pop("EQX_FFN_CACHE_DIR", None)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{args} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    return wall, (json.loads(lines[-1]) if lines else {})
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+    def wait() -> tuple[float, Any]:
+        out, err = proc.communicate(timeout=timeout)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{args} failed ({proc.returncode}): {err[-2000:]}")
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        return wall, (json.loads(lines[-1]) if lines else {})
+
+    return wait
+
+
+def python_process(args: list[str]) -> tuple[float, Any]:
+    """`start_python(args)()`: one fresh process, waited for."""
+    return start_python(args)()
 
 
 def median_runs(runs: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:

@@ -116,13 +116,16 @@ def _ffn(mode: Mode, tmp: Path) -> Table:
     """`FFN(1, 1, (16,))` in fresh processes, without a persistent cache and with a warm one."""
     plain = [python_process([*WORKER, "ffn"]) for _ in range(max(1, mode.slow_repeats))]
     args = [*WORKER, "ffn", "--cache", str(tmp / "cache_ffn")]
-    python_process(args)  # fills the cache
-    cached = [python_process(args) for _ in range(max(1, mode.slow_repeats))]
+    if not mode.quick:  # with a warm persistent cache: the full mode
+        python_process(args)  # fills the cache
+    cached = [] if mode.quick else [python_process(args) for _ in range(mode.slow_repeats)]
     t = Table("`FFN(1, 1, (16,), key=jax.random.key(0))` in a fresh process (medians)",
               ["process", "model after imports", "fastest", "XLA compiles", "their seconds",
                "a second model", "imports", "whole process"], formats="tssgssss")  # fmt: skip
     fastest = min(r["model_s"] for _, r in plain)
     for label, runs in (("no persistent cache", plain), ("persistent cache warm", cached)):
+        if not runs:
+            continue
         r = median_runs(runs)
         t.add(label, r["model_s"], min(x["model_s"] for _, x in runs), r.get("xla_compiles"),
               r.get("xla_compile_s"), r["second_model_s"], r["import_s"], r["process_s"])  # fmt: skip
