@@ -113,6 +113,11 @@ def _check_options(model, records, criterion, optimizer, learning_rate, steps, l
         raise unknown_name(
             "optimizer", optimizer, OPTIMIZERS, " or an optax.GradientTransformation"
         )
+    if kind in ("lm", "lbfgs") and learning_rate is not None:
+        raise ValueError(
+            f"learning_rate does not apply to optimizer={optimizer!r} (its steps come from the "
+            "model's curvature and a line search or damping); leave learning_rate=None."
+        )
     lr = check_number(1e-3 if learning_rate is None else learning_rate, "learning_rate", 0.0)
     check_int(steps, "steps", 0)
     check_number(l2, "l2", 0.0, closed=True)

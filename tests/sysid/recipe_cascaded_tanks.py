@@ -93,31 +93,57 @@ def lm_vs_adam(target: float, adam_steps: int) -> None:
     )
 
 
-def recipe(seed: int):
-    """The documented recipe: see the module docstring of eqx_ffn.sysid / the README."""
-    model = sysid.NeuralStateSpace(1, 2, 1, (16,), key=jr.key(seed), **RECIPE_MODEL)
-    return sysid.fit(model, TRAIN, optimizer="lm", **RECIPE_FIT)
+RESTARTS, KEEP, L2 = 8, 3, 3e-2
 
 
-RECIPE_MODEL = dict(
-    init="glorot_normal", output="ffn", output_hidden_sizes=(8,), last_layer_scale=0.1
-)
-RECIPE_FIT = dict(steps=150, l2=1e-3)
+def recipe(seed: int) -> list:
+    """The recipe: restarts of a small residual state-space model fitted by LM, an ensemble.
+
+    `RESTARTS` models `NeuralStateSpace(1, 2, 1, (16,))` (the lecture's architecture and
+    initialisation scheme, keys from `seed`) get 50 Levenberg-Marquardt iterations on the whole
+    training record's simulation error with `l2=3e-2`; the `KEEP` lowest training losses get
+    150 more; those within 1.5x the lowest training loss form the ensemble, whose prediction is
+    the mean of the members' simulations (each with its own initial-state estimate). Only the
+    training record is used to choose.
+    """
+    first = []
+    for r in range(RESTARTS):
+        model = sysid.NeuralStateSpace(1, 2, 1, (16,), key=jr.fold_in(jr.key(seed), r))
+        model, x0, hist = sysid.fit(model, TRAIN, optimizer="lm", steps=50, l2=L2)
+        first.append((hist.final_loss, model, x0))
+    first.sort(key=lambda f: f[0])
+    final = []
+    for _, model, x0 in first[:KEEP]:
+        model, _, hist = sysid.fit(model, TRAIN, optimizer="lm", steps=150, l2=L2, x0=x0)
+        final.append((hist.final_loss, model))
+    best = min(loss for loss, _ in final)
+    return [model for loss, model in final if loss <= 1.5 * best]
+
+
+def ensemble_rmse(models) -> float:
+    """The benchmark's score of the mean of the members' simulations."""
+    sims = []
+    for m in models:
+        x0 = sysid.estimate_initial_state(m, TEST, N_INIT)
+        sims.append(np.asarray(sysid.simulate(m, TEST.u, x0)))
+    return float(sysid.rmse(TEST.y, np.mean(sims, axis=0), skip=N_INIT)[0])
 
 
 def quality(seeds: int) -> None:
-    recipe(0)  # compile
-    scores, times = [], []
+    recipe(99)  # compile
+    scores, singles, times = [], [], []
     for seed in range(seeds):
         t = time.perf_counter()
-        model, _, _ = recipe(seed)
+        models = recipe(seed)
         times.append(time.perf_counter() - t)
-        scores.append(benchmark_rmse(model))
-    s = np.array(scores)
+        scores.append(ensemble_rmse(models))
+        singles.append(benchmark_rmse(models[0]))
+    s, one = np.array(scores), np.array(singles)
     print(
         f"4. recipe test RMSE over {seeds} seeds: {np.round(s, 3).tolist()} V; mean "
-        f"{s.mean():.3f} V, std {s.std():.3f} V, best {s.min():.3f} V; fit time "
-        f"{np.mean(times):.1f} s (max {np.max(times):.1f} s)"
+        f"{s.mean():.3f} V, std {s.std():.3f} V (its best single member: mean {one.mean():.3f}"
+        f" V, std {one.std():.3f} V); fitting time per seed {np.mean(times):.1f} s (max "
+        f"{np.max(times):.1f} s)"
     )
 
 

@@ -194,3 +194,15 @@ def test_wheel_includes_the_data_file():
     import eqx_ffn.sysid.datasets as ds
 
     assert ds._TANKS.is_file() and ds._TANKS.parent.name == "data"
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "optax"])
+def test_lbfgs_and_an_optax_object(optimizer, records):
+    import optax
+
+    model = sysid.NeuralStateSpace(1, 2, 1, (4,), key=jr.key(0))
+    opt = optax.adam(1e-2) if optimizer == "optax" else optimizer
+    _, _, history = sysid.fit(model, records[0], optimizer=opt, steps=20)
+    assert history.steps == 20 and history.loss[-1] < 0.8 * history.loss[0]
+    with pytest.raises(ValueError, match="learning_rate"):
+        sysid.fit(model, records[0], optimizer=opt, learning_rate=1e-2)
