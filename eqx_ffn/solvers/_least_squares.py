@@ -36,10 +36,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
 from .._validation import check_int, check_number, unknown_name
+from ..training._flat import ravel_tree
 from ._linalg import dense_bytes, linearise, loss_dtype, problem_sizes, value_at
 from ._solver import Solver, SolverStep
 
@@ -94,7 +94,7 @@ class _LeastSquares(Solver):
         `"matrix_free"` when the dense path's arrays (`dense_bytes`) would exceed
         `jacobian_budget`. Decided from shapes only, so at trace time."""
         m, p = problem_sizes(objective, params, batch)
-        flat, _ = ravel_pytree(params)
+        flat, _ = ravel_tree(params)
         itemsize = jnp.dtype(loss_dtype(flat)).itemsize
         need = dense_bytes(m, p, self.linear_solver, self._n_solves, itemsize)
         return "matrix_free" if need > self.jacobian_budget else self.linear_solver
@@ -215,7 +215,7 @@ class LevenbergMarquardt(_LeastSquares):
 
     def init(self, params: PyTree) -> dict[str, Array]:
         """`{"mu": mu}`, the damping, as a scalar of the loss dtype."""
-        flat, _ = ravel_pytree(params)
+        flat, _ = ravel_tree(params)
         return {"mu": jnp.asarray(self.mu, loss_dtype(flat))}
 
     def step(self, objective: Any, params: PyTree, state: Any, batch: Any):

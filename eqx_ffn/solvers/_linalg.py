@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import jax.scipy.sparse.linalg as jsla
 import numpy as np
 from jax import lax
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
+
+from ..training._flat import ravel_tree
 
 PyTree = Any
 
@@ -61,7 +62,7 @@ def dense_jacobian(
 
 def problem_sizes(objective: Any, params: PyTree, batch: Any) -> tuple[int, int]:
     """`(M, P)`: residual rows and parameters, from shapes only."""
-    flat, unravel = ravel_pytree(params)
+    flat, unravel = ravel_tree(params)
     r = jax.eval_shape(_residual_fn(objective, unravel, batch), flat)
     return int(r.shape[0]), int(flat.size)
 
@@ -151,9 +152,9 @@ def linearise(
     objective: Any, params: PyTree, batch: Any, method: str
 ) -> tuple[Linearised, Array, Any]:
     """`(lin, flat, unravel)` at `params`; `method` is `"cholesky"`, `"svd"` or `"matrix_free"`."""
-    flat, unravel = ravel_pytree(params)
+    flat, unravel = ravel_tree(params)
     dtype = loss_dtype(flat)
-    mask, _ = ravel_pytree(objective.penalty_mask(params))
+    mask, _ = ravel_tree(objective.penalty_mask(params))
     pen = jnp.asarray(objective.l2, dtype) * mask.astype(dtype)
     fn = _residual_fn(objective, unravel, batch)
     flat_d = flat.astype(dtype)

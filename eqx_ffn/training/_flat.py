@@ -1,7 +1,8 @@
 """The trained parameters as ONE vector (flat mode), for solvers that work element by element.
 
 `param_spec` is the layout as a hashable value (it is part of a program's cache key);
-`ravel_params` and `unraveler(spec)` go there and back inside a traced program. The way back
+`ravel_params` and `unraveler(spec)` go there and back inside a traced program; `ravel_tree`
+does both at once (the least-squares solvers). The way back
 splits with `lax.split`, whose transpose is one concatenate (slices would transpose to a pad and
 an add per array). `eqx_ffn.ravel` (model/_ravel.py) is the user-facing form: a whole model, with
 its own checks, outside any program.
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from ._cache_key import identity_memo
 
@@ -54,3 +56,12 @@ def unraveler(spec: Any):
         )
 
     return unravel
+
+
+def ravel_tree(tree: PyTree) -> tuple[jax.Array, Any]:
+    """`(flat, unravel)` for the arrays of `tree` (a vector stays itself): the layout above
+    when they share one floating dtype, else JAX's `ravel_pytree` (which promotes)."""
+    spec = param_spec(tree)
+    if spec is None:
+        return ravel_pytree(tree)
+    return ravel_params(tree), unraveler(spec)

@@ -65,7 +65,9 @@ def test_fit_is_the_lecture_loop(adam_fit, lecture_loop_losses):
     assert history.stop_reason == "completed"
     rel = np.abs(history.loss - ref) / np.abs(ref)
     assert rel.max() < 1e-5, (rel.max(), int(rel.argmax()))
-    np.testing.assert_allclose(history.loss[0], 8.191615, rtol=1e-6)
+    # the lecture's printed figure: 1e-5 leaves room for the CPU's rounding (XLA's reduction
+    # order and tanh differ between x86-64 CPUs by a few float32 ulps)
+    np.testing.assert_allclose(history.loss[0], 8.191615, rtol=1e-5)
     assert history.loss[-1] < 1e-2  # the lecture ends near 5.8e-3
     for name, value in model.to_params().items():
         np.testing.assert_allclose(value, ref_params[name], rtol=2e-3, atol=2e-4)
