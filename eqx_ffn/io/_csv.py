@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._csv_header import _Header, _header
-from ._csv_reference import _reference
+from ._csv_reference import _records, _reference
 from ._table import _NAME_SAFE, MAX_NAME_CHARS, MISSING, Table, _select
 
 _NOT_SPACE = re.compile(rb"\S")
@@ -73,6 +73,22 @@ def _comment_mode(raw: bytes, start: int) -> bool | None:
     if starts and inside:
         return None
     return starts
+
+
+def _first_row_fits(raw: bytes, head: _Header) -> bool:
+    """Whether the first data record has one cell per column. pandas sizes its columns on that
+    record, so a first record of millions of cells would take it gigabytes before it is refused;
+    here it is checked by the reference reader's guard, which counts delimiters before splitting
+    (the reference reader then names the problem)."""
+    stream = io.BytesIO(raw)  # shares raw's bytes
+    stream.seek(head.body_start)
+    lines = (line.decode("utf-8", "replace") for line in stream)
+    try:
+        for _ in _records(Path(), lines, head):
+            return True
+    except ValueError:
+        return False
+    return True
 
 
 def _fast_pandas(
@@ -216,6 +232,25 @@ def _read_csv(
             "text table. load_table reads CSV files with a header row, or .npz archives."
         )
     head = _header(path, raw, delimiter)
+    try:
+        return _read_body(path, raw, head, x_cols, y_cols, drop_missing, labels, limit)
+    except ValueError as e:
+        if not head.hint:
+            raise
+        raise ValueError(f"{e}{head.hint}") from None
+
+
+def _read_body(
+    path: Path,
+    raw: bytes,
+    head: _Header,
+    x_cols: Any,
+    y_cols: Any,
+    drop_missing: bool,
+    labels: bool,
+    limit: float | None,
+) -> Table:
+    """The table below the header `head`: the columns chosen, the fast reader tried first."""
     x_idx, y_idx = _select(x_cols, y_cols, head.names, path)
     wanted = list(dict.fromkeys(x_idx + y_idx))
     label_cols = set(y_idx) if labels else set()
@@ -226,7 +261,7 @@ def _read_csv(
     comments = _comment_mode(raw, head.body_start)
     pd = _pandas()
     try:
-        if comments is None:
+        if comments is None or not _first_row_fits(raw, head):
             raise _Slow
         if pd is not None:
             columns, keep = _fast_pandas(

@@ -19,6 +19,7 @@ class _Header:
     line: int  # 1-based file line of the header
     body_start: int  # byte offset of the first line after the header
     delimiter: str
+    hint: str = ""  # for a delimiter= that leaves one column where the file seems to use another
 
 
 def _sniff_delimiter(line: str, path: Path) -> str:
@@ -102,4 +103,19 @@ def _header(path: Path, raw: bytes, delimiter: str | None) -> _Header:
                 f"{seen[name] + 1} and {j + 1}); column names must be unique. Rename one."
             )
         seen[name] = j
-    return _Header(names, line_no, min(end + 1, len(raw)), delim)
+    hint = _delimiter_hint(text, path, delim, names, line_no) if delimiter is not None else ""
+    return _Header(names, line_no, min(end + 1, len(raw)), delim, hint)
+
+
+def _delimiter_hint(text: str, path: Path, delimiter: str, names: list[str], line_no: int) -> str:
+    """When the delimiter passed leaves the header one column but another delimiter splits it,
+    a sentence saying which one the file seems to use (else "")."""
+    guess = _sniff_delimiter(text, path)
+    n = text.count(guess)
+    if len(names) != 1 or guess == delimiter or n == 0:
+        return ""
+    return (
+        f" The header (line {line_no}) is one column when split at delimiter={delimiter!r}, but "
+        f"it holds {n} {guess!r}: the file seems to use {guess!r}. Pass delimiter={guess!r} (on "
+        f"the command line --delimiter {guess!r}), or leave the delimiter out to have it guessed."
+    )

@@ -9,6 +9,7 @@ import csv
 import io
 import math
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from ._csv_header import _Header
 from ._table import _NAME_SAFE, MAX_NAME_CHARS, MISSING, _missing_hint, _show
 
+_MAX_EXTRA = 4096  # delimiters beyond the header's allowed in a record with quoted cells
 _STRICT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity)", re.I)
 
 
@@ -38,11 +40,67 @@ def _text_body(path: Path, raw: bytes, start: int, first_line: int) -> str:
         ) from None
 
 
-def _records(path: Path, text: str, head: _Header) -> Any:
-    """`(line, cells)` for every data record: blank and '#' comment lines skipped, the cell count
-    checked; `line` is the 1-based line the record starts on."""
+class _CheckedLines:
+    """The body's lines, as `csv.reader` takes them, each checked before it is split into cells.
+
+    A record's cell count is checked against the header before the record is split, so that a
+    line of millions of cells is refused in the time and memory of counting its delimiters. A
+    record that starts on a line without quotes has exactly one cell more than the line has
+    delimiters: one with too many is refused at once, with the message the split would give. A
+    record with quotes may hold delimiters inside its cells; it is refused only past
+    `_MAX_EXTRA` delimiters beyond the header's. Comment lines reach `csv.reader` as a bare
+    `#`: they are skipped, never split.
+    """
+
+    def __init__(self, path: Path, lines: Iterable[str], head: _Header):
+        self.lines = iter(lines)
+        self.path, self.head, self.ncol = path, head, len(head.names)
+        self.line = head.line  # the last line handed to the reader
+        self.delimiters = 0  # delimiters handed out in the current record
+        self.record_start = True  # the next line starts a record
+        self.record_line = head.line + 1  # the line the current record started on
+
+    def __iter__(self) -> _CheckedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.line += 1
+        n = line.count(self.head.delimiter)
+        if not self.record_start:
+            n += self.delimiters
+        elif '"' not in line:
+            if line.startswith("#"):
+                return "#" + line[len(line.rstrip("\r\n")) :]  # a comment, skipped whole
+            if n + 1 > self.ncol:
+                raise ValueError(
+                    f"{self.path}: line {self.line} has {n + 1} cells but the header (line "
+                    f"{self.head.line}) has {self.ncol} columns; every row needs one cell per "
+                    "column."
+                )
+        if self.record_start:
+            self.record_line = self.line
+        self.record_start, self.delimiters = False, n
+        if n > self.ncol - 1 + _MAX_EXTRA:
+            raise ValueError(
+                f"{self.path}: the record on line {self.record_line} holds {n:,} or more "
+                f"delimiters {self.head.delimiter!r} (quoted cells included), but the header "
+                f"(line {self.head.line}) has {self.ncol} columns; this is not a table row."
+            )
+        return line
+
+    def record_done(self) -> None:
+        """The reader has returned a record: the next line starts a new one."""
+        self.record_start, self.delimiters = True, 0
+
+
+def _records(path: Path, text: Iterable[str], head: _Header) -> Iterator[tuple[int, list[str]]]:
+    """`(line, cells)` for every data record of the body's lines `text`: blank and '#' comment
+    lines skipped, the cell count checked (before the record is split); `line` is the 1-based
+    line the record starts on."""
     ncol = len(head.names)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=head.delimiter)
+    lines = _CheckedLines(path, text, head)
+    reader = csv.reader(lines, delimiter=head.delimiter)
     prev = 0
     while True:
         start = head.line + 1 + prev
@@ -57,6 +115,7 @@ def _records(path: Path, text: str, head: _Header) -> Any:
                     "characters; this is not a table of numbers or labels."
                 ) from None
             raise ValueError(f"{path}: line {start} cannot be read as CSV ({e}).") from None
+        lines.record_done()
         prev = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # a blank line
@@ -87,7 +146,7 @@ def _reference(
     labels: dict[int, list[str]] = {j: [] for j in wanted if j in label_cols}
     lines = array.array("q")
     keep = array.array("b")
-    for line, row in _records(path, text, head):
+    for line, row in _records(path, io.StringIO(text, newline=""), head):
         ok = 1
         for j in wanted:
             cell = row[j].strip()

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import re
 import struct
+import subprocess
+import sys
 import zipfile
 
 import jax.numpy as jnp
@@ -420,3 +424,126 @@ def test_fast_readers_agree_with_the_reference(tmp_path_factory, data, labels, d
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_csv, "_pandas", lambda: None)
         assert _outcome(path, labels, drop) == reference  # NumPy
+
+
+# -- bounded memory and time, whatever the file -------------------------------------------------
+
+_BOUNDED_READ = r"""
+import json, resource, sys, time
+import pandas  # imported before the baseline: read_table imports it on first use
+from eqx_ffn.io import _csv
+from eqx_ffn.io._read_table import read_table
+
+# Address space capped 1.5 GB above what the imports took: a reader that splits a line into
+# millions of columns fails fast here instead of taking the machine's memory.
+with open("/proc/self/status") as f:
+    vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + (3 << 29), resource.getrlimit(resource.RLIMIT_AS)[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+out = []
+for path, numpy_only in json.loads(sys.argv[1]):
+    if numpy_only:
+        _csv._pandas = lambda: None
+    start = time.perf_counter()
+    try:
+        read_table(path)
+        message = "read"
+    except BaseException as e:
+        message = f"{type(e).__name__}: {e}"
+    out.append([message, time.perf_counter() - start])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+print(json.dumps({"cases": out, "peak": peak}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and RLIMIT_AS")
+def test_a_line_of_millions_of_cells_is_refused_in_bounded_memory_and_time(tmp_path):
+    # Issue 25: a 4 MB CSV whose second line has 2,000,000 cells took 39 s and 1.74 GB to be
+    # refused (pandas sized its columns on that line). The cell count is now checked against the
+    # header before a line is split: the peak is measured in a fresh process.
+    wide = ",".join(["1"] * 2_000_000)
+    plain = _write(tmp_path, "a,b,c,d\n" + wide + "\n" + "1,2,3,4\n" * 10, "plain.csv")
+    # A first record that spans lines inside quotes, each line short: millions of cells too.
+    spread = '",1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,"\n' * 100_000
+    quoted = _write(tmp_path, 'a,b,c,d\n1,"x\n' + spread + '",2,3\n1,2,3,4\n', "quoted.csv")
+    later = _write(tmp_path, "a,b,c,d\n" + "1,2,3,4\n" * 1000 + wide + "\n", "later.csv")
+    cases = [(str(p), numpy_only) for p in (plain, quoted, later) for numpy_only in (0, 1)]
+    result = subprocess.run(
+        [sys.executable, "-c", _BOUNDED_READ, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    messages = [message for message, _ in report["cases"]]
+    want = [
+        r"line 2 has 2000000 cells but the header \(line 1\) has 4 columns",
+        r"the record on line 2 holds 4,[0-9]{3} or more delimiters ',' \(quoted cells included\)",
+        r"line 1002 has 2000000 cells but the header \(line 1\) has 4 columns",
+    ]
+    for i, message in enumerate(messages):
+        assert message.startswith("ValueError: ") and re.search(want[i // 2], message), message
+    # Measured: about 30 MB above the imports and 0.05-1 s a file on a 2-core Xeon; the
+    # bounds leave room for a slow or busy machine, far below the 1.74 GB and 39 s of before.
+    assert report["peak"] < 200e6, report
+    assert max(seconds for _, seconds in report["cases"]) < 10, report
+
+
+def _npy_entry(shape, descr="<f8") -> bytes:
+    """The bytes of an .npy file declaring `shape` (and holding no data: shapes with a 0)."""
+    stream = io.BytesIO()
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(stream, header)
+    return stream.getvalue()
+
+
+def test_npz_shapes_are_bounded_before_reading(tmp_path):
+    # A few bytes may declare 2e9 rows of no columns (or of empty labels): reading them would
+    # allocate gigabytes of row masks. The shape is checked against the byte bound first.
+    path = tmp_path / "rows.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", _npy_entry((2_000_000_000, 0)))
+        z.writestr("y.npy", _npy_entry((2_000_000_000,), "<U0"))
+        z.writestr("cube.npy", _npy_entry((2, 2, 0)))
+    with pytest.raises(ValueError, match=r"make a table of 16,000,000,000 bytes once read, more"):
+        read_table(path, y_cols=[])
+    with pytest.raises(ValueError, match=r"make a table of 16,000,000,000 bytes once read"):
+        read_table(path, x_cols=[], labels=True)
+    with pytest.raises(
+        ValueError, match=r"'cube' must have shape \(N,\) or \(N, k\); got \(2, 2, 0\)"
+    ):
+        read_table(path, x_cols="cube", y_cols=[])
+
+
+def test_npz_directory_is_bounded(tmp_path, monkeypatch):
+    from eqx_ffn.io import _npz
+
+    path = tmp_path / "many.npz"
+    np.savez(path, x=np.zeros(3), y=np.zeros(3), z=np.zeros(3))
+    monkeypatch.setattr(_npz, "_MAX_ENTRIES", 2)
+    with pytest.raises(ValueError, match=r"declares 3 entries, more than the 2 an .npz table"):
+        read_table(path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"delimiter": ";"}, "no columns are left for x"),
+        ({"delimiter": ";", "y_cols": []}, "'1,2,3' is not a number"),
+        ({"delimiter": "\t", "x_cols": "a"}, "x_cols names column 'a', which is not in the header"),
+    ],
+)
+def test_a_wrong_delimiter_is_pointed_at(tmp_path, parser, kwargs, words):
+    path = _write(tmp_path, "a,b,c\n1,2,3\n4,5,6\n")
+    hint = (
+        f"The header (line 1) is one column when split at delimiter={kwargs['delimiter']!r}, but "
+        "it holds 2 ',': the file seems to use ','. Pass delimiter=',' (on the command line "
+        "--delimiter ',')"
+    )
+    with pytest.raises(ValueError) as info:
+        read_table(path, **kwargs)
+    assert words in str(info.value) and hint in str(info.value)
+    # A one-column file read with its own delimiter, or one guessed, gets no hint.
+    one = _write(tmp_path, "a\n1\n2\n", "one.csv")
+    assert read_table(one, x_cols=[], delimiter=";").y.tolist() == [[1.0], [2.0]]
