@@ -185,7 +185,9 @@ def run(mode: Mode) -> list[Table]:
         t.add(*(out[0] if out else [f"{label}: failed: {error}"]))
         steps_to[str(opt)] = out and out[1]
     calls: dict[str, Callable[[], Any]] = {}
-    direct = [("LevenbergMarquardt() driven directly (own lax.scan)", LevenbergMarquardt(), BUDGET)]
+    direct: list[tuple[str, Any, int]] = [
+        ("LevenbergMarquardt() driven directly (own lax.scan)", LevenbergMarquardt(), BUDGET)
+    ]
     if not mode.quick:
         from eqx_ffn.solvers._resolve import resolve_solver
 

@@ -411,7 +411,7 @@ class _Reached(Exception):
     pass
 
 
-def scipy_lm(x: Any, y: Any, params: dict[str, Any], budget: int, target: float) -> Callable:
+def scipy_lm(x: Any, y: Any, params: dict[str, Any], budget: int, target: float) -> Callable | None:
     """`solve(stop_at_target) -> (result, best MSE within budget Jacobians)`:
     `scipy.optimize.least_squares(method="lm")` (MINPACK's lmder, float64, analytic Jacobian,
     default tolerances) on the lecture network's residuals `(pred - y) / sqrt(N)`. With

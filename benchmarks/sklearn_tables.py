@@ -98,6 +98,7 @@ def one_table(name: str, mode: Mode, t: Table) -> None:
     warm = min(_fit_timed(lambda: ours_cls(random_state=0), x_tr, y_tr)[0]
                for _ in range(1 if mode.quick else mode.repeats))  # fmt: skip
     warm_programs = compile_count() - before
+    assert first is not None
     gap = float(np.mean(ours_q) - np.mean(theirs_q))
     hit_max = all(h for *_, h in iters)
     theirs_text = f"{np.mean(theirs_q):.4f}" + (" ‡" if hit_max else "")
