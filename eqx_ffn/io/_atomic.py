@@ -7,6 +7,7 @@ it once it is stale (its process is gone, or it is untouched for 15 minutes).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -15,6 +16,7 @@ import socket
 import stat
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 _STALE_AFTER_S = 15 * 60  # a temporary file untouched this long belongs to a dead save
 
@@ -89,7 +91,52 @@ def _remove_stale_temporaries(target: Path) -> list[Path]:
     return removed
 
 
+def _write_bytes(f: BinaryIO, data: bytes) -> None:
+    """Write `data` to the open file `f` and make it durable (flush, fsync)."""
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+# errno -> why there is no room for the file, and what to do
+_NO_ROOM = {
+    errno.ENOSPC: (
+        "the disk (file system) it is on is full",
+        "Free some space there, or save to another disk",
+    ),
+    errno.EDQUOT: (
+        "your disk quota there is used up",
+        "Remove some of your files there, or save to another disk",
+    ),
+    errno.EFBIG: (
+        "the file would be larger than the file system or the process's file-size limit "
+        "(`ulimit -f`) allows",
+        "Save to a file system that takes larger files (not FAT32, 4 GiB at most), or raise "
+        "the limit",
+    ),
+}
+
+
+def _no_room(path: Path, error: OSError, n_bytes: int) -> OSError:
+    """An `OSError` (same errno) naming the file, the reason and the fix for a full disk, an
+    exhausted quota or a file-size limit."""
+    code = error.errno if error.errno is not None else errno.ENOSPC
+    why, fix = _NO_ROOM[code]
+    before = "the file already there is unchanged" if path.exists() else "no file was created"
+    # OSError(errno, text): str() is "[Errno N] text", and `errno` stays for callers to test.
+    return OSError(
+        code,
+        f"Cannot write {path} ({n_bytes:,} bytes): {why} ({error.strerror}). Nothing was "
+        f"written: {before}. {fix}.",
+    )
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: the old file or the new one, never a part of it.
+
+    **Raises:** `OSError` as the file system gives it; for a full disk, an exhausted quota or a
+    file too large (errno `ENOSPC`, `EDQUOT`, `EFBIG`), one that names the file and the fix.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     tmp = _temp_path(path)
@@ -97,15 +144,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
         # os.open with mode 0o666 so that the final file gets the usual umask-derived mode.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            _write_bytes(f, data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             tmp.unlink()
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.errno in _NO_ROOM:
+            raise _no_room(path, e, len(data)) from None
         raise
     try:  # make the rename itself durable; not possible on every platform
         dir_fd = os.open(path.parent, os.O_RDONLY)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -261,6 +262,43 @@ def test_interrupted_write_keeps_the_old_file(saved, monkeypatch):
     save(path, other)  # and a normal save replaces it
     assert_same_model(other, load(path))
     assert no_temp_files(path.parent)
+
+
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        (
+            errno.ENOSPC,
+            r"the disk \(file system\) it is on is full .*Free some space there",
+        ),
+        (errno.EFBIG, r"larger than the file system .*`ulimit -f`\) allows .*Save to a file"),
+        (errno.EDQUOT, r"your disk quota there is used up"),
+    ],
+)
+def test_a_full_disk_names_the_file_and_the_fix(saved, monkeypatch, code, words):
+    # Issue 25: a disk-full save said only "[Errno 27] File too large", without the file.
+    from eqx_ffn.io import _atomic
+
+    path, model, data = saved
+    other = make_ffn(3, 2, (8, 4), seed=2)
+
+    def full(f, payload):
+        f.write(payload[: len(payload) // 2])  # part of it written, then no more room
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(_atomic, "_write_bytes", full)
+    with pytest.raises(OSError, match=words) as info:
+        save(path, other)
+    message = str(info.value)
+    assert str(path) in message and "the file already there is unchanged" in message
+    assert info.value.errno == code and message.startswith(f"[Errno {code}] Cannot write {path}")
+    assert path.read_bytes() == data  # the previous file intact
+    assert no_temp_files(path.parent)  # no partial file left
+    assert_same_model(model, load(path))
+    new = path.parent / "new.eqx"
+    with pytest.raises(OSError, match="no file was created"):
+        save(new, other)
+    assert not new.exists() and no_temp_files(path.parent)
 
 
 def test_interrupted_serialisation_writes_nothing(tmp_path, monkeypatch):
