@@ -15,11 +15,10 @@ lengths for Gauss-Newton. A step that does not decrease `f` is rejected (the par
 Each step is pure and traceable, with no Python control flow on traced values, so the engine
 can scan it and vmap it over ensemble members.
 
-Why not optimistix: its `LevenbergMarquardt` (lineax QR) needs 87 steps to MSE 1e-4 on the
-lecture problem at 0.6-0.75 ms a step on a 2-core CPU (0.22 ms with `Normal(Cholesky())`),
-where this one needs 27 at 0.09-0.13 ms (driven by the same plain scan); its `GaussNewton`
-(undamped) diverges there; and its solver state holds a jaxpr, which the engine's scan carry
-cannot hold as it is (`benchmarks/least_squares.py`).
+Why not optimistix: on the lecture problem its `LevenbergMarquardt` (lineax QR) needs more
+steps, each dearer, to the same MSE (steps and timings: benchmarks/BENCHMARKS.md, measured by
+`benchmarks/least_squares.py`); its `GaussNewton` (undamped) diverges there; and its solver
+state holds a jaxpr, which the engine's scan carry cannot hold as it is.
 
 Memory: the dense path holds `J` (`N * out_size` by `P`) and a few `P x P` matrices. When these
 exceed `jacobian_budget` bytes (decided at trace time, shapes are static) the step goes
@@ -150,11 +149,9 @@ class LevenbergMarquardt(_LeastSquares):
     `mu_increase ** dampings`. `mu` applies to `f` as the fit reports it (a mean, not a sum, of
     squared errors).
 
-    On the lecture problem (float32, CPU) the defaults reach MSE `1e-4` in 22 steps and
-    `1e-6` in 23 through `fit` (27 and 38 on the 200 rows unpadded: the exact count moves with
-    float rounding); one damping value with full steps (`trainlm`: `dampings=1,
-    step_lengths=1`) is at `2e-3` after 100 steps, and `step_lengths=1` needs 77 steps for
-    `1e-4`.
+    On the lecture problem (float32, CPU) the defaults reach MSE `1e-6` within 100 steps
+    through `fit`, far fewer than one damping value with full steps (`trainlm`: `dampings=1,
+    step_lengths=1`) needs; the step counts are in benchmarks/BENCHMARKS.md.
 
     Forming `J^T J` in float32 loses the smallest singular values of `J` to rounding, so the
     damping cannot usefully go below about `1e-6` of the largest curvature and the fit levels
@@ -252,9 +249,8 @@ class GaussNewton(_LeastSquares):
     (the factorisation failed in this precision) is replaced by steepest descent. When no step
     length decreases `f` the parameters stay and the step reports convergence: Gauss-Newton
     has nothing else to try. The other convergence tests are those of `LevenbergMarquardt`.
-    The objective never increases, so the fit cannot diverge; on the lecture problem it reaches
-    MSE `1e-4` in 17 steps through `fit` (26 on the 200 rows unpadded) and levels off near
-    `1e-6` to `4e-6` (Levenberg-Marquardt goes on to `1e-7` and below).
+    The objective never increases, so the fit cannot diverge; on the lecture problem it levels
+    off above Levenberg-Marquardt's floor (step counts: benchmarks/BENCHMARKS.md).
 
     On the matrix-free path (above `jacobian_budget`) the direction is the conjugate-gradient
     solution of the undamped normal equations after at most `cg_max_steps` iterations.

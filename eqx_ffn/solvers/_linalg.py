@@ -140,9 +140,8 @@ class Linearised:
 def _cholesky_solve(a: Array, b: Array) -> Array:
     """`a^-1 b` for a symmetric positive definite `a` (NaN where the factorisation fails).
 
-    At the matrix's own size: the lecture network's 49 x 49 factorisations and solves run
-    about 30% faster than inside a 64 x 64 block-diagonal matrix, and with jax 0.10 a whole
-    program compiles no slower for it (the factorisation was once padded to 64 x 64 for that).
+    At the matrix's own size, not padded to a larger block (faster to run and no slower to
+    compile; see benchmarks/BENCHMARKS.md).
     """
     chol = jnp.linalg.cholesky(a)
     return jax.scipy.linalg.cho_solve((chol, True), b)

@@ -215,13 +215,8 @@ def fit(
     ```
     """
     t_start = time.perf_counter()
-    return fit_with(model, x, y, FitOptions(
-        optimizer=optimizer, learning_rate=learning_rate, steps=steps, batch_size=batch_size,
-        loss=loss, key=key, validation=validation, eval_every=eval_every, patience=patience,
-        l1=l1, l2=l2, tol=tol, n_iter_no_change=n_iter_no_change, sample_weight=sample_weight,
-        sampling=sampling, drop_last=drop_last, progress=progress, mesh=mesh, device=device,
-        compute_dtype=compute_dtype, precision=precision,
-    ), t_start=t_start, stacklevel=3)  # fmt: skip
+    options = FitOptions.of(locals())  # the keywords above, by name (a test keeps them in step)
+    return fit_with(model, x, y, options, t_start=t_start, stacklevel=3)
 
 
 def fit_with(

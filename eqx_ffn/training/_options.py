@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -175,6 +175,13 @@ class FitOptions:
     matmul_precision: str | None = dataclasses.field(init=False)
     target: Device | None = dataclasses.field(init=False)  # the resolved device
     show_progress: bool = dataclasses.field(init=False)
+
+    @classmethod
+    def of(cls, arguments: Mapping[str, Any]) -> FitOptions:
+        """The options from a function's arguments (`fit` passes its `locals()`): the entries
+        named like a public field."""
+        names = [f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
+        return cls(**{name: arguments[name] for name in names if name in arguments})
 
     def __post_init__(self):
         steps = _check_steps(self.steps)

@@ -102,7 +102,7 @@ def test_lm_reaches_mse_1e_6_within_100_steps(lecture1, lm_fit):
     model, history = lm_fit
     assert history.steps == 100 and history.stop_reason == "completed"
     assert mse(model, x, y) <= 1e-6 and history.final_loss <= 1e-6
-    np.testing.assert_allclose(history.loss[0], 8.191615, rtol=1e-5)  # REFERENCE.md section 1
+    np.testing.assert_allclose(history.loss[0], 8.191615, rtol=1e-5)  # docs/REFERENCE.md section 1
     # a rejected step keeps the parameters: the objective never goes up
     assert np.all(np.diff(history.loss) <= 0)
 

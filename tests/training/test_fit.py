@@ -562,3 +562,21 @@ def test_a_least_squares_solver_plugs_in(lecture1):
     assert h.final_loss < 0.02 and h.loss[10] < 0.05 * h.loss[0]
     with pytest.raises(ValueError, match="L-BFGS|full batch"):
         fit(model, x, y, optimizer=_GaussNewton(), batch_size=10)
+
+
+def test_fit_keywords_are_the_options_fields():
+    # the keyword list is written twice, in `fit`'s signature (for users) and in FitOptions (the
+    # one validated object): both must name the same settings with the same defaults
+    import dataclasses
+    import inspect
+
+    from eqx_ffn.training._options import FitOptions
+
+    params = inspect.signature(fit).parameters
+    keywords = {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    fields = {
+        f.name: f.default
+        for f in dataclasses.fields(FitOptions)
+        if f.init and not f.name.startswith("_")
+    }
+    assert keywords == fields
