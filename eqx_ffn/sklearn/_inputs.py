@@ -15,7 +15,14 @@ from sklearn.utils.validation import check_array, validate_data
 
 from .._validation import ArgumentTypeError
 
-__all__ = ["check_labels", "check_numeric_target", "sample_weight", "validated", "validated_x"]
+__all__ = [
+    "check_finite_target",
+    "check_labels",
+    "check_numeric_target",
+    "sample_weight",
+    "validated",
+    "validated_x",
+]
 
 _TEXT = "could not convert string to float"  # NumPy's words for text where a number was needed
 _ENCODE = (
@@ -33,11 +40,12 @@ def validated(estimator: Any, X: Any, y: Any, **kwargs: Any) -> tuple[np.ndarray
 
     **Returns:** `(x, y)` as NumPy arrays.
 
-    **Raises:** scikit-learn's errors; a `ValueError` naming the column of `X` that holds text.
+    **Raises:** scikit-learn's errors; a `ValueError` naming the column of `X` that holds text
+    (or, in a DataFrame, dates or other values that are not numbers).
     """
     try:
         x, y = validate_data(estimator, X, y, dtype=(np.float64, np.float32), **kwargs)
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         _raise_text_column(X, e)
         raise
     return np.asarray(x), np.asarray(y)
@@ -50,7 +58,7 @@ def validated_x(estimator: Any, X: Any) -> np.ndarray:
     """
     try:
         x = validate_data(estimator, X, reset=False, dtype=(np.float64, np.float32))
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         _raise_text_column(X, e)
         raise
     return np.asarray(x)
@@ -64,20 +72,31 @@ def _not_a_number(value: Any) -> bool:
     return False
 
 
-def _raise_text_column(X: Any, error: ValueError) -> None:
-    """Re-raise NumPy's "could not convert string to float" naming the column of `X` at fault."""
-    if _TEXT not in str(error):
+def _raise_text_column(X: Any, error: Exception) -> None:
+    """Re-raise NumPy's "could not convert string to float" (or, for a DataFrame, any failure
+    to convert a column to numbers) naming the column of `X` at fault and the fix."""
+    frame = hasattr(X, "columns") and hasattr(X, "dtypes")
+    if _TEXT not in str(error) and not frame:
         return
-    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # a DataFrame: the column by its name
+    if frame:  # a DataFrame: the column by its name
         for i, (name, dtype) in enumerate(zip(X.columns, X.dtypes, strict=True)):
-            if getattr(dtype, "kind", "O") in "biufc":
+            kind = getattr(dtype, "kind", "O")
+            if kind in "biufc":
                 continue
             column = np.asarray(X.iloc[:, i], dtype=object)
             example = next((v for v in column if _not_a_number(v)), None)
-            if example is not None:
+            if example is None:
+                continue
+            if kind in "mM":
                 raise ValueError(
-                    f"X's column {name!r} holds text ({example!r}, dtype {dtype}); {_ENCODE}."
+                    f"X's column {name!r} holds dates or durations ({example!r}, dtype {dtype}); "
+                    "the network needs numbers: convert it first (e.g. to seconds since the "
+                    "first row), or drop it."
                 ) from error
+            what = "text" if isinstance(example, str) else "values that are not numbers"
+            raise ValueError(
+                f"X's column {name!r} holds {what} ({example!r}, dtype {dtype}); {_ENCODE}."
+            ) from error
         return
     try:
         array = np.asarray(X, dtype=object)
@@ -173,9 +192,17 @@ def sample_weight(weight: Any, x: np.ndarray) -> np.ndarray | None:
         w = np.full(n, weight, dtype=np.float64)
     else:
         float64: Any = np.float64  # check_array's annotation says str; it takes a type
-        w = check_array(
-            weight, ensure_2d=False, dtype=float64, order="C", input_name="sample_weight"
-        )
+        try:
+            w = check_array(
+                weight, ensure_2d=False, dtype=float64, order="C", input_name="sample_weight"
+            )
+        except ValueError as e:
+            if _TEXT not in str(e):
+                raise
+            raise ValueError(
+                f"sample_weight holds text ({str(e).rsplit(': ', 1)[-1]}); expected numbers >= 0, "
+                "one per sample."
+            ) from e
         if w.ndim != 1:
             raise ValueError(
                 f"sample_weight must be a number or hold one weight per sample, shape ({n},); "
@@ -190,3 +217,18 @@ def sample_weight(weight: Any, x: np.ndarray) -> np.ndarray | None:
     if not np.any(w > 0):
         raise ValueError("sample_weight is zero everywhere: nothing to fit.")
     return w
+
+
+def check_finite_target(y: np.ndarray) -> None:
+    """Refuse a numeric regression target with missing or non-finite values (scikit-learn's
+    `validate_data` lets a `None` in an object `y` through as NaN).
+
+    **Raises:** `ValueError` naming `y`, how many values and the first row, and the fix.
+    """
+    bad = ~np.isfinite(y)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(len(y), -1).any(axis=1))
+        raise ValueError(
+            f"y holds {int(bad.sum())} missing or non-finite value(s) (the first in row "
+            f"{int(rows[0])}); drop those rows or fill them in first."
+        )

@@ -9,7 +9,7 @@ from sklearn.base import RegressorMixin
 
 from ._base import _FFNEstimator
 from ._docs import ATTRIBUTES_DOC, PARAMETERS_DOC
-from ._inputs import check_numeric_target, validated
+from ._inputs import check_finite_target, check_numeric_target, validated
 
 __all__ = ["FFNRegressor"]
 
@@ -67,6 +67,7 @@ class FFNRegressor(RegressorMixin, _FFNEstimator):
         check_numeric_target(y, "FFNRegressor")
         x, y_arr = validated(self, X, y, multi_output=True, y_numeric=True)
         y_arr = y_arr.astype(np.float64)
+        check_finite_target(y_arr)
         self._y_ndim = y_arr.ndim
         y2 = y_arr[:, None] if y_arr.ndim == 1 else y_arr
         self.n_outputs_ = y2.shape[1]

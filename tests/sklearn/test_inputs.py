@@ -115,3 +115,26 @@ def test_few_rows_of_each_class_still_fit():
     # 10 classes of 2 rows: no class of a single row
     clf = FFNClassifier((4,), max_iter=1, random_state=0).fit(X, np.arange(20) // 2)
     assert len(clf.classes_) == 10
+
+
+# -- beyond the list: what a careful user tried next ----------------------------------
+
+
+def test_a_dataframe_date_column_is_named_with_the_fix():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(day=pd.date_range("2020", periods=20))
+    with pytest.raises(ValueError, match="X's column 'day' holds dates or durations") as info:
+        FFNRegressor(max_iter=1).fit(frame, np.arange(20.0))
+    assert "convert it first" in str(info.value)
+
+
+def test_a_missing_regression_target_is_refused_before_training():
+    # None in an object y used to pass scikit-learn's check as NaN and fail in the scaler
+    with pytest.raises(ValueError, match=r"y holds 10 missing or non-finite value\(s\)") as info:
+        FFNRegressor(max_iter=1).fit(X, [None, 1.0] * 10)
+    assert "first in row 0" in str(info.value) and "drop those rows" in str(info.value)
+
+
+def test_text_sample_weights_are_named():
+    with pytest.raises(ValueError, match=r"sample_weight holds text \('heavy'\)"):
+        FFNRegressor(max_iter=1).fit(X, np.arange(20.0), sample_weight=["heavy"] * 20)
