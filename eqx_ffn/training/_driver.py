@@ -27,7 +27,7 @@ PyTree = Any
 
 CALL_SECONDS = 0.5
 """Run time of one program call without a progress bar: the host checks for Ctrl-C between
-calls. With a bar, calls last about 0.2 s."""
+calls. With a bar, calls last about 0.2 s (`FitOptions._call_seconds` sets another)."""
 
 _STATUS_NAMES = {
     EARLY_STOPPING: "early_stopping",
@@ -184,6 +184,8 @@ def run(
     compile_time = prep.init_compile_time
     bar = _tqdm(steps, prep.options.show_progress, desc)
     target = 0.2 if bar is not None else CALL_SECONDS
+    if prep.options._call_seconds is not None:
+        target = prep.options._call_seconds
     result = state.params
     t = 0
     interrupted = False

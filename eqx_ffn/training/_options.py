@@ -141,7 +141,8 @@ class FitOptions:
     `_unroll` forces the step loop's unroll factor (None: 8 on accelerators when a chunk holds
     at least 16 steps, else 1); `_device_sampling` forces where mini-batch indices are drawn
     (None: on the device for accelerators, on the host for CPUs, where XLA's sort-based
-    permutation is slower).
+    permutation is slower); `_call_seconds` sets the run time of one program call (None: see
+    `_driver.CALL_SECONDS`; tiny: one chunk a call).
     """
 
     optimizer: str | Any = "adam"
@@ -167,6 +168,7 @@ class FitOptions:
     precision: str | None = None
     _unroll: int | None = None
     _device_sampling: bool | None = None
+    _call_seconds: float | None = None
     # derived, set in __post_init__
     solver: Solver = dataclasses.field(init=False)
     rate: float | None = dataclasses.field(init=False)  # the learning rate set in the state
@@ -180,8 +182,7 @@ class FitOptions:
     def of(cls, arguments: Mapping[str, Any]) -> FitOptions:
         """The options from a function's arguments (`fit` passes its `locals()`): the entries
         named like a public field."""
-        names = [f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
-        return cls(**{name: arguments[name] for name in names if name in arguments})
+        return cls(**{name: arguments[name] for name in _public_fields() if name in arguments})
 
     def __post_init__(self):
         steps = _check_steps(self.steps)
@@ -252,3 +253,10 @@ class FitOptions:
         if self.progress is None:
             return bool(getattr(sys.stderr, "isatty", lambda: False)())
         return bool(self.progress)
+
+
+@functools.cache
+def _public_fields() -> tuple[str, ...]:
+    """`FitOptions`' fields that are `fit` keywords."""
+    fields = dataclasses.fields(FitOptions)
+    return tuple(f.name for f in fields if f.init and not f.name.startswith("_"))

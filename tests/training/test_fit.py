@@ -248,15 +248,18 @@ def test_replacement_sampling_uses_the_whole_data_set():
 
 
 @pytest.mark.parametrize("sampling", ["epoch", "replacement"])
-def test_batches_do_not_depend_on_chunking(lecture1, sampling, monkeypatch):
-    # One program call runs all 600 steps; with CALL_SECONDS tiny each call runs one chunk
+def test_batches_do_not_depend_on_chunking(lecture1, sampling):
+    # One program call runs all 600 steps; with `_call_seconds` tiny each call runs one chunk
     # (crossing 256-step replacement blocks and epochs at other offsets). Same batches.
+    from eqx_ffn.training._fit import fit_with
+    from eqx_ffn.training._options import FitOptions
+
     x, y, params = lecture1
     kw = dict(batch_size=24, sampling=sampling, steps=600, key=jr.key(3), progress=False)
     _, whole = fit(FFN.from_params(params), x, y, **kw)
-    monkeypatch.setattr(eqx_ffn.training._driver, "CALL_SECONDS", 1e-9)
     before = _engine.compile_count
-    _, cut = fit(FFN.from_params(params), x, y, **kw)
+    cut_options = FitOptions(**kw, _call_seconds=1e-9)
+    _, cut = fit_with(FFN.from_params(params), x, y, cut_options)
     assert _engine.compile_count == before  # many calls, one program
     np.testing.assert_array_equal(cut.loss, whole.loss)
     _, other = fit(FFN.from_params(params), x, y, **{**kw, "key": jr.key(4)})
