@@ -1,4 +1,4 @@
-"""The `eqx-ffn` command line: `demo`, `fit`, `predict`.
+"""The `eqx-ffn` command line: `demo`, `fit`, `predict`, `export`.
 
 Importing it loads no JAX: `eqx-ffn --help` answers at once.
 """

@@ -1,4 +1,4 @@
-"""The `eqx-ffn` command: `demo`, `fit`, `predict` (`main` parses and dispatches).
+"""The `eqx-ffn` command: `demo`, `fit`, `predict`, `export` (`main` parses and dispatches).
 
 Building the parser needs only the standard library, so `eqx-ffn --help` (and every command's
 `--help`) answers without importing JAX; each command imports what it uses.
@@ -33,6 +33,7 @@ from ._common import (
     setup_cache,
 )
 from ._demo import demo
+from ._export import export
 from ._fit import fit
 from ._parser import build_parser
 from ._predict import predict
@@ -41,6 +42,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": demo,
     "fit": fit,
     "predict": predict,
+    "export": export,
 }
 
 
@@ -55,7 +57,11 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
         return EXIT_USAGE
     if args.command is None:
         parser.print_help()
-        print("eqx-ffn: error: choose a command: demo, fit or predict", file=sys.stderr)
+        print(
+            "eqx-ffn: error: choose a command: demo, fit or predict; or export (a saved model "
+            "as StableHLO)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     return args
 

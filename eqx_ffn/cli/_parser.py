@@ -151,6 +151,22 @@ def _sizes(text: str) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # the platforms jax.export lowers for
+
+
+def _platforms(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip().lower() for part in text.split(","))
+    for name in names:
+        if name not in PLATFORMS:
+            raise argparse.ArgumentTypeError(
+                f"expected platform names from {', '.join(PLATFORMS)}, comma separated (e.g. "
+                f"cpu,cuda); got {text!r}"
+            )
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a platform is named twice in {text!r}")
+    return names
+
+
 def _columns(text: str) -> list[str | int]:
     out: list[str | int] = []
     for part in text.split(","):
@@ -268,6 +284,14 @@ PREDICT: tuple[Option, ...] = (
     (("--out",), dict(default=None, help="CSV to write (default: standard output)")),
 )  # fmt: skip
 
+EXPORT: tuple[Option, ...] = (
+    (("model",), dict(help="model file (model.eqx, written by eqx-ffn fit or eqx_ffn.save)")),
+    (("output",), dict(help="file to write, e.g. model.stablehlo (replaced atomically)")),
+    (("--platforms",), dict(type=_platforms, default=None, help="platforms to lower for, "
+        f"comma separated from {', '.join(PLATFORMS)} (default: the one JAX runs on here); "
+        "the program runs on each")),
+)  # fmt: skip
+
 # command -> (its one-line help, its description, its option tables)
 COMMAND_TABLE: dict[str, tuple[str, str, tuple[tuple[Option, ...], ...]]] = {
     "demo": (
@@ -293,6 +317,15 @@ COMMAND_TABLE: dict[str, tuple[str, str, tuple[tuple[Option, ...], ...]]] = {
         "with --proba one probability column per class).",
         (CACHE, TABLE, PREDICT),
     ),
+    "export": (
+        "write a saved model as a StableHLO program that runs without eqx_ffn",
+        "Export a model saved by `eqx-ffn fit` (or eqx_ffn.save) through jax.export: a "
+        "serialised StableHLO program for inputs (batch, in_size) with a symbolic batch size, "
+        "the parameters and, for a standardised model, the scalers inside (a classifier gives "
+        "its logits). Read it with JAX alone: jax.export.deserialize(data).call(x). Needs "
+        'flatbuffers: pip install "eqx_ffn[export]".',
+        (EXPORT,),
+    ),
 }
 
 
@@ -302,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="eqx-ffn",
         description="Feedforward neural networks on JAX and Equinox: run the lecture's examples, "
         "fit a network to a CSV table (regression or classification), predict with a saved "
-        "model.",
+        "model, export a model as StableHLO.",
         epilog="Exit status: 0 success; 1 the fit diverged (NaN/inf or rising loss; nothing "
         "written); 2 bad input (one line on stderr); 130 interrupted by Ctrl-C (nothing written); "
         "141 standard output closed early.",
