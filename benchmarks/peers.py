@@ -260,14 +260,21 @@ def torch_mlp(
     `torch.manual_seed(0)`; `reuse`: once, later calls train on), runs `steps` steps and waits
     for the device. On CUDA when PyTorch
     sees a GPU (TF32 matmuls unless `bf16`: autocast to bfloat16, the loss in float32; fused
-    Adam), else on the CPU with `threads` threads (default: the CPU count). Mini-batches of
+    Adam), else on the CPU with `threads` threads (default: the CPU count) whose OpenMP workers
+    sleep when idle (`OMP_WAIT_POLICY=PASSIVE` unless set: on a shared 2-core machine spinning
+    workers made a lecture-size step 20-50x slower, 20-57 ms against 0.5-0.7 ms). Mini-batches of
     `batch` rows drawn with replacement by `torch.randint`. `optimizer="lbfgs"`:
     `LBFGS(max_iter=1, history_size=10, line_search_fn="strong_wolfe")` stepped once a step.
     """
+    import os
+
+    preset = "OMP_WAIT_POLICY" in os.environ
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read as torch is imported
     torch = optional("torch")
+    if not preset:
+        os.environ.pop("OMP_WAIT_POLICY")  # not inherited by the whole-process workers
     if torch is None:
         return None
-    import os
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cpu":
