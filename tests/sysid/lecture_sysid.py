@@ -68,33 +68,36 @@ def loss(opt_vars, u, y):
     return jnp.mean((y - simulate(p, x0, u)) ** 2)
 
 
-def train_python_loop(steps, lr=1e-3):
-    """The lecture's loop: Python for-loop around jit(value_and_grad) and optax.adam."""
+def train_python_loop(steps, lr=1e-3, *, jit_update=False):
+    """The lecture's loop: a Python for-loop around jit(value_and_grad(loss)); the optax update
+    and apply_updates run eagerly, as the lecture writes them (`jit_update=True`: the whole step
+    in one jit)."""
     u, y, *_ = scaled_data()
     opt_vars = (init_params(), jnp.zeros(2))
     opt = optax.adam(lr)
     state = opt.init(opt_vars)
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
 
-    @jax.jit
-    def step(opt_vars, state):
-        value, grads = jax.value_and_grad(loss)(opt_vars, u, y)
+    def update(opt_vars, state, grads):
         updates, state = opt.update(grads, state)
-        return optax.apply_updates(opt_vars, updates), state, value
+        return optax.apply_updates(opt_vars, updates), state
 
+    update = jax.jit(update) if jit_update else update
     losses = []
     for _ in range(steps):
-        opt_vars, state, value = step(opt_vars, state)
+        value, grads = value_and_grad(opt_vars, u, y)
+        opt_vars, state = update(opt_vars, state, grads)
         losses.append(value)
     return opt_vars, np.asarray(jnp.stack(losses))
 
 
 def train_bare_scan(steps, lr=1e-3):
-    """The same steps as one jit(lax.scan) over the steps."""
+    """The same steps as one jit(lax.scan) over the steps (the data passed as arguments)."""
     u, y, *_ = scaled_data()
     opt = optax.adam(lr)
 
     @jax.jit
-    def run(opt_vars):
+    def run(opt_vars, u, y):
         def body(carry, _):
             opt_vars, state = carry
             value, grads = jax.value_and_grad(loss)(opt_vars, u, y)
@@ -104,7 +107,7 @@ def train_bare_scan(steps, lr=1e-3):
         (opt_vars, _), losses = jax.lax.scan(body, (opt_vars, opt.init(opt_vars)), None, steps)
         return opt_vars, losses
 
-    opt_vars, losses = run((init_params(), jnp.zeros(2)))
+    opt_vars, losses = run((init_params(), jnp.zeros(2)), u, y)
     return opt_vars, np.asarray(losses)
 
 
