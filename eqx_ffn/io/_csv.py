@@ -4,6 +4,10 @@ else NumPy's `np.loadtxt` (also in C): no cell of a clean table is touched by Py
 fast reader does not take as it is (a problem to report, quotes around a short row, text labels or
 missing values without pandas, '#' both starting lines and inside cells) is read by the reference
 reader of `_csv_reference`, which names the line and column of the first problem.
+
+Memory and time stay bounded whatever the file: pandas is given only tables of at most
+`_PANDAS_MAX_COLUMNS` columns whose first record fits the header (it sizes its columns on that
+record), and the reference reader counts a record's delimiters before it splits the record.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from ._csv_reference import _records, _reference
 from ._table import _NAME_SAFE, MAX_NAME_CHARS, MISSING, Table, _select
 
 _NOT_SPACE = re.compile(rb"\S")
+# pandas' parser spends time and memory per column (seconds and a gigabyte for 130,000 columns
+# of two rows): wider tables are read by NumPy (numbers) or the reference reader.
+_PANDAS_MAX_COLUMNS = 2000
 
 
 def _pandas() -> Any:
@@ -103,7 +110,10 @@ def _fast_pandas(
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     ncol = len(head.names)
     names = [f"c{j}" for j in range(ncol)]
-    na = {names[j]: [""] if j in label_cols else sorted(MISSING) for j in range(ncol)}
+    # one list for every column unless some are labels (a dict costs memory per column)
+    na: Any = sorted(MISSING)
+    if label_cols:
+        na = {names[j]: [""] if j in label_cols else sorted(MISSING) for j in range(ncol)}
     stream = io.BytesIO(raw)  # shares raw's bytes; read from the line after the header
     stream.seek(head.body_start)
     try:
@@ -263,7 +273,7 @@ def _read_body(
     try:
         if comments is None or not _first_row_fits(raw, head):
             raise _Slow
-        if pd is not None:
+        if pd is not None and len(head.names) <= _PANDAS_MAX_COLUMNS:
             columns, keep = _fast_pandas(
                 pd, raw, head, wanted, label_cols, comments, drop_missing, limit
             )
