@@ -54,6 +54,19 @@ def _effective_batch(options: FitOptions, n: int) -> int | None:
     return bs
 
 
+def _validation(options: FitOptions, in_size: int, out_size: int, x_dtype, y_dtype):
+    """The checked validation pair `(x_val, y_val)`, or None."""
+    if options.validation is None:
+        return None
+    xv = check_features(options.validation[0], in_size, "validation x", dtype=x_dtype)
+    classification = options.objective.classification
+    yv = check_targets(
+        options.validation[1], int(xv.shape[0]), out_size, classification, "validation y",
+        dtype=y_dtype,
+    )  # fmt: skip
+    return xv, yv
+
+
 class Prepared:
     """One fit's (or ensemble's) checked and placed data, resolved settings and schedule.
 
@@ -80,15 +93,7 @@ class Prepared:
         w_arr = None
         if options.sample_weight is not None:
             w_arr = check_sample_weight(options.sample_weight, n, dtype=work_dtype)
-        val = None
-        if options.validation is not None:
-            xv = check_features(options.validation[0], in_size, "validation x", dtype=store_dtype)
-            nv = int(xv.shape[0])
-            yv = check_targets(
-                options.validation[1], nv, out_size, classification, "validation y",
-                dtype=work_dtype,
-            )  # fmt: skip
-            val = (xv, yv)
+        val = _validation(options, in_size, out_size, store_dtype, work_dtype)
         weights = n_weights(model)
         device = options.target
         if device is None and options.mesh is None:
