@@ -12,7 +12,6 @@ import abc
 from typing import Any, NamedTuple
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
 from ..training._cache_key import value_key
