@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
-
 from ._experiment import Experiment
 from ._metrics import rmse
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def plot_simulation(
@@ -36,6 +37,8 @@ def plot_simulation(
 
     **Returns:** the `matplotlib.figure.Figure` (built without pyplot).
     """
+    from matplotlib.figure import Figure  # imported on first use: `import sysid` stays light
+
     if not isinstance(experiment, Experiment):
         raise TypeError(f"experiment must be a sysid.Experiment; got {type(experiment).__name__}.")
     y = experiment.y
