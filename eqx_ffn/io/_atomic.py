@@ -16,7 +16,9 @@ import socket
 import stat
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from .._validation import ArgumentTypeError
 
 _STALE_AFTER_S = 15 * 60  # a temporary file untouched this long belongs to a dead save
 
@@ -131,12 +133,41 @@ def _no_room(path: Path, error: OSError, n_bytes: int) -> OSError:
     )
 
 
+def _target(path: Any, argument: str = "path") -> Path:
+    """`path` as the `Path` of a file to write: a str or `os.PathLike`, not empty, not a folder,
+    no file where its folders should be. Raises an error naming it and the fix otherwise."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str):
+        raise ArgumentTypeError(
+            f"{argument} must be a file path (a str or os.PathLike); got {path!r} "
+            f"({type(path).__name__})."
+        )
+    if not text.strip():
+        raise ValueError(f"{argument} is empty; pass a file path such as 'model.eqx'.")
+    target = Path(text)
+    if target.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR,
+            f"Cannot write {target}: it is a folder; pass a file path such as "
+            f"{target / 'model.eqx'}",
+        )
+    for folder in target.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"Cannot write {target}: {folder} is a file, not a folder"
+                )
+            break
+    return target
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically: the old file or the new one, never a part of it.
 
     **Raises:** `OSError` as the file system gives it; for a full disk, an exhausted quota or a
     file too large (errno `ENOSPC`, `EDQUOT`, `EFBIG`), one that names the file and the fix.
     """
+    path = _target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     tmp = _temp_path(path)

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..model._ffn import FFN, Dense
 from ..model._standardize import Standardized, Standardizer, check_scaler_values
-from ._atomic import _atomic_write
+from ._atomic import _atomic_write, _target
 from ._header import (
     _DIGEST,
     _LEN,
@@ -118,7 +118,7 @@ def save(
     same = eqx_ffn.load("model.eqx")
     ```
     """
-    path = Path(path)
+    path = _target(path)
     header = _header_for(model)
     if metadata is not None:
         if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):

@@ -478,3 +478,21 @@ def test_concurrent_saves_never_leave_a_torn_file(tmp_path):
     seen.add(float(load(path).layers[0].weight[0, 0]))
     assert seen <= wanted and len(seen) >= 2
     assert [p.name for p in tmp_path.iterdir()] == ["shared.eqx"]  # no temporaries left
+
+
+def test_a_path_that_cannot_hold_the_file_is_named(tmp_path):
+    model = make_ffn(3, 2, (8, 4), seed=1)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(IsADirectoryError, match=r"Cannot write .*folder: it is a folder; pass a"):
+        save(tmp_path / "folder", model)
+    with pytest.raises(NotADirectoryError, match=r"Cannot write .*m.eqx: .*file is a file, not a"):
+        save(tmp_path / "file" / "deeper" / "m.eqx", model)
+    with pytest.raises(ValueError, match=r"path is empty; pass a file path such as 'model.eqx'"):
+        save("", model)
+    with pytest.raises(
+        TypeError, match=r"path must be a file path \(a str or os.PathLike\); got 1"
+    ):
+        save(123, model)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]
+    assert list((tmp_path / "folder").iterdir()) == []
