@@ -112,7 +112,7 @@ def sklearn_run(mode: Mode, x, y, params, solver: str) -> Run | str:
     _, mse, iters, curve = runs[-1]
     t = Timing(float(np.median(times)), min(times), None)
     label = f"scikit-learn MLPRegressor, solver={solver!r} (float64, CPU)"
-    if solver == "lbfgs":  # no per-iteration loss: a curve that reaches each target where refits do
+    if solver == "lbfgs" and not mode.quick:  # no per-iteration loss: refits find the targets
         curve = np.full(iters, np.inf)
         for thr in TARGETS:
             k = peers.sklearn_lbfgs_iterations_to(params, xn, yn, thr, STEPS)[0]
@@ -204,8 +204,8 @@ def _table(runs: list[Run | str], params, x, y, py_steps: int) -> Table:
         "compiling or building (first call); *run*: median warm run; *speedup*: the lecture "
         "loop's time per step / this one's; *x floor*: this time per step / the lean bare scan's "
         "of the same optimiser; *to 1e-2 / 1e-3*: run time until the training MSE first reaches "
-        f"it (— never within the steps run; scikit-learn's L-BFGS: found by refits). The Python "
-        f"loops run {py_steps} steps (their time per step does not depend on the count); Adam "
+        "it (— never within the steps run; scikit-learn's L-BFGS: found by refits, full mode "
+        f"only). The Python loops run {py_steps} steps (their time per step does not depend on the count); Adam "
         "at 1e-2 does not reach 1e-3 within 2000 steps (docs/REFERENCE.md: about 5.8e-3), "
         "L-BFGS does. jax-sysid is not run: it pins jax<=0.4.31 and switches the process to "
         "float64."
