@@ -9,6 +9,7 @@ import importlib
 import json
 import math
 import os
+import resource
 import sys
 import time
 import traceback
@@ -44,6 +45,15 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (less sensitive to other load)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
     """Run the named cases (in `CASES` order); `{"meta": ..., "cases": {name: {"title",
     "tables"} or {"title", "error"}}}`."""
@@ -54,11 +64,12 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     cases: dict[str, Any] = {}
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     load = {"start": _load()}
     for name in (n for n in CASES if n in names):
         load[name] = _load()
         print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         title = name
         try:
             module = importlib.import_module(f"benchmarks.{CASES[name]}")
@@ -67,7 +78,7 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
         except Exception as e:  # report and go on: the other cases still count
             traceback.print_exc()
             cases[name] = {"title": title, "error": f"{type(e).__name__}: {e}"}
-        seconds[name] = time.perf_counter() - t
+        seconds[name], cpu[name] = time.perf_counter() - t, _cpu() - c
         print(f"[benchmarks] {name} took {seconds[name]:.1f} s", file=sys.stderr, flush=True)
     load["end"] = _load()
     meta = {
@@ -75,6 +86,7 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
         "started": started,
         "elapsed_s": time.perf_counter() - t0,
         "case_seconds": seconds,
+        "case_cpu_seconds": cpu,
         "load_average_1min": load,
         "env": environment(),
     }

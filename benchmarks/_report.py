@@ -132,7 +132,14 @@ def render_result(result: dict[str, Any]) -> str:
         f"- Versions: {versions}" + (f"; not installed: {missing}" if missing else ""),
         f"- Measured {meta['started']}; the whole run took {meta['elapsed_s']:.1f} s "
         f"(`python -m benchmarks{quick}`); seconds per case: "
-        + ", ".join(f"{k} {s:.1f}" for k, s in meta["case_seconds"].items()),
+        + ", ".join(f"{k} {s:.1f}" for k, s in meta["case_seconds"].items())
+        + (
+            " (CPU seconds, this process and its workers: "
+            + ", ".join(f"{k} {s:.1f}" for k, s in meta["case_cpu_seconds"].items())
+            + ")"
+            if "case_cpu_seconds" in meta
+            else ""
+        ),
         f"- Load average (1 min) when each case began: {load}. The machine may be shared: clearly "
         "above 0.5 at 'start' means it was busy before this run began, and absolute times are "
         "then inflated (ratios of interleaved measurements much less so).",
