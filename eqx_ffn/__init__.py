@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from . import datasets as datasets
     from . import plot as plot
+    from . import sysid as sysid
     from .io._model_file import ModelFileError as ModelFileError
     from .io._model_file import load as load
     from .io._model_file import read_header as read_header
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
 _EXPORTS: dict[str, str] = {
     "datasets": ".datasets",
     "plot": ".plot",
+    "sysid": ".sysid",
     "ACTIVATIONS": ".model._activations",
     "CompilationCacheWarning": ".training._compilation_cache",
     "enable_compilation_cache": ".training._compilation_cache",
@@ -127,6 +129,7 @@ __all__ = [
     "read_header",
     "save",
     "summary",
+    "sysid",
 ]
 
 
