@@ -33,10 +33,18 @@ from ._programs import (
     validation_loss,
 )
 from ._simulate import check_sizes, estimate_initial_state
+from ._truncated import (
+    attach_encoder,
+    check_truncated,
+    truncated_chunk,
+    truncated_loss,
+    window_data,
+)
 
-CRITERIA = ("simulation", "one_step")
+CRITERIA = ("simulation", "one_step", "truncated")
 """`"simulation"`: free-run simulation error from learned initial states (output error);
-`"one_step"`: a NARX's one-step prediction error from measured regressors."""
+`"one_step"`: a NARX's one-step prediction error from measured regressors; `"truncated"`:
+simulation error of mini-batches of short windows, each started from an encoded state."""
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lbfgs", "lm", "gauss_newton")
 """Optimizer names `sysid.fit` takes (or pass any `optax.GradientTransformation`)."""
@@ -81,6 +89,7 @@ class _Run:
     best_step: int | None = None
     best_val: float = math.inf
     bad_evals: int = 0
+    window: int = 0
 
 
 def _check_options(model, records, criterion, optimizer, learning_rate, steps, l2, x0):
@@ -158,6 +167,10 @@ def fit(
     patience: int = 10,
     tol: float = 0.0,
     progress: bool = False,
+    window: int | None = None,
+    batch_size: int = 64,
+    encoder: dict | None = None,
+    key: Any = None,
 ):
     """Fit a `NeuralStateSpace` or `NARX` to measured records.
 
@@ -167,8 +180,11 @@ def fit(
     - `experiments`: one `Experiment` or a list (records of one system, each with its own
       initial state).
     - `criterion`: `"simulation"` (default: the mean squared free-run simulation error of every
-      record, minimised over the parameters and each record's initial state, as the lecture)
-      or `"one_step"` (a NARX's one-step prediction error).
+      record, minimised over the parameters and each record's initial state, as the lecture),
+      `"one_step"` (a NARX's one-step prediction error) or `"truncated"` (mini-batches of
+      `batch_size` windows of `window` samples drawn from all records, each window's initial
+      state from an encoder over the `n_init` measured samples before it, trained jointly; a
+      NARX starts from its measured memory instead).
     - `optimizer`: `"adam"` (default), `"adamw"`, `"sgd"`, `"rmsprop"`, `"lbfgs"`, `"lm"`
       (Levenberg-Marquardt on the residuals, Jacobian through the simulation; `"gauss_newton"`
       is the same), or any `optax.GradientTransformation` (then `learning_rate=None`).
@@ -184,9 +200,16 @@ def fit(
       best model is returned.
     - `tol`: LM stops (`"converged"`) when the gradient's largest entry falls below `tol`.
     - `progress`: show a progress bar (tqdm).
+    - `window`, `batch_size`: the truncated criterion's window length and windows per step.
+    - `encoder`: the truncated criterion's encoder settings, `{"n_init": 50, "hidden_sizes":
+      (64,)}` by default; the encoder (an `FFN`) becomes `model.encoder` and serves
+      `estimate_initial_state`; a model that has one of that `n_init` keeps it.
+    - `key`: a `jax.random` key for the truncated criterion's windows and encoder (default
+      `jax.random.key(0)`).
 
     **Returns:** `(model, x0, history)`: the trained model (its scaler set), the learned initial
-    state(s) in the model's units (`(n_x,)` for one `Experiment`, `(E, n_x)` for a list), and an
+    state(s) in the model's units (`(n_x,)` for one `Experiment`, `(E, n_x)` for a list;
+    estimated from each record's first samples for `"one_step"` and `"truncated"`), and an
     `eqx_ffn.History`. A non-finite loss stops the fit with a `NonFiniteSimulationWarning` and
     returns the last model whose loss was finite; Ctrl-C returns the model trained so far.
     Steps, learning rate and `l2` are inputs of the compiled program: another fit of the same
@@ -202,6 +225,13 @@ def fit(
         raise ArgumentTypeError(f"standardize must be True or False; got {standardize!r}.")
     if standardize:
         model = eqx.tree_at(lambda m: m.scaler, model, Scaler.fit(records))
+    trunc = None
+    if criterion == "truncated":
+        win, batch, settings = check_truncated(model, records, window, batch_size, encoder, kind)
+        key = jax.random.key(0) if key is None else key
+        k_enc, key = jax.random.split(key)
+        model = attach_encoder(model, settings, k_enc)
+        trunc = (settings["n_init"], win, batch, key)
     val = _validation_setup(model, validation, eval_every, patience)
     params, rest = _split_model(model)
     rest_arrays, rest_static = split_static(rest)
@@ -210,7 +240,13 @@ def fit(
     dtype = x0s.dtype
     l2a = jnp.asarray(l2, dtype)
     run = _Run(vars=(params, x0s.astype(dtype)), state=None, losses=[])
-    if kind == "lm":
+    if trunc is not None:
+        data = window_data(records, sc, trunc[0], trunc[1])
+        run.window = trunc[1]
+        call = _truncated_call(
+            run, kind, optimizer, lr, dtype, rest_static, rest_arrays, data, l2a, trunc
+        )
+    elif kind == "lm":
         run.state = (jnp.asarray(-1.0, dtype), jnp.asarray(2.0, dtype))
         tol_a = jnp.asarray(check_number(tol, "tol", 0.0, closed=True), dtype)
 
@@ -241,6 +277,25 @@ def fit(
     return _finish(
         run, model, records, experiments, criterion, rest_static, rest_arrays, data, l2a, start
     )
+
+
+def _truncated_call(run, kind, optimizer, lr, dtype, rest_static, rest_arrays, data, l2a, trunc):
+    """The chunk caller of the truncated criterion (its state: the optimizer's and the key)."""
+    n_init, win, batch, key = trunc
+    opt = _named_optax(kind) if kind != "optax" else optimizer
+    opt_state = opt.init(run.vars)
+    if kind != "optax":
+        opt_state[-1].hyperparams["step_size"] = jnp.asarray(-lr, dtype)
+    run.state = (opt_state, key)
+    static = (rest_static, opt, n_init, win, batch)
+
+    def call(n):
+        dyn = (run.vars, run.state, rest_arrays, data, l2a, n)
+        program, t = compiled("truncated", truncated_chunk, static, dyn)
+        run.compile_time += t
+        return program(dyn)
+
+    return call
 
 
 def _validation_setup(model, validation, eval_every, patience):
@@ -320,6 +375,11 @@ def _loop(run: _Run, call, steps: int, val, rest_static, rest_arrays, progress: 
             bar.close()
 
 
+def _n_init(model, record: Experiment) -> int:
+    """The window that estimates a record's initial state after a fit without learned ones."""
+    return min(record.T, getattr(model, "encoder_n_init", 0) or 50)
+
+
 _MESSAGES = {
     "completed": "ran all {steps} steps",
     "converged": "converged after {steps} steps",
@@ -346,11 +406,16 @@ def _finish(
     final = math.nan
     if run.stop != "interrupted":
         dyn = (run.vars, rest_arrays, data, l2a)
-        program, t = compiled("loss", train_loss, (rest_static, criterion), dyn)
+        if criterion == "truncated":
+            n_init = getattr(trained, "encoder_n_init", 0) or trained.lag
+            static = (rest_static, n_init, run.window)
+            program, t = compiled("truncated_loss", truncated_loss, static, dyn)
+        else:
+            program, t = compiled("loss", train_loss, (rest_static, criterion), dyn)
         run.compile_time += t
         final = float(program(dyn))
-    if criterion == "one_step":  # no initial state was learned: estimate each record's
-        x0s = jnp.stack([estimate_initial_state(trained, e, min(e.T, 50)) for e in records])
+    if criterion != "simulation":  # no initial state was learned: estimate each record's
+        x0s = jnp.stack([estimate_initial_state(trained, e, _n_init(trained, e)) for e in records])
     message = _MESSAGES[run.stop].format(steps=run.steps, best=run.best_step)
     if run.stop == "non_finite_loss":
         warnings.warn(message, NonFiniteSimulationWarning, stacklevel=3)

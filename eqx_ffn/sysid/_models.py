@@ -65,6 +65,7 @@ class NeuralStateSpace(eqx.Module):
     f: FFN
     g: FFN
     scaler: Scaler
+    encoder: FFN | None
     n_u: int = eqx.field(static=True)
     n_x: int = eqx.field(static=True)
     n_y: int = eqx.field(static=True)
@@ -103,6 +104,7 @@ class NeuralStateSpace(eqx.Module):
             self.g = FFN(n_x, n_y, output_hidden_sizes, activation=activation, init=init, key=kg)
         self.residual, self.output = residual, output
         self.scaler = Scaler.identity(self.n_u, self.n_y, self.f.dtype)
+        self.encoder = None
 
     @classmethod
     def from_params(
@@ -136,6 +138,7 @@ class NeuralStateSpace(eqx.Module):
             residual=True,
             output="linear",
             scaler=Scaler.identity(f.in_size - n_x, n_y, f.dtype),
+            encoder=None,
         ).items():
             object.__setattr__(self, name, value)
         return self
@@ -144,6 +147,20 @@ class NeuralStateSpace(eqx.Module):
     def state_size(self) -> int:
         """The size of the state `x`."""
         return self.n_x
+
+    @property
+    def encoder_n_init(self) -> int:
+        """The encoder's window (past samples it reads), 0 without an encoder."""
+        if self.encoder is None:
+            return 0
+        return self.encoder.in_size // (self.n_u + self.n_y)
+
+    def encode(self, u_past: Array, y_past: Array) -> Array:
+        """The state at the sample after a window of `encoder_n_init` measured (standardised)
+        inputs and outputs, `(n, n_u)` and `(n, n_y)`, from the encoder."""
+        if self.encoder is None:
+            raise ValueError("this model has no encoder (fit it with criterion='truncated').")
+        return self.encoder(jnp.concatenate([u_past.reshape(-1), y_past.reshape(-1)]))
 
     def step(
         self, x: Float[Array, " n_x"], u: Float[Array, " n_u"]
@@ -261,6 +278,24 @@ class NARX(eqx.Module):
             return ys
         us = jax.lax.dynamic_slice_in_dim(u_n, k - m, m)[::-1].reshape(-1)
         return jnp.concatenate([ys, us])
+
+
+def with_encoder(
+    model: NeuralStateSpace, n_init: int, hidden_sizes: Sequence[int] | int, *, key: PRNGKeyArray
+) -> NeuralStateSpace:
+    """`model` with a new encoder: an `FFN` (tanh) from the `n_init` past standardised inputs
+    and outputs (`[u(s-n..s-1); y(s-n..s-1)]`, flattened) to the state `x(s)`."""
+    n_init = check_int(n_init, "encoder n_init")
+    enc = FFN(
+        n_init * (model.n_u + model.n_y),
+        model.n_x,
+        hidden_sizes,
+        activation="tanh",
+        init="glorot_normal",
+        dtype=model.f.dtype,
+        key=key,
+    )
+    return eqx.tree_at(lambda m: m.encoder, model, enc, is_leaf=lambda x: x is None)
 
 
 MODELS = {"NeuralStateSpace": NeuralStateSpace, "NARX": NARX}

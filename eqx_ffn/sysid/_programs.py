@@ -20,7 +20,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from ._models import NARX
-from ._simulate import fit_x0_n, simulate_n
+from ._simulate import initial_state_n, simulate_n
 
 CHUNK = 100
 """Steps per program call at most (between two calls: progress bar, Ctrl-C, validation)."""
@@ -247,6 +247,6 @@ def validation_loss(static, dyn):
     model_static, n_init = static
     model_arrays, (u, y), starts = dyn
     model = join_static(model_arrays, model_static)
-    xs = jax.vmap(lambda x: fit_x0_n(model, u[:n_init], y[:n_init], x))(starts)
-    errs = jax.vmap(lambda x: jnp.mean((y[n_init:] - simulate_n(model, u, x)[n_init:]) ** 2))(xs)
-    return jnp.min(jnp.where(jnp.isfinite(errs), errs, jnp.inf))
+    x = initial_state_n(model, u[:n_init], y[:n_init], starts)
+    err = jnp.mean((y[n_init:] - simulate_n(model, u, x)[n_init:]) ** 2)
+    return jnp.where(jnp.isfinite(err), err, jnp.inf)

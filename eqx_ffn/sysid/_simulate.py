@@ -33,15 +33,22 @@ def simulate_n(model, u_n, x0, return_states: bool = False):
     return out
 
 
-def fit_x0_n(model, u_n, y_n, x_start, iterations: int = X0_ITERATIONS):
+def fit_x0_n(model, u_n, y_n, x_start, iterations: int = X0_ITERATIONS, anchor=None):
     """The initial state minimising the simulation error on `(u_n, y_n)`: damped Gauss-Newton.
 
     Starts at `x_start`; a step is kept only when it lowers the error; the damping halves on
-    success and grows 4-fold on failure. Returns the best state found.
+    success and grows 4-fold on failure. With `anchor` (the encoder's state at the sample after
+    the window), the distance of the simulated state there to it, weighted by the window's
+    length, joins the residuals. Returns the best state found.
     """
 
     def residuals(x0):
-        return (simulate_n(model, u_n, x0) - y_n).reshape(-1)
+        if anchor is None:
+            return (simulate_n(model, u_n, x0) - y_n).reshape(-1)
+        x_end = jax.lax.scan(lambda x, u: (model.step(x, u)[0], None), x0, u_n)[0]
+        r = (simulate_n(model, u_n, x0) - y_n).reshape(-1)
+        w = jnp.sqrt(jnp.asarray(u_n.shape[0], x0.dtype))
+        return jnp.concatenate([r, w * (x_end - anchor)])
 
     def cost(r):
         return jnp.sum(r**2)
@@ -106,13 +113,22 @@ def simulate(model, u: Any, x0: Any, *, return_states: bool = False):
     return _simulate_program(model, u_n, x0.astype(u_n.dtype), bool(return_states))
 
 
-@functools.partial(eqx.filter_jit, donate="none")
-def _x0_program(model, u_n, y_n, starts, iterations):
-    fit = jax.vmap(lambda x: fit_x0_n(model, u_n, y_n, x, iterations))
-    xs = fit(starts)
+def initial_state_n(model, u_n, y_n, starts, iterations: int = X0_ITERATIONS):
+    """The best of the Gauss-Newton estimates from `starts` (standardised units); a model with
+    an encoder whose window fits in the record's anchors them on the encoder's state."""
+    anchor = None
+    n_enc = getattr(model, "encoder_n_init", 0)
+    if n_enc and u_n.shape[0] >= n_enc:
+        anchor = model.encode(u_n[-n_enc:], y_n[-n_enc:])
+    xs = jax.vmap(lambda x: fit_x0_n(model, u_n, y_n, x, iterations, anchor))(starts)
     cost = jax.vmap(lambda x: jnp.sum((simulate_n(model, u_n, x) - y_n) ** 2))(xs)
     cost = jnp.where(jnp.isfinite(cost), cost, jnp.inf)
     return xs[jnp.argmin(cost)]
+
+
+@functools.partial(eqx.filter_jit, donate="none")
+def _x0_program(model, u_n, y_n, starts, iterations):
+    return initial_state_n(model, u_n, y_n, starts, iterations)
 
 
 def estimate_initial_state(
@@ -134,6 +150,10 @@ def estimate_initial_state(
     - `x0_guess`: starting state(s), `(n_x,)` or `(K, n_x)` (the best result is kept); default
       zeros and, for a NARX, the memory filled with the first measured samples.
     - `iterations`: damped Gauss-Newton iterations from each start.
+
+    A model fitted with `criterion="truncated"` carries an encoder: when `n_init` is at least
+    its window, the encoder's state at sample `n_init` (from the window's last samples) anchors
+    the estimate (the simulated state there is pulled to it).
 
     **Returns:** `x0` of shape `(n_x,)` in the model's units: then
     `simulate(model, experiment.u, x0)` simulates the whole record.
