@@ -1,10 +1,10 @@
 """Saving and loading sysid models: a JSON header, then the arrays (`eqx.tree_serialise_leaves`).
 
 The file starts with the line `EQXFFN-SYSID 1`, then one line of JSON naming the model kind,
-its constructor sizes, its activation, the scaler and the initial state(s) (readable with any
-text tool), then the parameters. `load` checks the header completely (kind among the known
-ones, every size an integer, the initial state's shape) before it builds anything; nothing in
-the file is executed.
+its constructor sizes, its activation, its encoder's window and sizes (when it has one), the
+scaler and the initial state(s) (readable with any text tool), then the parameters. `load`
+checks the header completely (kind among the known ones, every size an integer, the initial
+state's shape) before it builds anything; nothing in the file is executed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jax.random as jr
 import numpy as np
 
 from .._validation import check_regular_file
-from ._models import NARX, NeuralStateSpace, check_model
+from ._models import NARX, NeuralStateSpace, check_model, with_encoder
 
 MAGIC = b"EQXFFN-SYSID 1\n"
 MAX_HEADER = 1 << 20
@@ -43,6 +43,9 @@ def _config(model) -> dict[str, Any]:
             "output": model.output,
             "output_hidden_sizes": list(model.g.hidden_sizes) if model.output == "ffn" else [16],
         }
+        if model.encoder is not None:
+            config["encoder_n_init"] = model.encoder_n_init
+            config["encoder_hidden_sizes"] = list(model.encoder.hidden_sizes)
     else:
         nets = (model.net,)
         config = {
@@ -128,6 +131,8 @@ _ALLOWED = {
         "output",
         "output_hidden_sizes",
         "activation",
+        "encoder_n_init",
+        "encoder_hidden_sizes",
     },
     "NARX": {"n_u", "n_y", "na", "nb", "nk", "hidden_sizes", "activation"},
 }
@@ -143,14 +148,17 @@ def load(path: str | os.PathLike[str]) -> tuple[Any, jnp.ndarray | None]:
     unknown = set(config) - _ALLOWED[kind]
     if unknown:
         raise SysidFileError(f"{path}: unknown entries {sorted(unknown)} in the header's config.")
-    for name in ("hidden_sizes", "output_hidden_sizes"):
+    for name in ("hidden_sizes", "output_hidden_sizes", "encoder_hidden_sizes"):
         if name in config:
             if not isinstance(config[name], list):
                 raise SysidFileError(f"{path}: config {name} must be a list of integers.")
             config[name] = tuple(config[name])
     cls = NeuralStateSpace if kind == "NeuralStateSpace" else NARX
+    enc = (config.pop("encoder_n_init", None), config.pop("encoder_hidden_sizes", (64,)))
     try:
         skeleton = cls(**config, key=jr.key(0))
+        if enc[0] is not None:
+            skeleton = with_encoder(skeleton, enc[0], enc[1], key=jr.key(0))
     except (TypeError, ValueError) as e:
         raise SysidFileError(f"{path}: the header's config is not valid: {e}") from None
     try:

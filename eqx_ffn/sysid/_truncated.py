@@ -87,22 +87,39 @@ def attach_encoder(model, settings: dict, key):
     return with_encoder(model, settings["n_init"], settings["hidden_sizes"], key=key)
 
 
+def _bucket(n: int) -> int:
+    """The padded length of `n` samples: the next power of two (at least 256)."""
+    return max(256, 1 << (n - 1).bit_length())
+
+
 def window_data(records, scaler, n_init: int, window: int):
-    """`(U, Y, starts, eval_starts)`: the standardised records end to end, every valid window
-    start (global index), and the non-overlapping starts that score the final loss."""
+    """`(U, Y, starts, n_starts, eval_starts, eval_weights)`: the standardised records end to
+    end, zero-padded to a power of two; every valid window start (global index, padded), their
+    number; the non-overlapping starts that score the final loss and their weights (0 for
+    padding). Records of lengths within one power of two share one program."""
     u = np.concatenate([np.asarray(scaler.u_in(jnp.asarray(e.u))) for e in records])
     y = np.concatenate([np.asarray(scaler.y_in(jnp.asarray(e.y))) for e in records])
-    starts, evals, offset = [], [], 0
+    size = _bucket(u.shape[0])
+    starts_list, offset = [], 0
     for e in records:
-        s = np.arange(offset + n_init, offset + e.T - window + 1)
-        starts.append(s)
-        evals.append(s[::window])
+        starts_list.append(np.arange(offset + n_init, offset + e.T - window + 1))
         offset += e.T
+    starts = np.concatenate(starts_list)
+    evals = np.concatenate([s[::window] for s in starts_list])
+    n_eval = size // window + 1
+    weights = np.zeros(n_eval, u.dtype)
+    weights[: len(evals)] = 1.0 / len(evals)
+
+    def pad(a, n):
+        return np.concatenate([a, np.full((n - len(a), *a.shape[1:]), a[0])])
+
     return (
-        jnp.asarray(u),
-        jnp.asarray(y),
-        jnp.asarray(np.concatenate(starts), jnp.int32),
-        jnp.asarray(np.concatenate(evals), jnp.int32),
+        jnp.asarray(np.concatenate([u, np.zeros((size - len(u), u.shape[1]), u.dtype)])),
+        jnp.asarray(np.concatenate([y, np.zeros((size - len(y), y.shape[1]), y.dtype)])),
+        jnp.asarray(pad(starts, size), jnp.int32),
+        jnp.asarray(len(starts), jnp.int32),
+        jnp.asarray(pad(evals, n_eval), jnp.int32),
+        jnp.asarray(weights),
     )
 
 
@@ -118,11 +135,13 @@ def _window_mse(model, u_all, y_all, s, n_init: int, window: int):
     return jnp.mean((y_w - simulate_n(model, u_w, x)) ** 2)
 
 
-def windows_loss(model, data, starts, n_init: int, window: int, params, l2):
-    """Mean squared simulation error of the windows at `starts`, plus `l2 * ||params||²`."""
+def windows_loss(model, data, starts, n_init: int, window: int, params, l2, weights=None):
+    """Mean (or `weights`-weighted sum) of the squared simulation error of the windows at
+    `starts`, plus `l2 * ||params||²`."""
     u_all, y_all = data[0], data[1]
     errs = jax.vmap(lambda s: _window_mse(model, u_all, y_all, s, n_init, window))(starts)
-    return jnp.mean(errs) + l2 * sq_norm(params)
+    mse = jnp.mean(errs) if weights is None else jnp.sum(weights * errs)
+    return mse + l2 * sq_norm(params)
 
 
 def truncated_chunk(static, dyn):
@@ -133,7 +152,7 @@ def truncated_chunk(static, dyn):
     rest_static, opt, n_init, window, batch = static
     vars_, (opt_state, key), rest_arrays, data, l2, n = dyn
     rest = join_static(rest_arrays, rest_static)
-    valid = data[2]
+    valid, n_valid = data[2], data[3]
 
     def f(v, starts):
         model = eqx.combine(v[0], rest)
@@ -145,7 +164,7 @@ def truncated_chunk(static, dyn):
     def body(c):
         i, _, v, s, k, buf = c
         k, sub = jr.split(k)
-        starts = valid[jr.randint(sub, (batch,), 0, valid.shape[0])]
+        starts = valid[jr.randint(sub, (batch,), 0, n_valid)]
         value, grads = jax.value_and_grad(f)(v, starts)
         updates, s_new = opt.update(grads, s, v)
         ok = jnp.isfinite(value)
@@ -171,4 +190,4 @@ def truncated_loss(static, dyn):
     rest_static, n_init, window = static
     (params, _), rest_arrays, data, l2 = dyn
     model = eqx.combine(params, join_static(rest_arrays, rest_static))
-    return windows_loss(model, data, data[3], n_init, window, params, l2)
+    return windows_loss(model, data, data[4], n_init, window, params, l2, data[5])
