@@ -114,10 +114,21 @@ class Dense(eqx.Module):
 
     @_one_sample
     def __call__(self, x: Float[Array, "{self.in_size}"]) -> Float[Array, "{self.out_size}"]:
+        if self.weight.ndim != 2:  # at trace time: free under jit
+            raise ValueError(_stacked_message(self.weight.shape))
         y = jnp.matmul(self.weight, x, precision=self.precision)
         if self.bias is not None:
             y = y + self.bias
         return y
+
+
+def _stacked_message(shape: tuple[int, ...]) -> str:
+    return (
+        f"this model holds weights of shape {shape}: a stacked ensemble of {shape[0]} members "
+        "(as fit_ensemble returns), not one model. Predict with "
+        "eqx_ffn.ensemble_predict(models, x), or take one member with "
+        "eqx_ffn.ensemble_member(models, i)."
+    )
 
 
 MAX_SIZE = 2**31 - 1

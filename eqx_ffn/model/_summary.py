@@ -55,9 +55,11 @@ def summary(model: FFN | Standardized) -> str:
         rows.append((str(i), str(tuple(layer.weight.shape)), bias, str(n), then))
     rows.append(("total", "", "", str(model.n_params), ""))
     widths = [max(len(r[c]) for r in rows) for c in range(5)]
+    members = model.layers[0].weight.shape[0] if model.layers[0].weight.ndim == 3 else None
     lines = [
         f"FFN {model.in_size} -> {hidden} -> {model.out_size}, activation={act}, "
         f"final_activation={fin}, dtype={model.dtype}"
+        + ("" if members is None else f"; a stacked ensemble of {members} members (each row: all)")
     ]
     for r in rows:
         lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

@@ -77,6 +77,12 @@ def fit_ensemble(
     for name in ("key", "mesh"):
         if name in options:
             raise TypeError(f"fit_ensemble() got an unexpected keyword argument {name!r}")
+    if isinstance(make_model, eqx.Module) or not callable(make_model):
+        raise TypeError(
+            "fit_ensemble: make_model must be a function that builds one model from a key, e.g. "
+            "lambda k: eqx_ffn.FFN(2, 1, (16,), key=k) (each member gets its own "
+            f"initialisation); got {type(make_model).__name__}."
+        )
     k, keys = _check_keys(keys)
     model_keys, fit_keys = jax.vmap(split_keys)(keys)
     models = eqx.filter_vmap(make_model)(model_keys)
@@ -164,7 +170,12 @@ def ensemble_size(models: PyTree) -> int:
 def ensemble_member(models: M, i: int) -> M:
     """Member `i` of a stacked ensemble, as an ordinary model."""
     k = ensemble_size(models)
-    if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -k <= i < k:
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(
+            f"ensemble_member: i must be an integer index, 0 <= i < {k} (or -{k} <= i < 0 from "
+            f"the end); got {i!r}. Use int(i) for a number held as another type."
+        )
+    if not -k <= i < k:
         raise IndexError(f"member {i!r} out of range for an ensemble of {k}.")
     arrays, static = eqx.partition(models, eqx.is_array)
     return eqx.combine(jax.tree.map(lambda a: a[i], arrays), static)

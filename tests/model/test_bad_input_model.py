@@ -61,3 +61,13 @@ def test_ffn_refuses_bad_settings(kwargs, exc, match):
 def test_dense_refuses_bad_arrays(weight, bias, exc, match):
     with pytest.raises(exc, match=match):
         Dense(weight, bias)
+
+
+def test_summary_names_a_stacked_ensemble():
+    import equinox as eqx
+
+    from eqx_ffn import summary
+
+    models = eqx.filter_vmap(lambda k: FFN(2, 1, (4,), key=k))(jr.split(jr.key(0), 3))
+    assert "a stacked ensemble of 3 members" in summary(models)
+    assert "stacked" not in summary(FFN(2, 1, (4,), key=jr.key(0)))

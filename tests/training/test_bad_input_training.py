@@ -313,10 +313,35 @@ def test_ensemble_predict_refuses_bad_input(ensemble, which, x, exc, match):
         eqx_ffn.ensemble_predict(models, x)
 
 
-@pytest.mark.parametrize("i", [3, -4, 1.0, "0"])
+@pytest.mark.parametrize("i", [3, -4])
 def test_ensemble_member_index(ensemble, i):
     with pytest.raises(IndexError, match="out of range for an ensemble of 3"):
         eqx_ffn.ensemble_member(ensemble, i)
+
+
+@pytest.mark.parametrize("i", [1.0, "0", True])
+def test_ensemble_member_index_must_be_an_integer(ensemble, i):
+    with pytest.raises(TypeError, match=r"i must be an integer index, 0 <= i < 3"):
+        eqx_ffn.ensemble_member(ensemble, i)
+
+
+def test_fit_ensemble_wants_a_function_not_a_model():
+    with pytest.raises(TypeError, match="make_model must be a function that builds one model"):
+        eqx_ffn.fit_ensemble(FFN(1, 1, (4,), key=jr.key(0)), X, Y, keys=jr.split(jr.key(0), 2))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: eqx_ffn.jacobian(m, X),
+        lambda m: eqx_ffn.linearize(m, X[0]),
+        lambda m: eqx_ffn.predict(m, X),
+        lambda m: eqx_ffn.fit(m, X, Y, steps=1, progress=False),
+    ],
+)
+def test_a_stacked_ensemble_is_named_where_one_model_is_expected(ensemble, call):
+    with pytest.raises(ValueError, match="stacked ensemble of 3 members.*ensemble_member"):
+        call(ensemble)
 
 
 @pytest.mark.parametrize(
