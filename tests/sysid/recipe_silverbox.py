@@ -1,0 +1,92 @@
+"""Silverbox through eqx_ffn.sysid: truncated simulation with an encoder (not a pytest module).
+
+Run `python tests/sysid/recipe_silverbox.py [--quick] [--data PATH]` from the repository root.
+It reads `SNLS80mV.csv` (default `/work/shared/data/SNLS80mV.csv`) through
+`sysid.datasets.silverbox`, holds out the last 10% of the training record (chronologically) as
+the validation record, and fits `NeuralStateSpace(1, 4, 1, (64,))` with
+`criterion="truncated"` (windows of 100 samples, 64 a step, each started from an encoder over
+the 50 samples before it) by Adam in three stages of falling learning rate, each with early
+stopping on the validation record's free-run simulation, all within a fitting-time budget
+(540 s; `--quick`: 30 s). It prints the free-run test RMSE in millivolts on the three official
+test records, each scored after its 50-sample initialisation window (the initial state
+estimated from that window, anchored on the encoder's state), beside the targets of issue 23
+(1.4 / 2.6 / 0.9 mV; GRU 1.49 / 2.80 / 0.95 mV), and the settings and times.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import jax.random as jr
+import numpy as np
+
+import eqx_ffn.sysid as sysid
+
+TARGETS = {"multisine": 1.4, "arrow_full": 2.6, "arrow_no_extrapolation": 0.9}
+SETTINGS = dict(
+    criterion="truncated",
+    window=100,
+    batch_size=64,
+    encoder={"n_init": 50, "hidden_sizes": (64,)},
+    eval_every=500,
+    patience=4,
+)
+STAGES = ((3e-3, 0.5), (1e-3, 0.3), (3e-4, 0.2))  # (learning rate, share of the budget)
+
+
+def fit(train, val, budget: float):
+    """The staged fit within `budget` seconds (the first 200 steps measure the step time)."""
+    model = sysid.NeuralStateSpace(1, 4, 1, (64,), key=jr.key(0))
+    start = time.perf_counter()
+    model, _, h = sysid.fit(
+        model, train, steps=200, learning_rate=STAGES[0][0], key=jr.key(1), **SETTINGS
+    )
+    per_step = (h.wall_time - h.compile_time) / max(h.steps, 1)
+    print(f"  warm-up: 200 steps, {per_step * 1e3:.1f} ms a step, compile {h.compile_time:.1f} s")
+    for i, (lr, share) in enumerate(STAGES):
+        left = budget - (time.perf_counter() - start)
+        steps = int(max(left, 0) * share / sum(s for _, s in STAGES[i:]) / per_step)
+        if steps < 100:
+            break
+        model, _, h = sysid.fit(
+            model,
+            train,
+            steps=steps,
+            learning_rate=lr,
+            validation=val,
+            standardize=False,
+            key=jr.key(2 + i),
+            **SETTINGS,
+        )
+        print(
+            f"  stage {i + 1}: lr {lr:g}, {h.steps}/{steps} steps ({h.stop_reason}), best "
+            f"validation MSE {np.min(h.val_loss):.3g}, {h.wall_time:.0f} s"
+        )
+    return model, time.perf_counter() - start
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    path = "/work/shared/data/SNLS80mV.csv"
+    if "--data" in sys.argv:
+        path = sys.argv[sys.argv.index("--data") + 1]
+    train_all, tests = sysid.datasets.silverbox(path)
+    train, val = train_all.split(0.9)
+    val = sysid.Experiment(val.u, val.y, val.ts, "silverbox validation", n_init=50)
+    print(f"Silverbox: train {train.T}, validation {val.T} samples; settings {SETTINGS}")
+    model, seconds = fit(train, val, 30.0 if quick else 540.0)
+    print(f"fitting time {seconds:.0f} s")
+    for name, rec in tests.items():
+        t = time.perf_counter()
+        x0 = sysid.estimate_initial_state(model, rec, 50)
+        y = sysid.simulate(model, rec.u, x0)
+        mv = 1e3 * float(sysid.rmse(rec.y, y, skip=50)[0])
+        print(
+            f"  {name}: free-run test RMSE {mv:.2f} mV after the 50-sample window (target "
+            f"{TARGETS[name]} mV) [{time.perf_counter() - t:.1f} s]"
+        )
+
+
+if __name__ == "__main__":
+    main()
