@@ -19,7 +19,7 @@ from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
 from .._validation import check_int, check_precision
-from ..training._compile_options import FAST_COMPILE_OPTIONS
+from ..training._compile_options import FAST_COMPILE_OPTIONS, compile_with_options
 from ._activations import resolve_activation
 from ._init import check_init, init_dense
 
@@ -282,10 +282,7 @@ def _init_compiled(
     sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str, key_aval: Any
 ) -> Callable:
     lowered = jax.jit(_draw_fn(sizes, init, use_bias, dtype)).lower(key_aval)
-    try:
-        return lowered.compile(compiler_options=FAST_COMPILE_OPTIONS)  # runs once
-    except Exception:
-        return lowered.compile()
+    return compile_with_options(lowered, FAST_COMPILE_OPTIONS)  # runs once
 
 
 def _init_program(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str) -> Callable:
