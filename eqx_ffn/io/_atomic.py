@@ -133,7 +133,7 @@ def _no_room(path: Path, error: OSError, n_bytes: int) -> OSError:
     )
 
 
-def _target(path: Any, argument: str = "path") -> Path:
+def _target(path: Any, argument: str = "path", example: str = "model.eqx") -> Path:
     """`path` as the `Path` of a file to write: a str or `os.PathLike`, not empty, not a folder,
     no file where its folders should be. Raises an error naming it and the fix otherwise."""
     text = os.fspath(path) if isinstance(path, os.PathLike) else path
@@ -143,13 +143,12 @@ def _target(path: Any, argument: str = "path") -> Path:
             f"({type(path).__name__})."
         )
     if not text.strip():
-        raise ValueError(f"{argument} is empty; pass a file path such as 'model.eqx'.")
+        raise ValueError(f"{argument} is empty; pass a file path such as {example!r}.")
     target = Path(text)
     if target.is_dir():
         raise IsADirectoryError(
             errno.EISDIR,
-            f"Cannot write {target}: it is a folder; pass a file path such as "
-            f"{target / 'model.eqx'}",
+            f"Cannot write {target}: it is a folder; pass a file path such as {target / example}",
         )
     for folder in target.parents:
         if folder.exists():

@@ -26,8 +26,8 @@ from ._csv_reference import _records, _reference
 from ._table import _NAME_SAFE, MAX_NAME_CHARS, MISSING, Table, _select
 
 _NOT_SPACE = re.compile(rb"\S")
-# pandas' parser spends time and memory per column (seconds and a gigabyte for 130,000 columns
-# of two rows): wider tables are read by NumPy (numbers) or the reference reader.
+# pandas' parser spends time and memory per column (a table of 100,000 columns and two rows
+# would take it gigabytes): wider tables are read by NumPy (numbers) or the reference reader.
 _PANDAS_MAX_COLUMNS = 2000
 
 

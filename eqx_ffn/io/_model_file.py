@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import ArgumentTypeError
 from ..model._ffn import FFN, Dense
 from ..model._standardize import Standardized, Standardizer, check_scaler_values
 from ._atomic import _atomic_write, _target
@@ -385,6 +386,19 @@ def _build(path: Path, spec: _Spec, payload: bytes) -> FFN | Standardized:
     return Standardized(model, scalers[0], scalers[1])
 
 
+def _source(path: Any) -> Path:
+    """The `path` of a model file to read: a str or `os.PathLike`, not empty."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str):
+        raise ArgumentTypeError(
+            f"path must be a file path (a str or os.PathLike); got {path!r} "
+            f"({type(path).__name__})."
+        )
+    if not text.strip():
+        raise ValueError("path is empty; pass the path of a model file written by eqx_ffn.save.")
+    return Path(text)
+
+
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
     """The header of a model file (checked as `load` checks it), without loading the model.
 
@@ -401,7 +415,7 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     **Raises:** `FileNotFoundError`; `ModelFileError` (a `ValueError`) as `load` does, except
     that a float64 model reads without `jax_enable_x64`.
     """
-    path = Path(path)
+    path = _source(path)
     header, _ = _read_file(path)
     _checked(path, header)
     return header
@@ -432,7 +446,7 @@ def load(path: str | os.PathLike) -> FFN | Standardized:
     y = jax.vmap(model)(x)
     ```
     """
-    path = Path(path)
+    path = _source(path)
     header, payload = _read_file(path)
     spec = _checked(path, header)
     wide = [name for name, _, dtype in spec.leaves() if dtype.itemsize == 8]

@@ -16,7 +16,14 @@ import numpy as np
 from .._validation import check_regular_file
 from ._csv import _read_csv
 from ._npz import _read_npz
-from ._table import DEFAULT_MAX_BYTES, Table, _as_col_list, _float_limit
+from ._table import (
+    DEFAULT_MAX_BYTES,
+    Table,
+    _as_col_list,
+    _check_flag,
+    _check_path,
+    _float_limit,
+)
 
 __all__ = ["load_table", "read_table"]
 
@@ -123,7 +130,9 @@ def read_table(
     table.x.shape, table.n_dropped                 # (N, 2), 3
     ```
     """
-    path = Path(path)
+    path = _check_path(path)
+    drop_missing = _check_flag(drop_missing, "drop_missing")
+    labels = _check_flag(labels, "labels")
     limit = _float_limit(dtype)
     cap, why = _byte_cap(max_bytes)
     _check_file(path, cap, why)

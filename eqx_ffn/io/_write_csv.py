@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import _target
 from ._csv_header import _check_delimiter
 
 __all__ = ["write_csv"]
@@ -77,7 +78,7 @@ def write_csv(
             f"write_csv: header has {len(header)} names but columns has {len(cols)} columns."
         )
     _check_delimiter(delimiter)
-    path = Path(path)
+    path = _target(path, example="table.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         _write_rows(f, header, cols, delimiter)

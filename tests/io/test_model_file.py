@@ -496,3 +496,12 @@ def test_a_path_that_cannot_hold_the_file_is_named(tmp_path):
         save(123, model)  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]
     assert list((tmp_path / "folder").iterdir()) == []
+
+
+@pytest.mark.parametrize("read", [load, read_header])
+def test_a_path_that_is_not_a_path_is_named_on_load(read):
+    for bad in (123, b"m.eqx", None):
+        with pytest.raises(TypeError, match=r"path must be a file path \(a str or os.PathLike\)"):
+            read(bad)
+    with pytest.raises(ValueError, match=r"path is empty; pass the path of a model file"):
+        read("")

@@ -552,3 +552,25 @@ def test_a_wrong_delimiter_is_pointed_at(tmp_path, parser, kwargs, words):
     # A one-column file read with its own delimiter, or one guessed, gets no hint.
     one = _write(tmp_path, "a\n1\n2\n", "one.csv")
     assert read_table(one, x_cols=[], delimiter=";").y.tolist() == [[1.0], [2.0]]
+
+
+def test_bad_arguments_are_named(tmp_path):
+    path = _write(tmp_path, "a,b\n1,2\n")
+    for bad in (123, b"t.csv", None):
+        with pytest.raises(TypeError, match=r"path must be a file path \(a str or os.PathLike\)"):
+            read_table(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"path is empty; pass the path of a CSV file"):
+        read_table("")
+    # A flag is True or False: "yes" or 1 are refused, not taken for their truth.
+    with pytest.raises(TypeError, match=r"drop_missing must be True or False; got 'yes'"):
+        read_table(path, drop_missing="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"drop_missing must be True or False; got 1\."):
+        load_table(path, drop_missing=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"labels must be True or False; got 'x'"):
+        read_table(path, labels="x")  # type: ignore[arg-type]
+    assert read_table(path, drop_missing=np.True_).n_rows == 1
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"Cannot write .*out: it is a folder; pass a file"):
+        write_csv(tmp_path / "out", np.zeros((2, 1)), ["a"])
+    with pytest.raises(NotADirectoryError, match=r"t.csv is a file, not a folder"):
+        write_csv(path / "deeper.csv", np.zeros((2, 1)), ["a"])
