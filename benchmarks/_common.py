@@ -196,7 +196,8 @@ def start_python(args: list[str], timeout: float = 600) -> Callable[[], tuple[fl
         out, err = proc.communicate(timeout=timeout)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
-            raise RuntimeError(f"{args} failed ({proc.returncode}): {err[-2000:]}")
+            last = " | ".join(err.strip().splitlines()[-3:])
+            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {last}")
         lines = [ln for ln in out.splitlines() if ln.startswith("{")]
         return wall, (json.loads(lines[-1]) if lines else {})
 

@@ -93,7 +93,8 @@ def run(mode: Mode) -> list[Table]:
         r, error = attempt(lambda name=name: one(name, rounds, mode.quick))
         if r is None:
             t.add(f"{label}: failed: {error}", *[None] * 7)
-            t.checks.append(Check(f"{name}: fit / bare scan", None, f"<= {BARE_TARGET}", False, 21))
+            t.checks.append(Check(f"{name}: fit per step within {BARE_TARGET}x the lean bare scan",
+                                  None, f"<= {BARE_TARGET}", False, 21, error or ""))  # fmt: skip
             continue
         fit_bare, torch = r["fit"] / r["bare"], r.get("torch")
         fit_torch = None if torch is None else r["fit"] / torch
