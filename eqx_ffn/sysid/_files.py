@@ -21,6 +21,7 @@ import jax.random as jr
 import numpy as np
 
 from .._validation import check_regular_file
+from ..io._atomic import _atomic_write
 from ._models import NARX, NeuralStateSpace, check_model, with_encoder
 
 MAGIC = b"EQXFFN-SYSID 1\n"
@@ -87,7 +88,7 @@ def save(path: str | os.PathLike[str], model, x0: Any = None) -> None:
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, model)
     data = MAGIC + json.dumps(header).encode() + b"\n" + buf.getvalue()
-    Path(path).write_bytes(data)
+    _atomic_write(Path(path), data)  # a crash never leaves a half-written file
 
 
 def _check_x0(x0: np.ndarray, n_x: int, where: str) -> None:
