@@ -25,6 +25,7 @@ its own `estimate_initial_state` on the first 50 test samples) are averaged.
 """
 
 from . import datasets as datasets
+from ._ensemble import fit_ensemble as fit_ensemble
 from ._experiment import Experiment as Experiment
 from ._experiment import Scaler as Scaler
 from ._files import SysidFileError as SysidFileError
@@ -57,6 +58,7 @@ __all__ = [
     "datasets",
     "estimate_initial_state",
     "fit",
+    "fit_ensemble",
     "fit_percent",
     "load",
     "nrmse",
