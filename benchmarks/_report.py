@@ -144,6 +144,14 @@ def render_result(result: dict[str, Any]) -> str:
         "above 0.5 at 'start' means it was busy before this run began, and absolute times are "
         "then inflated (ratios of interleaved measurements much less so).",
         *([f"- {meta['note']}"] if meta.get("note") else []),
+        *(
+            [
+                f"- A partial run: {', '.join(meta['partial_update'])} measured then; the other cases "
+                "come from an earlier run into the same file."
+            ]
+            if meta.get("partial_update")
+            else []
+        ),
         "",
         "**Targets** (n/a: not judged on this device)",
         "",
