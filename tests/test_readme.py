@@ -38,3 +38,13 @@ def test_quick_start_runs(tmp_path):
     loss, reason = lines[-1].split()
     assert float(loss) < 1e-2 and reason == "completed"
     assert (tmp_path / "loss.png").exists() and (tmp_path / "fit.png").exists()
+
+
+def test_dynamical_systems_snippet_runs(tmp_path):
+    (block,) = [b for b in _blocks("python") if "from eqx_ffn import sysid" in b]
+    proc = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rmse, fit = (float(v.strip("[]")) for v in proc.stdout.split())
+    assert rmse < 1.0 and fit > 50  # volts and percent, after 50 LM steps (margin ~2x)
