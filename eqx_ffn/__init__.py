@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from .training._ensemble import ensemble_member as ensemble_member
     from .training._ensemble import ensemble_predict as ensemble_predict
     from .training._ensemble import fit_ensemble as fit_ensemble
+    from .training._callbacks import FitInfo as FitInfo
+    from .training._checkpoint import CheckpointError as CheckpointError
     from .training._history import DivergenceWarning as DivergenceWarning
     from .training._history import NonFiniteLossWarning as NonFiniteLossWarning
     from .training._fit import fit as fit
@@ -56,7 +58,9 @@ _EXPORTS: dict[str, str] = {
     "plot": ".plot",
     "sysid": ".sysid",
     "ACTIVATIONS": ".model._activations",
+    "CheckpointError": ".training._checkpoint",
     "CompilationCacheWarning": ".training._compilation_cache",
+    "FitInfo": ".training._callbacks",
     "enable_compilation_cache": ".training._compilation_cache",
     "export": ".io._export",
     "ensemble_member": ".training._ensemble",
@@ -98,9 +102,11 @@ __all__ = [
     "INITS",
     "LOSSES",
     "OPTIMIZERS",
+    "CheckpointError",
     "CompilationCacheWarning",
     "Dense",
     "DivergenceWarning",
+    "FitInfo",
     "GaussNewton",
     "History",
     "LevenbergMarquardt",

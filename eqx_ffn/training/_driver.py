@@ -4,17 +4,23 @@ what the program reports into one `History` per member (and warnings)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import _program_cache
+from ._callbacks import STOP_REASON, FitInfo, run_callbacks
+from ._checkpoint import CheckpointError, fingerprint_of, load_checkpoint, save_checkpoint
 from ._config import Config
 from ._flat import unraveler
 from ._history import DivergenceWarning, History, NonFiniteLossWarning
@@ -72,18 +78,46 @@ def _sigint_as_flag():
         signal.signal(signal.SIGINT, old)
 
 
+class _Buffer:
+    """A growing 1-D array (amortised O(1) appends; `view` is O(1))."""
+
+    def __init__(self, dtype: Any):
+        self.data, self.n = np.zeros(0, dtype), 0
+
+    def append(self, values: np.ndarray) -> None:
+        need = self.n + len(values)
+        if need > len(self.data):
+            grown = np.zeros(max(need, 2 * len(self.data), 256), self.data.dtype)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n : need] = values
+        self.n = need
+
+    def view(self) -> np.ndarray:
+        out = self.data[: self.n]
+        out.flags.writeable = False
+        return out
+
+
 class _Record:
     """What the host knows of each member: its losses so far, status, steps and best step."""
 
-    def __init__(self, k: int, steps: int, eval_every: int):
-        self.k, self.steps, self.eval_every = k, steps, eval_every
-        self.losses: list[list[np.ndarray]] = [[] for _ in range(k)]
-        self.val_losses: list[list[np.ndarray]] = [[] for _ in range(k)]
-        self.val_steps: list[list[np.ndarray]] = [[] for _ in range(k)]
-        self.steps_run = np.zeros(k, int)
-        self.status = np.zeros(k, int)
-        self.best_step = np.full(k, -1)
-        self.final_loss = np.full(k, np.nan)
+    def __init__(self, k: int, steps: int, eval_every: int, dtype: Any):
+        self.k, self.steps, self.eval_every, self.dtype = k, steps, eval_every, np.dtype(dtype)
+        self.buffers = {
+            (name, j): _Buffer(int if name == "val_steps" else dtype)
+            for j in range(k)
+            for name in ("loss", "val_loss", "val_steps")
+        }
+        self.steps_run = np.zeros(k, np.int64)
+        self.status = np.zeros(k, np.int64)
+        self.best_step = np.full(k, -1, np.int64)
+        self.final_loss = np.full(k, np.nan, self.dtype)
+        self.finals: Any = None  # each member's History.final_loss (a number or a function)
+
+    def view(self, name: str, j: int) -> np.ndarray:
+        """Member `j`'s `"loss"`, `"val_loss"` or `"val_steps"` so far (read-only)."""
+        return self.buffers[(name, j)].view()
 
     def add(self, t: int, out: dict) -> int:
         """Record one call that started at step `t`; returns the step it ended at."""
@@ -98,30 +132,68 @@ class _Record:
                 continue
             after = stop[j] if st[j] != RUNNING else min(t_end, steps)
             ran = int(after) - t
-            self.losses[j].append(buf[j, :ran])
+            self.buffers[("loss", j)].append(buf[j, :ran])
             if vbuf is not None:
                 s = np.arange(t + 1, t + ran + 1)
                 at = (s % self.eval_every == 0) | (s == steps)
                 # a member that stopped on a non-finite loss did not evaluate that step
                 vals = vbuf[j, :ran][at]
                 keep = np.isfinite(vals) | (st[j] != NON_FINITE)
-                self.val_losses[j].append(vals[keep])
-                self.val_steps[j].append(s[at][keep])
+                self.buffers[("val_loss", j)].append(vals[keep])
+                self.buffers[("val_steps", j)].append(s[at][keep])
             self.steps_run[j] = after
-        self.status, self.best_step = st, best
-        self.final_loss = np.asarray(out["final_loss"]).reshape(k)
+        self.status, self.best_step = st.astype(np.int64), best.astype(np.int64)
+        self.final_loss = np.asarray(out["final_loss"]).reshape(k).astype(self.dtype)
         return t_end
+
+    def layout(self) -> dict[str, str]:
+        """The names and dtypes of `arrays()`, in order (what a checkpoint holds)."""
+        out = {name: np.dtype(buf.data.dtype).name for (name, _), buf in self._named()}
+        for name in ("steps_run", "status", "best_step"):
+            out[name] = "int64"
+        out["final_loss"] = self.dtype.name
+        return out
+
+    def _named(self):
+        return [((f"{name}/{j}", j), buf) for (name, j), buf in self.buffers.items()]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The record as named arrays (for a checkpoint)."""
+        out = {name: buf.view() for (name, _), buf in self._named()}
+        out.update(
+            steps_run=self.steps_run, status=self.status, best_step=self.best_step,
+            final_loss=self.final_loss,
+        )  # fmt: skip
+        return out
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> bool:
+        """Take the record from a checkpoint's arrays; False if they do not hang together."""
+        for (name, j), buf in self.buffers.items():
+            buf.n = 0
+            buf.append(arrays[f"{name}/{j}"])
+        for name in ("steps_run", "status", "best_step", "final_loss"):
+            if arrays[name].shape != (self.k,):
+                return False
+            setattr(self, name, arrays[name].copy())
+        lengths = np.array([self.buffers[("loss", j)].n for j in range(self.k)])
+        ok_status = np.isin(self.status, [*_STATUS_NAMES, RUNNING])
+        steps_ok = np.all((self.steps_run >= 0) & (self.steps_run <= self.steps))
+        return bool(ok_status.all() and steps_ok and np.array_equal(lengths, self.steps_run))
 
     def postfix(self) -> dict:
         """The progress bar's latest loss (and validation loss), averaged over members."""
-        last = [chunks[-1][-1] for chunks in self.losses if chunks and len(chunks[-1])]
+        last = [b.data[b.n - 1] for (n, _), b in self.buffers.items() if n == "loss" and b.n]
         post = {"loss": f"{np.mean(last):.4g}" if last else "nan"}
-        vals = [v[-1][-1] for v in self.val_losses if v and len(v[-1])]
+        vals = [b.data[b.n - 1] for (n, _), b in self.buffers.items() if n == "val_loss" and b.n]
         if vals:
             post["val"] = f"{np.mean(vals):.4g}"
         return post
 
-    def reasons(self) -> list[str]:
+    def running(self) -> bool:
+        """Whether some member still has steps to run."""
+        return bool(np.any((self.status == RUNNING) & (self.steps_run < self.steps)))
+
+    def reasons(self, stopped: str = "interrupted") -> list[str]:
         out = []
         for j in range(self.k):
             if self.status[j] != RUNNING:
@@ -129,22 +201,25 @@ class _Record:
             elif self.steps_run[j] >= self.steps:
                 out.append("completed")
             else:
-                out.append("interrupted")
+                out.append(stopped)
         return out
 
 
 def _call(prep: Prepared, cfg: Config, state: MemberState, t: int, target: float):
-    """One program call from step `t`, sized to run about `target` seconds: `(state, out,
+    """One program call from step `t`, sized to run about `target` seconds (and at most
+    `callback_every` steps, rounded up to whole chunks, when callbacks are set): `(state, out,
     result, compile_seconds)`, `out` on the host (one transfer)."""
     options = prep.options
     steps, c_len = options.steps, cfg.chunk
-    remaining = -(-(steps - t) // c_len)
+    remaining = max(1, -(-(steps - t) // c_len))
     est = _program_cache.chunk_seconds(cfg) or c_len * prep.schedule.step_seconds
     m = max(1, min(cfg.max_chunks, remaining, int(target / max(est, 1e-9))))
+    if options.callbacks and options.callback_every is not None:
+        m = min(m, -(-options.callback_every // c_len))
     idx = None
     if prep.host_sampling:
         assert prep.key_data is not None
-        count = min(m * c_len, steps - t)
+        count = max(0, min(m * c_len, steps - t))
         idx = host_indices(cfg, prep.key_data, prep.n, t, count)
     sc = Scalars(
         t0=t, max_chunks=m, end=steps, n=prep.n, n_iter_no_change=options.n_iter_no_change,
@@ -158,9 +233,65 @@ def _call(prep: Prepared, cfg: Config, state: MemberState, t: int, target: float
         {"ints": out.ints, "loss": out.loss, "val": out.val, "final_loss": out.final_loss}
     )
     elapsed = time.perf_counter() - t_call
-    chunks = max(1, (int(host["ints"][0]) - t) // c_len)
-    _program_cache.record_chunk_seconds(cfg, elapsed / chunks)
+    chunks = (int(host["ints"][0]) - t) // c_len
+    if chunks > 0:
+        _program_cache.record_chunk_seconds(cfg, elapsed / chunks)
     return state, host, out.result, seconds
+
+
+class _Session:
+    """Checkpoints and callbacks around the driver's loop (host work between program calls)."""
+
+    def __init__(self, prep: Prepared, cfg: Config, record: _Record, to_model: Callable | None):
+        o = prep.options
+        self.prep, self.cfg, self.record, self.to_model = prep, cfg, record, to_model
+        self.path = o.checkpoint
+        self.every = o.checkpoint_every
+        self.last_save = time.perf_counter()
+        self.fingerprint: dict | None = None
+
+    def resume(self, state: MemberState) -> tuple[MemberState, int, tuple[float, float]]:
+        """The state, step and prior `(wall, compile)` seconds to start from."""
+        o, record = self.prep.options, self.record
+        source = self.path if o.resume is True else o.resume
+        if not source or (o.resume is True and not os.path.exists(source)):
+            return state, 0, (0.0, 0.0)
+        source = Path(source)
+        fp = self._fingerprint(state)
+        state, t, arrays, times = load_checkpoint(source, fp, state, record.layout())
+        if not record.restore(arrays) or t > o.steps + self.cfg.chunk * self.cfg.max_chunks:
+            raise CheckpointError(
+                f"Cannot resume from {source}: its record of losses does not match its state."
+            )
+        return state, t, times
+
+    def _fingerprint(self, state: MemberState) -> dict:
+        if self.fingerprint is None:
+            self.fingerprint = fingerprint_of(self.prep, self.cfg, state)
+        return self.fingerprint
+
+    def save(self, state: MemberState, t: int, times: tuple, force: bool) -> None:
+        """Write the checkpoint when `checkpoint_every` seconds have passed (or `force`)."""
+        now = time.perf_counter()
+        if self.path is None or not (force or now - self.last_save >= self.every):
+            return
+        fp = self._fingerprint(state)
+        save_checkpoint(Path(self.path), fp, state, t, self.record.arrays(), times)
+        self.last_save = time.perf_counter()
+
+    def callbacks(self, t: int, result: PyTree, state: MemberState) -> bool:
+        """Run the callbacks; True when one asked the fit to stop."""
+        cfg, to_model = self.cfg, self.to_model
+
+        def model():
+            if to_model is not None:
+                return to_model(result)
+            parts = (result,) if state.frozen is None else (result, state.frozen)
+            return eqx.combine(*parts, cfg.static)
+
+        step = int(min(t, self.prep.options.steps))
+        info = FitInfo(step, self.prep.options.steps, self.record, self.prep.ensemble, model)
+        return run_callbacks(self.prep.options.callbacks, info)
 
 
 def run(
@@ -171,46 +302,57 @@ def run(
     desc: str = "fit",
     t_start: float | None = None,
     stacklevel: int = 2,
+    to_model: Callable | None = None,
 ):
     """Drive the compiled program. Works for one model or a stacked ensemble.
+
+    Resumes from a checkpoint and writes checkpoints when the options ask for it, and runs the
+    callbacks after each call (`to_model(result)` builds the model they see; default: the
+    trained arrays with the state's fixed ones and the static part).
 
     Returns `(result_params, histories)`: the parameters each member returns (stacked for an
     ensemble) and one `History` per member. Warnings point `stacklevel` frames above `run`.
     """
     t_start = time.perf_counter() if t_start is None else t_start
-    k = prep.ensemble or 1
     steps = prep.options.steps
-    record = _Record(k, steps, prep.eval_every)
-    compile_time = prep.init_compile_time
+    record = _Record(prep.ensemble or 1, steps, prep.eval_every, prep.loss_dtype)
+    session = _Session(prep, cfg, record, to_model)
+    state, t, (prior_wall, prior_compile) = session.resume(state)
+    compile_time = prep.init_compile_time + prior_compile
     bar = _tqdm(steps, prep.options.show_progress, desc)
+    if bar is not None and t:
+        bar.update(min(t, steps))
     target = 0.2 if bar is not None else CALL_SECONDS
     if prep.options._call_seconds is not None:
         target = prep.options._call_seconds
     result = state.params
-    t = 0
-    interrupted = False
+    stopped, first = None, True
     try:
         with _sigint_as_flag() as sigint:
-            while t < steps:
+            while first or record.running():
+                first = False
                 state, host, result, seconds = _call(prep, cfg, state, t, target)
                 compile_time += seconds
                 t = record.add(t, host)
                 if bar is not None:
                     bar.update(min(t, steps) - bar.n)
                     bar.set_postfix(record.postfix(), refresh=False)
+                if prep.options.callbacks and session.callbacks(t, result, state):
+                    stopped = STOP_REASON
                 if sigint["set"]:
-                    interrupted = True
-                    break
-                if not np.any(record.status == RUNNING):
+                    stopped = "interrupted"
+                times = (prior_wall + time.perf_counter() - t_start, compile_time)
+                session.save(state, t, times, force=stopped is not None or not record.running())
+                if stopped is not None:
                     break
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, with what the finished calls trained
-        interrupted = True
+        stopped = "interrupted"
     finally:
         if bar is not None:
             bar.close()
-    wall = time.perf_counter() - t_start
-    reasons = record.reasons()
-    if interrupted and any(r == "interrupted" for r in reasons):
+    wall = prior_wall + time.perf_counter() - t_start
+    reasons = record.reasons(stopped or "interrupted")
+    if stopped is not None and any(r == stopped for r in reasons):
         good = state.good
         if cfg.param_spec is not None:
             unravel = unraveler(cfg.param_spec)
@@ -241,6 +383,8 @@ def _message(prep: Prepared, reason: str, steps_run: int, returned, best_step) -
         return f"Converged after {steps_run} steps (tol={prep.options.tol:g})."
     if reason == "interrupted":
         return f"Interrupted after {steps_run} steps; returned the model trained so far."
+    if reason == STOP_REASON:
+        return f"Stopped by a callback after {steps_run} steps; returned the model trained so far."
     return f"Completed {steps_run} steps."
 
 
@@ -248,12 +392,10 @@ def _histories(
     prep: Prepared, record: _Record, reasons, wall, compile_time, stacklevel: int
 ) -> list[History]:
     """One `History` per member; a warning for each that stopped on a bad loss."""
-    ldt = prep.loss_dtype
     histories = []
     for j, reason in enumerate(reasons):
-        loss_j = np.concatenate(record.losses[j]) if record.losses[j] else np.zeros(0, ldt)
-        vals = np.concatenate(record.val_losses[j]) if record.val_losses[j] else np.zeros(0, ldt)
-        vsteps = np.concatenate(record.val_steps[j]) if record.val_steps[j] else np.zeros(0, int)
+        loss_j = record.view("loss", j).copy()
+        vals, vsteps = record.view("val_loss", j).copy(), record.view("val_steps", j).copy()
         steps_run, best_step = int(record.steps_run[j]), int(record.best_step[j])
         returned: int | None = None
         if reason in ("non_finite_loss", "diverged"):

@@ -9,8 +9,9 @@ runs its chunks (`_driver.run`) -> a `History`.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import equinox as eqx
@@ -145,6 +146,11 @@ def fit(
     device: str | Device | None = None,
     compute_dtype: Any = None,
     precision: str | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: float = 60.0,
+    resume: bool | str | os.PathLike[str] = False,
+    callbacks: Sequence[Callable[..., Any]] = (),
+    callback_every: int | None = None,
 ) -> tuple[Model, History]:
     """Train `model` on `(x, y)` in one compiled loop; returns `(trained_model, History)`.
 
@@ -197,6 +203,22 @@ def fit(
       dtype and is returned in it.
     - `precision`: matmul precision, `"default"`, `"high"` or `"highest"`; `None` follows
       `jax.default_matmul_precision`. Part of the compiled program's identity.
+    - `checkpoint`: a file path: the fit writes there, atomically (a reader sees the old file or
+      the new one), its whole state (the model, the optimizer state, the step, the early-stopping
+      and convergence bookkeeping, the sampler's state) and the History so far, between program
+      calls, at most every `checkpoint_every` seconds (default 60; 0: after every call) and when
+      the fit ends, is interrupted or is stopped by a callback.
+    - `resume`: a checkpoint file to continue from (it must exist), or `True`: continue from
+      `checkpoint` if that file exists, else start afresh. Pass the same model, data and
+      options as the fit that wrote it (checked: a checkpoint of another model structure, data
+      size or options raises `CheckpointError`, naming the file). The resumed fit returns the
+      same model, bit for bit on the same machine, as the uninterrupted one (its History's
+      `wall_time` sums the sessions).
+    - `callbacks`: functions `f(info)` the host calls after each program call (about every half
+      second, or every `callback_every` steps rounded up to the program's chunk of steps), with
+      `info` an `eqx_ffn.FitInfo`: `step`, `loss`, `val_loss`, `val_steps`, `model` (built on
+      request). Returning `True` or calling `info.stop()` ends the fit with
+      `stop_reason="callback"` and the model trained so far. Nothing runs on the host per step.
 
     **Returns:** `(model, history)`. If the loss becomes NaN/inf the fit stops, warns
     (`NonFiniteLossWarning`) and returns the last model with a finite loss;
@@ -240,7 +262,15 @@ def fit_with(
     master = as_master(params, prep.master_dtype)
     state = initial_state(prep, master, frozen, key, options.l1, options.l2, options.rate)
     cfg = prep.config(static)
-    result, (history,) = run(prep, cfg, state, t_start=t_start, stacklevel=stacklevel + 1)
+
+    def to_model(result: PyTree) -> Model:
+        if prep.master_dtype is not None:
+            result = as_model_dtypes(result, params)
+        return with_frozen(result, state.frozen, static)
+
+    result, (history,) = run(
+        prep, cfg, state, t_start=t_start, stacklevel=stacklevel + 1, to_model=to_model
+    )
     if prep.master_dtype is not None:
         result = as_model_dtypes(result, params)
     return with_frozen(result, state.frozen, static), history

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ STOP_REASONS = (
     "non_finite_loss",
     "diverged",
     "interrupted",
+    "callback",
 )
 
 
@@ -33,6 +36,7 @@ class History:
       the best model is returned); `"non_finite_loss"` (the loss became NaN/inf; the last model
       with a finite loss is returned); `"diverged"` (a full-batch loss grew 1e4-fold over its
       lowest value; the last model before that is returned); `"interrupted"` (Ctrl-C; the model
+      trained so far is returned); `"callback"` (a callback asked the fit to stop; the model
       trained so far is returned).
     - `best_step`: the step of the returned model when it is not the last one, else `None`.
     - `final_loss`: training loss (with the penalty) of the returned model on the whole training
@@ -64,6 +68,50 @@ class History:
         from ..plot._plot import plot_loss
 
         return plot_loss(self, **kwargs)
+
+    def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`(step, loss, val_loss)`: one row a step run (`val_loss` NaN where none was
+        measured)."""
+        steps = np.arange(1, len(self.loss) + 1)
+        val = np.full(len(self.loss), np.nan, np.float64)
+        at = (self.val_steps >= 1) & (self.val_steps <= len(self.loss))
+        val[self.val_steps[at] - 1] = self.val_loss[at]
+        return steps, np.asarray(self.loss, np.float64), val
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the per-step losses to a CSV file (atomically); returns its path.
+
+        Columns: `step` (1, 2, ...), `loss` (the training loss measured at that step, before
+        its update, with the penalty: `loss[step - 1]`), `val_loss` (the validation loss
+        measured after that step, without the penalty; empty where none was measured). Numbers
+        are written with enough digits to read back the exact float32/float64 values.
+        """
+        from ..io._atomic import _atomic_write
+
+        steps, loss, val = self._columns()
+        lines = ["step,loss,val_loss"]
+        for s, a, v in zip(steps.tolist(), loss.tolist(), val.tolist(), strict=True):
+            lines.append(f"{s},{a!r},{'' if v != v else repr(v)}")
+        target = Path(path)
+        _atomic_write(target, ("\n".join(lines) + "\n").encode("utf-8"))
+        return target
+
+    def to_dataframe(self):
+        """The per-step losses as a pandas DataFrame indexed by `step`, with columns `loss`
+        and `val_loss` (NaN where no validation loss was measured): see `to_csv`.
+
+        **Raises:** `ImportError` when pandas is not installed.
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "History.to_dataframe needs pandas (pip install pandas); History.to_csv needs "
+                "nothing more."
+            ) from None
+        steps, loss, val = self._columns()
+        frame = pd.DataFrame({"loss": loss, "val_loss": val}, index=pd.Index(steps, name="step"))
+        return frame
 
     def __repr__(self) -> str:
         last = f"{self.loss[-1]:.4g}" if len(self.loss) else "n/a"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -15,9 +16,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._validation import check_int, check_precision, unknown_name
+from .._validation import check_int, check_number, check_precision, unknown_name
 from ..solvers._resolve import resolve_solver
 from ..solvers._solver import Solver
+from ._callbacks import check_callbacks
 from ._losses import Loss, resolve_loss
 from ._placement import Device, resolve_device
 
@@ -166,6 +168,11 @@ class FitOptions:
     device: str | Device | None = None
     compute_dtype: Any = None
     precision: str | None = None
+    checkpoint: str | os.PathLike[str] | None = None
+    checkpoint_every: float = 60.0
+    resume: bool | str | os.PathLike[str] = False
+    callbacks: Sequence[Callable[..., Any]] = ()
+    callback_every: int | None = None
     _unroll: int | None = None
     _device_sampling: bool | None = None
     _call_seconds: float | None = None
@@ -228,6 +235,7 @@ class FitOptions:
             "matmul_precision": matmul_precision,
             "target": self._target(),
             "show_progress": self._show_progress(),
+            **self._session(),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -243,6 +251,26 @@ class FitOptions:
             raise ValueError("patience needs validation=(x_val, y_val) to watch.")
         return check_int(self.patience, "patience", 1, 2**30)
 
+    def _session(self) -> dict[str, Any]:
+        """`checkpoint`, `checkpoint_every`, `resume`, `callbacks`, `callback_every`, checked."""
+        checkpoint = _check_path(self.checkpoint, "checkpoint")
+        resume = self.resume
+        if resume is True and checkpoint is None:
+            raise ValueError("resume=True resumes from checkpoint=path: pass checkpoint too.")
+        if resume is not True and resume is not False:
+            resume = _check_path(resume, "resume")
+        every = check_number(self.checkpoint_every, "checkpoint_every", 0, math.inf, closed=True)
+        callback_every = self.callback_every
+        if callback_every is not None:
+            callback_every = check_int(callback_every, "callback_every", 1, MAX_STEPS)
+        return {
+            "checkpoint": checkpoint,
+            "checkpoint_every": every,
+            "resume": resume,
+            "callbacks": check_callbacks(self.callbacks),
+            "callback_every": callback_every,
+        }
+
     def _target(self) -> Device | None:
         dev = resolve_device(self.device)
         if self.mesh is not None and dev is not None:
@@ -253,6 +281,15 @@ class FitOptions:
         if self.progress is None:
             return bool(getattr(sys.stderr, "isatty", lambda: False)())
         return bool(self.progress)
+
+
+def _check_path(value: Any, argument: str) -> str | None:
+    """A file path (str or os.PathLike), as a str; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise TypeError(f"{argument} must be a file path (a str or pathlib.Path); got {value!r}.")
+    return str(os.fspath(value))
 
 
 @functools.cache
