@@ -76,6 +76,18 @@ def on_host_if_cpu(a: Any) -> Any:
     return a
 
 
+def all_finite(arr: np.ndarray) -> bool:
+    """Whether a floating-point array holds no NaN or inf: one pass (a sum, into which NaN and
+    inf propagate), and an exact check only where the sum is not finite (NaN, inf, or a sum of
+    finite values that overflows)."""
+    if not jnp.issubdtype(arr.dtype, jnp.inexact):
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(arr)):
+            return True
+    return bool(np.all(np.isfinite(arr)))
+
+
 def cast_finite(arr: Array, dtype: Any, argument: str) -> Array:
     """`arr` cast to `dtype`, refusing NaN/inf and values that overflow `dtype` (float64 data
     beyond float32's range become inf in the cast: that is an error, not a training failure)."""
@@ -94,8 +106,8 @@ def cast_finite(arr: Array, dtype: Any, argument: str) -> Array:
             cast = host.astype(dtype)
     else:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-            cast = np.asarray(arr).astype(dtype)
-        if bool(np.all(np.isfinite(cast))):
+            cast = np.asarray(arr).astype(dtype, copy=False)
+        if all_finite(cast):
             return cast
         host = arr
     host = np.asarray(host)

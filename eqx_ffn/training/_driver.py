@@ -25,7 +25,7 @@ from ._config import Config
 from ._flat import unraveler
 from ._history import DivergenceWarning, History, NonFiniteLossWarning
 from ._prepare import Prepared
-from ._program import DIVERGENCE_FACTOR, Scalars
+from ._program import DIVERGENCE_FACTOR, Scalars, lazy_final_losses
 from ._sampling import host_indices
 from ._state import CONVERGED, DIVERGED, EARLY_STOPPING, NON_FINITE, RUNNING, MemberState
 
@@ -358,6 +358,7 @@ def run(
             unravel = unraveler(cfg.param_spec)
             good = jax.vmap(unravel)(good) if prep.ensemble is not None else unravel(good)
         result = _keep_finite(result, good, reasons, prep.ensemble is not None)
+    record.finals = lazy_final_losses(cfg, state, result, prep.data, record.final_loss, reasons)
     return result, _histories(prep, record, reasons, wall, compile_time, stacklevel + 2)
 
 
@@ -411,7 +412,7 @@ def _histories(
                 steps=steps_run,
                 stop_reason=reason,
                 best_step=returned,
-                final_loss=float(record.final_loss[j]),
+                final_loss=record.finals[j],
                 wall_time=wall,
                 compile_time=compile_time,
                 message=msg,

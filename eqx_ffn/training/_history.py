@@ -20,6 +20,25 @@ STOP_REASONS = (
 )
 
 
+class _FinalLoss:
+    """`History.final_loss`: a number, or a function computing it on first read (a
+    mini-batch fit's full-data loss is computed only when asked for)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            raise AttributeError(self.name)  # no default: a required field
+        value = instance.__dict__[self.name]
+        if callable(value):
+            value = instance.__dict__[self.name] = float(value())
+        return float(value)
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.name] = value
+
+
 @dataclasses.dataclass(frozen=True)
 class History:
     """The record of one `fit`.
@@ -40,7 +59,8 @@ class History:
       trained so far is returned).
     - `best_step`: the step of the returned model when it is not the last one, else `None`.
     - `final_loss`: training loss (with the penalty) of the returned model on the whole training
-      set, measured inside the program when the fit ended; `nan` for an interrupted fit.
+      set; `nan` for an interrupted fit. Full-batch fits measure it inside the program when
+      the fit ends; mini-batch fits on its first read (it costs a pass over the data).
     - `wall_time`: seconds for the whole call; `compile_time`: seconds of it spent compiling
       the training program and the program that builds the initial state (0 when both were
       reused).
@@ -53,7 +73,7 @@ class History:
     steps: int
     stop_reason: str
     best_step: int | None
-    final_loss: float
+    final_loss: float = _FinalLoss()  # type: ignore[assignment]
     wall_time: float
     compile_time: float
     message: str

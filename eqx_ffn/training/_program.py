@@ -334,8 +334,16 @@ def member_final(cfg: Config, data, sc: Scalars, t_end, m: MemberState, r, use_g
     """A finished member's final loss (of the parameters it returns) and those parameters: a
     last update that produced a non-finite model returns the last finite one."""
     ldt = loss_dtype(m.params)
-    value = objective_of(cfg, m)(r, data).astype(ldt)
-    blew_up = ~jnp.isfinite(value) & ~use_good & ~use_best
+    if cfg.batch_size is None:
+        value = objective_of(cfg, m)(r, data).astype(ldt)
+        finite = jnp.isfinite(value)
+    else:
+        # a mini-batch fit's full-data loss can cost more than its steps: the host computes
+        # it when `History.final_loss` is read (`lazy_final_losses`); the guard checks the
+        # parameters instead
+        value = jnp.asarray(jnp.nan, ldt)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(r)]))
+    blew_up = ~finite & ~use_good & ~use_best
     i = m.i
     steps_run = jnp.where(i.status == RUNNING, jnp.minimum(t_end, sc.end), i.stop_step)
     i = i._replace(
@@ -400,3 +408,69 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
         final_loss=final_loss,
     )
     return state, out
+
+
+# --- a mini-batch fit's final loss, on the host's demand ------------------------------------------
+
+
+def _final_values(cfg: Config, frozen, l1, l2, result, data):
+    def one(f, a, b, r):
+        objective = Objective(
+            cfg.loss, f, cfg.static, l1=a, l2=b, tol=None, compute_dtype=cfg.compute_dtype
+        )
+        return objective(r, data).astype(loss_dtype(r))
+
+    return members(cfg, one)(frozen, l1, l2, result)
+
+
+_jitted_final_values = jax.jit(_final_values, static_argnums=0)
+
+
+class LazyFinalLosses:
+    """Each member's training objective of the parameters it returns (`result`, as trees) on
+    the whole training data, computed (for every member at once) on the first read."""
+
+    def __init__(self, cfg: Config, state: MemberState, result: PyTree, data):
+        self._args = (cfg, state.frozen, state.l1, state.l2, result, data)
+        self._values: np.ndarray | None = None
+
+    def __call__(self, j: int) -> float:
+        if self._values is None:
+            cfg = self._args[0]
+            with precision_context(cfg.precision):
+                values = _jitted_final_values(*self._args)
+            self._values = np.asarray(values).reshape(-1)
+            self._args = None  # the data and parameters are no longer held
+        return float(self._values[j])
+
+
+def lazy_final_losses(
+    cfg: Config, state: MemberState, result: PyTree, data, final_loss: np.ndarray, reasons
+) -> list:
+    """The members' `History.final_loss`: the program's values for full-batch fits; for a
+    mini-batch fit a function that computes it on first read (`nan` where the fit is not
+    over: interrupted or stopped by a callback)."""
+    if cfg.batch_size is None:
+        return [float(v) for v in final_loss]
+    # data the program took from the host (small NumPy arrays) may be the caller's: copied,
+    # so that a later read does not see the caller's later changes
+    data = jax.tree.map(lambda a: np.array(a) if isinstance(a, np.ndarray) else a, data)
+    lazy = LazyFinalLosses(cfg, state, result, data)
+    return [_Member(lazy, j) if r in _OVER else float("nan") for j, r in enumerate(reasons)]
+
+
+_OVER = ("completed", "converged", "early_stopping", "non_finite_loss", "diverged")
+"""The stop reasons of a member whose fit is over (the others report no final loss)."""
+
+
+class _Member:
+    """Member `j`'s value of a `LazyFinalLosses` (pickled as the number)."""
+
+    def __init__(self, lazy: LazyFinalLosses, j: int):
+        self.lazy, self.j = lazy, j
+
+    def __call__(self) -> float:
+        return self.lazy(self.j)
+
+    def __reduce__(self):
+        return (float, (self(),))
