@@ -91,6 +91,8 @@ def _settings(args: argparse.Namespace, table: Any, facts: dict[str, Any]) -> di
         "patience": args.patience if facts["early_stopping"] else None,
         "eval_every": args.eval_every if facts["validation"] else None,
         "seed": args.seed,
+        "checkpoint": args.checkpoint,
+        "resumed_from": args.resume,
         "dtype": np.dtype(float_dtype()).name,
     }
 
@@ -236,6 +238,7 @@ def _write(
             y_te = table.y[rows[2]]
             for plot, name in ((plot_parity, "parity.png"), (plot_residuals, "residuals.png")):
                 plot(None, None, y_te, pred=test_pred, names=table.y_names, path=stage.path(name))
+        hist.to_csv(stage.path("history.csv"))
         metrics["total_wall_time_s"] = time.perf_counter() - t_start
         stage.path("metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         return stage.commit()
