@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ._common import Staging, check_out, summary_line
+from ._sysid import tanks_demo
 
 
 def _checked(result: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -92,9 +93,10 @@ def demo(args: argparse.Namespace) -> int:
     check_out(args.out)
     stage = Staging(args.out)
     try:
-        run = _two_inputs if args.example == "2d" else _sine
+        run = {"2d": _two_inputs, "tanks": tanks_demo}.get(args.example, _sine)
         model, lines = run(args, stage)
-        save(stage.path("model.eqx"), model)
+        if model is not None:  # the tanks example saves its sysid model itself
+            save(stage.path("model.eqx"), model)
         written = stage.commit()
     except BaseException:
         stage.abort()

@@ -37,12 +37,14 @@ from ._export import export
 from ._fit import fit
 from ._parser import build_parser
 from ._predict import predict
+from ._sysid import sysid
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": demo,
     "fit": fit,
     "predict": predict,
     "export": export,
+    "sysid": sysid,
 }
 
 

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._common import MAX_INT32, MAX_SEED, UsageError
+from ._sysid import add_parser as add_sysid_parser
 
-EXAMPLES = ("sine", "sine2", "minibatch", "2d")
+EXAMPLES = ("sine", "sine2", "minibatch", "2d", "tanks")
 
 # The names the library accepts, spelled out so that --help needs no JAX; tests check them
 # against eqx_ffn.OPTIMIZERS, eqx_ffn.ACTIVATIONS and eqx_ffn.INITS. A new optimizer is offered
@@ -217,7 +218,8 @@ DEMO: tuple[Option, ...] = (
     (("--example",), dict(choices=EXAMPLES, default="sine", help="sine: the 1-D problem with "
         "the lecture's settings (default); sine2: two hidden layers; minibatch: 20,000 points, "
         "batches of 32, against full batch; 2d: the 2-D example with test-set residuals and "
-        "surfaces")),
+        "surfaces; tanks: the course's next lecture (a neural state-space model of the Cascaded "
+        "Tanks benchmark by its simulation error)")),
     (("--out",), dict(default="eqx_ffn_out", help="output folder (default eqx_ffn_out)")),
     (("--steps",), dict(type=_positive_int, help="override the example's step count")),
 )  # fmt: skip
@@ -354,4 +356,5 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=summary, description=description)
         for flags, keywords in (option for table in tables for option in table):
             command.add_argument(*flags, **keywords)
+    add_sysid_parser(sub)
     return parser

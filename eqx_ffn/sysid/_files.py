@@ -67,10 +67,12 @@ def _config(model) -> dict[str, Any]:
     return config
 
 
-def save(path: str | os.PathLike[str], model, x0: Any = None) -> None:
+def save(path: str | os.PathLike[str], model, x0: Any = None, *, metadata: Any = None) -> None:
     """Write `model` (a `NeuralStateSpace` or `NARX`, scaler included) and `x0` to `path`.
 
-    **Arguments:** `path`; `model`; `x0`: initial state(s) `(n_x,)` or `(E, n_x)`, or `None`.
+    **Arguments:** `path`; `model`; `x0`: initial state(s) `(n_x,)` or `(E, n_x)`, or `None`;
+    `metadata`: JSON-serialisable data kept in the header (e.g. column names), read back by
+    `read_header`.
     """
     model = check_model(model)
     header: dict[str, Any] = {
@@ -83,6 +85,8 @@ def save(path: str | os.PathLike[str], model, x0: Any = None) -> None:
         },
         "x0": None if x0 is None else np.asarray(x0, dtype=np.float64).tolist(),
     }
+    if metadata is not None:
+        header["metadata"] = metadata
     if x0 is not None:
         _check_x0(np.asarray(x0), model.state_size, "x0")
     buf = io.BytesIO()
@@ -98,7 +102,7 @@ def _check_x0(x0: np.ndarray, n_x: int, where: str) -> None:
         )
 
 
-def _read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
+def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
     check_regular_file(path, "sysid model file")
     raw = Path(path).read_bytes()
     if not raw.startswith(MAGIC):
@@ -144,7 +148,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Any, jnp.ndarray | None]:
 
     Raises `SysidFileError` (a `ValueError`) for a file that is not a valid sysid model file.
     """
-    header, payload = _read_header(path)
+    header, payload = read_header(path)
     kind, config = header["kind"], dict(header["config"])
     unknown = set(config) - _ALLOWED[kind]
     if unknown:

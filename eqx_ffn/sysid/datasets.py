@@ -37,8 +37,9 @@ SILVERBOX_ARROW_NO_EXTRAPOLATION = 32000
 SILVERBOX_MULTISINE = (40650, 127400)
 
 
-def _read_columns(path: str | os.PathLike[str], what: str, needed: tuple[str, ...]) -> dict:
-    """The named columns of a benchmark CSV (header row, trailing commas, padding rows)."""
+def read_columns(path: str | os.PathLike[str], what: str, needed: tuple[str, ...]) -> dict:
+    """The named columns of a benchmark CSV (header row, trailing commas, padding rows), and
+    the header's names under `"__header__"`; empty cells are skipped."""
     check_regular_file(path, what)
     with open(path, newline="") as f:
         rows = csv.reader(f)
@@ -61,7 +62,7 @@ def _read_columns(path: str | os.PathLike[str], what: str, needed: tuple[str, ..
                             f"{what} {path}, line {line}: column {name!r} holds {cell!r}, not a "
                             "number."
                         ) from None
-    return {n: np.asarray(v) for n, v in columns.items()}
+    return {**{n: np.asarray(v) for n, v in columns.items()}, "__header__": header}
 
 
 def cascaded_tanks(path: str | os.PathLike[str] | None = None) -> tuple[Experiment, Experiment]:
@@ -76,7 +77,7 @@ def cascaded_tanks(path: str | os.PathLike[str] | None = None) -> tuple[Experime
     with `n_init=50`. The benchmark's score is the RMSE in volts of the free-run simulation of
     `test`, its initial state estimated from the first 50 samples, over samples 50-1023.
     """
-    cols = _read_columns(path or _TANKS, "Cascaded Tanks file", ("uEst", "uVal", "yEst", "yVal"))
+    cols = read_columns(path or _TANKS, "Cascaded Tanks file", ("uEst", "uVal", "yEst", "yVal"))
     ts = 4.0
     train = Experiment(cols["uEst"], cols["yEst"], ts, "cascaded_tanks train")
     test = Experiment(cols["uVal"], cols["yVal"], ts, "cascaded_tanks test", n_init=N_INIT)
@@ -96,7 +97,7 @@ def silverbox(path: str | os.PathLike[str]) -> tuple[Experiment, dict[str, Exper
     `"arrow_no_extrapolation"` (the arrow's first 32,000 samples) to records with `n_init=50`.
     Scores are RMSEs in millivolts of the free-run simulation after that window.
     """
-    cols = _read_columns(path, "Silverbox file", ("V1", "V2"))
+    cols = read_columns(path, "Silverbox file", ("V1", "V2"))
     u, y = cols["V1"], cols["V2"]
     if len(u) != len(y) or len(u) < SILVERBOX_MULTISINE[1]:
         raise ValueError(
