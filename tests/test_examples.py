@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,8 @@ EXAMPLES = ROOT / "examples"
 README = (EXAMPLES / "README.md").read_text()
 
 # script -> (the files it writes, a module it needs (skipped cleanly without it) or None).
-# lecture.py comes first: the programs it compiles are loaded, not compiled, by the next ones
-# (the suite's compilation cache, tests/conftest.py).
+# Started in this order, two at a time: a program one run compiles is loaded, not compiled, by
+# the runs after it (the suite's compilation cache, tests/conftest.py).
 SCRIPTS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "lecture.py": (("loss.png", "fit.png"), None),
     "two_layers.py": (("loss.png", "fit.png"), None),
@@ -45,12 +46,12 @@ def test_every_script_is_run_and_listed():
         assert all(f"`{f}`" in line for f in files), (name, line)
 
 
-@pytest.mark.parametrize("name", list(SCRIPTS))
-def test_example_runs(name, tmp_path):
-    files, needs = SCRIPTS[name]
-    # lecture.py writes into the current folder; the others into the folder named on the line
-    args = [] if name == "lecture.py" else ["out"]
-    out = tmp_path.joinpath(*args)
+def _args(name: str) -> list[str]:
+    """lecture.py writes into the current folder; the others into the folder named on the line."""
+    return [] if name == "lecture.py" else ["out"]
+
+
+def _run(name: str, folder: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "EQX_FFN_EXAMPLE_STEPS": "5",
@@ -59,14 +60,35 @@ def test_example_runs(name, tmp_path):
         "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"),
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        cwd=tmp_path,
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *_args(name)],
+        cwd=folder,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every script started at once, two at a time (the runs are mostly importing and
+    compiling, one core each): `{name: (its folder, the finished process)}` as futures."""
+    pool = ThreadPoolExecutor(max_workers=2)
+    out: dict[str, tuple[Path, Future[subprocess.CompletedProcess[str]]]] = {}
+    for name in SCRIPTS:
+        folder = tmp_path_factory.mktemp(name.removesuffix(".py"))
+        out[name] = (folder, pool.submit(_run, name, folder))
+    yield out
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("name", list(SCRIPTS))
+def test_example_runs(name, runs):
+    files, needs = SCRIPTS[name]
+    folder, future = runs[name]
+    proc = future.result()
+    out = folder.joinpath(*_args(name))
     assert proc.returncode == 0, proc.stderr[-3000:]
     if needs is not None and importlib.util.find_spec(needs) is None:
         assert proc.stdout.startswith("skipped:"), proc.stdout
