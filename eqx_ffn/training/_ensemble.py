@@ -66,17 +66,21 @@ def fit_ensemble(
     - `learning_rate`: a number, or an array of shape `(K,)` of per-member learning rates (for an
       optimizer given by name, except `"lbfgs"`).
     - `l1`, `l2`: numbers or arrays of shape `(K,)` (per-member weight penalties).
+    - `mesh`: a 1-D `jax.sharding.Mesh` or a list of D devices: the members are split over
+      them (each device trains K / D members on a full copy of the data; K must be a multiple
+      of D); the result is the unsharded ensemble's up to floating-point rounding. None (the
+      default): one device.
     - every other keyword of `fit` (`FitOptions`) except `key` (the members' keys come from
-      `keys`) and `mesh`, with the same meaning and default.
+      `keys`), with the same meaning and default.
 
     **Returns:** the members stacked along a leading axis of every array (use
     `ensemble_member(models, i)` for one, `ensemble_predict(models, x)` for mean and spread), and
     one `History` per member.
     """
     t_start = time.perf_counter()
-    for name in ("key", "mesh"):
-        if name in options:
-            raise TypeError(f"fit_ensemble() got an unexpected keyword argument {name!r}")
+    if "key" in options:
+        raise TypeError("fit_ensemble() got an unexpected keyword argument 'key'")
+    mesh = options.pop("mesh", None)
     if isinstance(make_model, eqx.Module) or not callable(make_model):
         raise TypeError(
             "fit_ensemble: make_model must be a function that builds one model from a key, e.g. "
@@ -103,7 +107,7 @@ def fit_ensemble(
     l1s = _member_values(options.pop("l1", 0.0), k, "l1")
     l2s = _member_values(options.pop("l2", 0.0), k, "l2")
     opts = FitOptions(learning_rate=learning_rate, l1=l1s, l2=l2s, **options)
-    prep = Prepared(template, x, y, opts, ensemble=k)
+    prep = Prepared(template, x, y, opts, ensemble=k, member_mesh=mesh)
     params, frozen, static = split_model(models)
     master = as_master(params, prep.master_dtype)
     if lrs is not None:

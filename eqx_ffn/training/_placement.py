@@ -58,10 +58,9 @@ def default_device(x_arr: Any, line_search_full_batch: bool, work: int) -> Devic
     return None if default == jax.devices()[0] else default
 
 
-def mesh_shardings(mesh, n, batch_size, weighted):
-    """`(data, batch, replicated, n_devices)` shardings of a data-parallel fit over `mesh` (a
-    `jax.sharding.Mesh` whose first axis splits the batch, or a list of devices)."""
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+def as_mesh(mesh):
+    """A `jax.sharding.Mesh` from `mesh` (a `Mesh`, or a list of devices: a 1-D mesh)."""
+    from jax.sharding import Mesh
 
     if isinstance(mesh, Sequence) and not isinstance(mesh, (Mesh, str)):
         devices = list(mesh)
@@ -74,6 +73,15 @@ def mesh_shardings(mesh, n, batch_size, weighted):
         raise TypeError(
             f"mesh must be a jax.sharding.Mesh or a list of devices; got {type(mesh).__name__}."
         )
+    return mesh
+
+
+def mesh_shardings(mesh, n, batch_size, weighted):
+    """`(data, batch, replicated, n_devices)` shardings of a data-parallel fit over `mesh` (a
+    `jax.sharding.Mesh` whose first axis splits the batch, or a list of devices)."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    mesh = as_mesh(mesh)
     axis = mesh.axis_names[0]
     n_dev = mesh.shape[axis]
     if not weighted and n % n_dev:
@@ -171,3 +179,25 @@ def place(
     platform = device.platform if device is not None else jax.devices()[0].platform
     n_floor = bucket_floor(nb) if weighted else n
     return Placement(data, placed_val, replicate, n_floor, batch_sharding, platform)
+
+
+def member_shardings(mesh, k: int):
+    """`(replicated, members)` shardings of an ensemble of `k` members over a 1-D `mesh` (a
+    `jax.sharding.Mesh` or a list of devices): each device trains `k / D` members on a full copy
+    of the data."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    mesh = as_mesh(mesh)
+    if len(mesh.axis_names) != 1:
+        raise ValueError(
+            f"fit_ensemble shards members over a 1-D mesh; got a mesh with axes "
+            f"{mesh.axis_names} (shape {dict(mesh.shape)})."
+        )
+    axis = mesh.axis_names[0]
+    n_dev = mesh.shape[axis]
+    if k % n_dev:
+        raise ValueError(
+            f"fit_ensemble with mesh= splits the K={k} members evenly over the {n_dev} devices "
+            f"of the mesh: K must be a multiple of {n_dev} (e.g. {n_dev * -(-k // n_dev)} keys)."
+        )
+    return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(axis))

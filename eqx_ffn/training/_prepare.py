@@ -15,7 +15,7 @@ from ._config import Config
 from ._data import check_features, check_sample_weight, check_targets, float_dtype, model_sizes
 from ._flat import param_spec
 from ._options import FitOptions
-from ._placement import default_device, place
+from ._placement import default_device, member_shardings, place
 from ._program_cache import compiled_init
 from ._schedule import FAST_COMPILE_MAX_STEP, n_weights, schedule
 from ._state import InitConfig, MemberState
@@ -71,10 +71,14 @@ class Prepared:
     """One fit's (or ensemble's) checked and placed data, resolved settings and schedule.
 
     **Arguments:** `model` (for an ensemble a shape-only template of one member), `x`, `y`, the
-    fit's `options`, and `ensemble`: the number of members K, or None for one model.
+    fit's `options`, `ensemble`: the number of members K, or None for one model, and
+    `member_mesh`: a 1-D mesh (or a list of devices) over which an ensemble's members are split
+    (the data replicated on each device), or None.
     """
 
-    def __init__(self, model, x, y, options: FitOptions, ensemble: int | None = None):
+    def __init__(
+        self, model, x, y, options: FitOptions, ensemble: int | None = None, member_mesh=None
+    ):
         self.options = options
         self.eval_every: int = options.eval_every or 1  # set by FitOptions
         self.solver = options.solver
@@ -109,6 +113,11 @@ class Prepared:
             batch_size=self.batch_size,
         )  # fmt: skip
         self.data, self.val, self.replicate = placed.data, placed.val, placed.replicate
+        if member_mesh is not None:  # an ensemble's members split over devices
+            assert ensemble is not None
+            replicated, by_member = member_shardings(member_mesh, ensemble)
+            self.data, self.val = jax.device_put((self.data, self.val), replicated)
+            self.replicate = lambda tree: jax.device_put(tree, by_member)
         self.n, self.n_floor, self.weighted = n, placed.n_floor, weighted
         self.batch_sharding, self.platform = placed.batch_sharding, placed.platform
         on_device = self.platform != "cpu"

@@ -84,3 +84,64 @@ def test_four_device_fit_equals_one_device():
     )
     assert out.returncode == 0, out.stderr[-4000:]
     assert out.stdout.strip().endswith("ok")
+
+
+ENSEMBLE_SCRIPT = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, jax.random as jr, numpy as np
+    from jax.sharding import Mesh, PartitionSpec
+    from conftest import lecture_data_and_params
+    import eqx_ffn
+
+    assert len(jax.devices()) == 4, jax.devices()
+    x, y, _ = lecture_data_and_params()
+    mesh = Mesh(np.array(jax.devices()), ("members",))
+    make = lambda k: eqx_ffn.FFN(1, 1, (16,), key=k)
+    keys = jr.split(jr.key(0), 8)
+    for bs, steps in ((None, 200), (40, 150)):
+        kw = dict(keys=keys, steps=steps, batch_size=bs, learning_rate=0.01, progress=False)
+        m1, h1 = eqx_ffn.fit_ensemble(make, x, y, **kw)
+        m4, h4 = eqx_ffn.fit_ensemble(make, x, y, mesh=mesh, **kw)
+        # each device holds 2 of the 8 members
+        w = m4.layers[0].weight
+        assert w.sharding.spec[0] == "members" and len(w.sharding.device_set) == 4, w.sharding
+        assert len(w.addressable_shards) == 4 and w.addressable_shards[0].data.shape[0] == 2
+        # float rounding only: another program layout, the same arithmetic
+        for a, b in zip(h1, h4):
+            np.testing.assert_allclose(b.loss, a.loss, rtol=1e-5)
+            np.testing.assert_allclose(b.final_loss, a.final_loss, rtol=1e-5)
+            assert a.stop_reason == b.stop_reason
+        arrays = lambda m: [a for a in jax.tree.leaves(m) if isinstance(a, jax.Array)]
+        for a, b in zip(arrays(m1), arrays(m4), strict=True):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+    # a list of devices is a 1-D mesh too; K must split evenly over the devices
+    kw = dict(keys=keys[:4], steps=20, learning_rate=0.01, progress=False)
+    _, h1 = eqx_ffn.fit_ensemble(make, x, y, **kw)
+    _, h4 = eqx_ffn.fit_ensemble(make, x, y, mesh=jax.devices(), **kw)
+    for a, b in zip(h1, h4):
+        np.testing.assert_allclose(b.loss, a.loss, rtol=1e-5)
+    try:
+        eqx_ffn.fit_ensemble(make, x, y, keys=keys[:6], steps=1, mesh=mesh, progress=False)
+    except ValueError as e:
+        assert "K=6" in str(e) and "multiple of 4" in str(e), e
+    else:
+        raise AssertionError("6 members over 4 devices accepted")
+    print("ok")
+    """
+)
+
+
+def test_four_device_ensemble_equals_one_device():
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", ENSEMBLE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=Path(__file__).parents[1],  # the folder of conftest.py
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert out.stdout.strip().endswith("ok")
