@@ -115,7 +115,9 @@ def add_parser(sub: Any) -> None:
 # -- reading records -----------------------------------------------------------------------------
 
 
-def _read_record(path: str, u_cols, y_cols, time_col, what: str, need_y: bool = True):
+def _read_record(
+    path: str, u_cols, y_cols, time_col, what: str, need_y: bool = True
+) -> tuple[Any, Any]:
     """`(Experiment, times or None)` from a CSV; errors name the argument (one line)."""
     from ..sysid._experiment import Experiment
     from ..sysid.datasets import read_columns
@@ -192,7 +194,7 @@ def fit_settings(args) -> dict[str, Any]:
     return kw
 
 
-def scores(model, record, x0, skip: int) -> dict[str, Any]:
+def scores(model, record, x0, skip: int) -> tuple[dict[str, Any], Any]:
     """RMSE, NRMSE and fit % per output of the free-run simulation from `x0`."""
     from ..sysid import _metrics as m
     from ..sysid._simulate import simulate

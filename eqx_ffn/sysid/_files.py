@@ -162,7 +162,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Any, jnp.ndarray | None]:
     enc = (config.pop("encoder_n_init", None), config.pop("encoder_hidden_sizes", (64,)))
     try:
         skeleton = cls(**config, key=jr.key(0))
-        if enc[0] is not None:
+        if enc[0] is not None and isinstance(skeleton, NeuralStateSpace):
             skeleton = with_encoder(skeleton, enc[0], enc[1], key=jr.key(0))
     except (TypeError, ValueError) as e:
         raise SysidFileError(f"{path}: the header's config is not valid: {e}") from None

@@ -283,7 +283,7 @@ def _truncated_call(run, kind, optimizer, lr, dtype, rest_static, rest_arrays, d
     """The chunk caller of the truncated criterion (its state: the optimizer's and the key)."""
     n_init, win, batch, key = trunc
     opt = _named_optax(kind) if kind != "optax" else optimizer
-    opt_state = opt.init(run.vars)
+    opt_state: Any = opt.init(run.vars)
     if kind != "optax":
         opt_state[-1].hyperparams["step_size"] = jnp.asarray(-lr, dtype)
     run.state = (opt_state, key)

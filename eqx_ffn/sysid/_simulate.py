@@ -22,7 +22,7 @@ X0_ITERATIONS = 30
 """Levenberg-Marquardt iterations of an initial-state estimate."""
 
 
-def simulate_n(model, u_n, x0, return_states: bool = False):
+def simulate_n(model, u_n, x0, return_states: bool = False) -> Any:
     """Free-run simulation in standardised units: `y(k)` before the update, as the lecture."""
 
     def step(x, u):
