@@ -54,9 +54,34 @@ def as_array(value: Any, argument: str) -> Array:
     if not _is_real(arr.dtype):
         raise TypeError(
             f"{argument} must hold real numbers; got dtype {arr.dtype} (from "
-            f"{type(value).__name__}). Convert or encode the non-numeric values first."
+            f"{type(value).__name__}){_non_numeric_columns(value)}. Convert or encode the "
+            "non-numeric values first (e.g. pandas.get_dummies for categories)."
         )
     return arr
+
+
+def _is_real_like(dtype: Any) -> bool:
+    """`_is_real` for NumPy dtypes; False for what NumPy cannot read (pandas' text, categories)."""
+    try:
+        return _is_real(np.dtype(dtype))
+    except TypeError:
+        return False
+
+
+def _non_numeric_columns(value: Any) -> str:
+    """`": column 'color' holds object values"` for a DataFrame (or Series) with such columns."""
+    dtypes = getattr(value, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):  # not a DataFrame
+        dtype = getattr(value, "dtype", None)
+        name = getattr(value, "name", None)
+        if dtype is not None and name is not None and not _is_real_like(dtype):
+            return f": {name!r} holds {dtype} values"
+        return ""
+    bad = [(name, dt) for name, dt in dtypes.items() if not _is_real_like(dt)]
+    if not bad:
+        return ""
+    shown = ", ".join(f"column {name!r} holds {dt} values" for name, dt in bad[:5])
+    return ": " + shown + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else "")
 
 
 def _where_bad(arr: np.ndarray, mask: np.ndarray) -> str:

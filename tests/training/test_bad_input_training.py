@@ -394,3 +394,12 @@ def test_jax_arrays_with_nan_or_inf_are_refused(dtype):
         eqx_ffn.fit(model, jnp.asarray(bad_x, dtype), jnp.asarray(x**2), steps=1, progress=False)
     with pytest.raises(ValueError, match=r"y contains NaN or inf \(first at row 3"):
         eqx_ffn.fit(model, jnp.asarray(x, dtype), jnp.asarray(bad_y), steps=1, progress=False)
+
+
+def test_a_dataframe_text_column_is_named():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": np.arange(8.0), "color": ["red"] * 8})
+    with pytest.raises(TypeError, match=r"column 'color' holds .* values.*get_dummies"):
+        fit(FFN(2, 1, key=jr.key(0)), df, np.ones(8), steps=1, progress=False)
+    with pytest.raises(TypeError, match=r"y must hold real numbers.*'target' holds"):
+        fit(FFN(1, 1, key=jr.key(0)), X, pd.Series(["x"] * 40, name="target"), steps=1)
