@@ -17,11 +17,18 @@ y_sim = sysid.simulate(model, test.u, x0_test)
 print(sysid.rmse(test.y, y_sim, skip=50))  # volts
 ```
 
+Long records: `criterion="truncated"` cuts them into windows of `window` samples, draws
+`batch_size` a step from all records and starts each from an encoder's state (an `FFN` over
+the `n_init` measured samples before it, trained jointly, kept as `model.encoder` and used by
+`estimate_initial_state`). `fit_ensemble` trains K models of one structure in one program.
+
 A recipe for the Cascaded Tanks benchmark (`tests/sysid/recipe_cascaded_tanks.py`, figures in
-benchmarks/BENCHMARKS.md): 8 restarts of `NeuralStateSpace(1, 2, 1, (16,))`, 50
-Levenberg-Marquardt iterations each with `l2=3e-2`; the 3 lowest training losses get 150 more;
-the models within 1.5x the lowest training loss form an ensemble whose simulations (each from
-its own `estimate_initial_state` on the first 50 test samples) are averaged.
+benchmarks/BENCHMARKS.md): 8 restarts of `NeuralStateSpace(1, 2, 1, (16,))` in one
+`fit_ensemble`, 50 Levenberg-Marquardt iterations each, `l2` chosen on a validation split of
+the training record; the 3 lowest training losses get 150 more; the models within 1.5x the
+lowest training loss form an ensemble whose simulations (each from its own
+`estimate_initial_state` on the first 50 test samples) are averaged. Silverbox:
+`tests/sysid/recipe_silverbox.py` (truncated simulation with an encoder).
 """
 
 from . import datasets as datasets
