@@ -99,3 +99,24 @@ def test_demo_tanks(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "test RMSE from the learned x0" in out
     assert (tmp_path / "model.eqx").is_file() and (tmp_path / "simulation.png").is_file()
+
+
+def test_help_and_names():
+    import subprocess
+    import sys
+
+    from eqx_ffn.cli import _sysid
+
+    assert set(_sysid.SYSID_OPTIMIZERS) == set(sysid.OPTIMIZERS)
+    assert set(_sysid.CRITERIA) <= set(sysid.CRITERIA)
+    code = (
+        "import sys, io, contextlib\n"
+        "from eqx_ffn.cli._main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for c in (['sysid'], ['sysid', 'fit'], ['sysid', 'simulate']):\n"
+        "        assert main([*c, '--help']) == 0\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'numpy'))\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
