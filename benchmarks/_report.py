@@ -166,8 +166,9 @@ def render_result(result: dict[str, Any]) -> str:
 
 
 def write_md(results_dir: Path, md_path: Path) -> None:
-    """`BENCHMARKS.md` from every JSON file in `results_dir` (full runs first)."""
-    files = sorted(results_dir.glob("*.json"), key=lambda p: (p.name.count("."), p.name))
+    """`BENCHMARKS.md` from every JSON file in `results_dir`, the latest measured first."""
+    runs = {f.name: json.loads(f.read_text()) for f in results_dir.glob("*.json")}
+    order = sorted(runs, key=lambda name: runs[name]["meta"]["started"], reverse=True)
     body = [
         "# eqx_ffn benchmarks",
         "",
@@ -177,6 +178,6 @@ def write_md(results_dir: Path, md_path: Path) -> None:
         "Warm runs, `time.perf_counter`, results waited for with `block_until_ready`.",
         "",
     ]
-    for f in files:
-        body += [f"<!-- from {f.name} -->", render_result(json.loads(f.read_text()))]
+    for name in order:
+        body += [f"<!-- from {name} -->", render_result(runs[name])]
     md_path.write_text("\n".join(body).rstrip() + "\n")
