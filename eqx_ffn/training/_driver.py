@@ -4,6 +4,7 @@ what the program reports into one `History` per member (and warnings)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import threading
@@ -294,6 +295,17 @@ class _Session:
         return run_callbacks(self.prep.options.callbacks, info)
 
 
+def _sized_for_callbacks(prep: Prepared, cfg: Config) -> Config:
+    """With callbacks every `callback_every` steps, a program whose calls hold that many steps
+    (rounded up to whole chunks): its per-call buffers (losses, host batch indices) are sized
+    to the call, not to the longest call. The steps compute the same."""
+    o = prep.options
+    if not o.callbacks or o.callback_every is None:
+        return cfg
+    chunks = -(-o.callback_every // cfg.chunk)
+    return cfg if chunks >= cfg.max_chunks else dataclasses.replace(cfg, max_chunks=chunks)
+
+
 def run(
     prep: Prepared,
     cfg: Config,
@@ -315,6 +327,7 @@ def run(
     """
     t_start = time.perf_counter() if t_start is None else t_start
     steps = prep.options.steps
+    cfg = _sized_for_callbacks(prep, cfg)
     record = _Record(prep.ensemble or 1, steps, prep.eval_every, prep.loss_dtype)
     session = _Session(prep, cfg, record, to_model)
     state, t, (prior_wall, prior_compile) = session.resume(state)
