@@ -21,7 +21,8 @@
   and of the refit, 264, 265 and 331 rows, share one padded size). Wall time against the same
   search over `MLPRegressor`; in the full mode ours again in the same process (warm).
 
-`python -m benchmarks.sklearn_tables --grid-worker` is that fresh process.
+`python -m benchmarks.sklearn_tables [--quick]` prints this case's tables alone (`--grid-worker`
+is the fresh process).
 """
 
 from __future__ import annotations
@@ -235,5 +236,9 @@ if __name__ == "__main__":
     import json
     import sys
 
+    from ._report import render_table
+
     if sys.argv[1:2] == ["--grid-worker"]:
         print(json.dumps(grid_worker("--warm" in sys.argv)))
+    else:  # `python -m benchmarks.sklearn_tables [--quick]`: this case's tables alone
+        print("\n\n".join(render_table(t) for t in run(Mode("--quick" in sys.argv))))
