@@ -215,7 +215,8 @@ def fit(
       same model, bit for bit on the same machine, as the uninterrupted one (its History's
       `wall_time` sums the sessions).
     - `callbacks`: functions `f(info)` the host calls after each program call (about every half
-      second, or every `callback_every` steps rounded up to the program's chunk of steps), with
+      second; with `callback_every`, every that many steps rounded up to the program's chunk of
+      steps, through a program compiled for calls of that length), with
       `info` an `eqx_ffn.FitInfo`: `step`, `loss`, `val_loss`, `val_steps`, `model` (built on
       request). Returning `True` or calling `info.stop()` ends the fit with
       `stop_reason="callback"` and the model trained so far. Nothing runs on the host per step.
