@@ -118,7 +118,8 @@ def add_parser(sub: Any) -> None:
 def _read_record(
     path: str, u_cols, y_cols, time_col, what: str, need_y: bool = True
 ) -> tuple[Any, Any]:
-    """`(Experiment, times or None)` from a CSV; errors name the argument (one line)."""
+    """`(Experiment, (time column, times) or None)` from a CSV (without the outputs,
+    `((u, None, ts), ...)`); errors name the argument (one line)."""
     from ..sysid._experiment import Experiment
     from ..sysid.datasets import read_columns
 
@@ -150,10 +151,11 @@ def _read_record(
 
     u = np.stack([cols[c] for c in u_cols], axis=1)
     y = np.stack([cols[c] for c in y_cols], axis=1) if not y_missing else np.zeros((len(u), 0))
+    stamps = None if times is None else (tcol, times)
     if y.shape[1] == 0:
-        return (u, None, ts), times
+        return (u, None, ts), stamps
     try:
-        return Experiment(u, y, ts, Path(path).stem), times
+        return Experiment(u, y, ts, Path(path).stem), stamps
     except ValueError as e:
         raise UsageError(f"{what} {path}: {one_line(e)}") from None
 
@@ -309,9 +311,9 @@ def sysid_simulate(args) -> int:
         u = record.u if isinstance(record, Experiment) else record[0]
         x = np.zeros(model.state_size) if x0 is None else (x0 if x0.ndim == 1 else x0[0])
     y = np.asarray(simulate(model, u, x))
-    head = ([("t" if times is not None else None)] if times is not None else []) + y_cols
-    cols = ([times] if times is not None else []) + [y[:, j] for j in range(y.shape[1])]
-    lines = [",".join(h for h in head if h)] + [
+    head = ([times[0]] if times is not None else []) + y_cols
+    cols = ([times[1]] if times is not None else []) + [y[:, j] for j in range(y.shape[1])]
+    lines = [",".join(head)] + [
         ",".join(repr(float(v)) for v in row) for row in zip(*cols, strict=True)
     ]
     text = "\n".join(lines) + "\n"

@@ -64,7 +64,7 @@ def test_simulate_writes_the_outputs(files, fitted, capsys):
     assert main(["sysid", "simulate", str(fitted / "model.eqx"), str(folder / "test.csv"),
                  "--n-init", "50"]) == 0  # fmt: skip
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "t,level" and len(lines) == 1025
+    assert lines[0] == "time,level" and len(lines) == 1025
     model, _ = sysid.load(fitted / "model.eqx")
     y = sysid.simulate(model, test.u, sysid.estimate_initial_state(model, test, 50))
     got = np.array([float(line.split(",")[1]) for line in lines[1:]])
