@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from . import datasets as datasets
     from . import plot as plot
     from . import sysid as sysid
+    from .io._export import export as export
     from .io._model_file import ModelFileError as ModelFileError
     from .io._model_file import load as load
     from .io._model_file import read_header as read_header
@@ -31,22 +32,21 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from .model._summary import summary as summary
     from .solvers._least_squares import GaussNewton as GaussNewton
     from .solvers._least_squares import LevenbergMarquardt as LevenbergMarquardt
-    from .solvers._resolve import OPTIMIZERS as OPTIMIZERS
     from .solvers._optax import OptaxSolver as OptaxSolver
+    from .solvers._resolve import OPTIMIZERS as OPTIMIZERS
     from .solvers._solver import Solver as Solver
+    from .training._callbacks import FitInfo as FitInfo
+    from .training._checkpoint import CheckpointError as CheckpointError
     from .training._compilation_cache import CompilationCacheWarning as CompilationCacheWarning
     from .training._compilation_cache import enable_compilation_cache as enable_compilation_cache
-    from .io._export import export as export
     from .training._ensemble import ensemble_member as ensemble_member
     from .training._ensemble import ensemble_predict as ensemble_predict
     from .training._ensemble import fit_ensemble as fit_ensemble
-    from .training._callbacks import FitInfo as FitInfo
-    from .training._checkpoint import CheckpointError as CheckpointError
-    from .training._history import DivergenceWarning as DivergenceWarning
-    from .training._history import NonFiniteLossWarning as NonFiniteLossWarning
     from .training._fit import fit as fit
     from .training._fit import make_step as make_step
+    from .training._history import DivergenceWarning as DivergenceWarning
     from .training._history import History as History
+    from .training._history import NonFiniteLossWarning as NonFiniteLossWarning
     from .training._losses import LOSSES as LOSSES
     from .training._objective import Objective as Objective
     from .training._predict import predict as predict
