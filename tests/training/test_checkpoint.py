@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def _child(case: str, path: str, kill_at: int) -> None:
 
     def killer(info):
         calls.append(info.step)
-        if len(calls) == kill_at:
+        if len(calls) == kill_at:  # 0: never (the parent kills it)
             os.kill(os.getpid(), signal.SIGKILL)
 
     _run(case, checkpoint=path, checkpoint_every=0, callbacks=[killer], _call_seconds=1e-9)
@@ -110,6 +111,32 @@ def test_sigkill_then_resume_is_bit_identical(case, tmp_path):
     # resuming a finished fit returns it again
     again, _ = _run(case, resume=path)
     assert _same(again, ref)
+
+
+def test_sigkill_at_a_random_time_then_resume_is_bit_identical(tmp_path):
+    # killed by the parent at any moment once checkpoints are being written: inside a program
+    # call, between calls, or in the middle of writing the next checkpoint (atomic: the
+    # previous one stays whole)
+    ref, (ref_h,) = _run("mini_batch")
+    path = tmp_path / "fit.ckpt"
+    here = Path(__file__).parent
+    code = (
+        f"import sys; sys.path.insert(0, {str(here)!r}); import test_checkpoint as t; "
+        f"t._child('mini_batch', {str(path)!r}, 0)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(float(np.random.default_rng().uniform(0, 0.05)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    model, (h,) = _run("mini_batch", checkpoint=path, resume=True)
+    assert _same(model, ref)
+    np.testing.assert_array_equal(h.loss, ref_h.loss)
 
 
 def _step_of(path: Path) -> int:
