@@ -121,6 +121,7 @@ class _FFNEstimator(BaseEstimator):
         "init": [StrOptions(set(INITS))],
         "standardize": ["boolean"],
         "compute_dtype": [None, str, type, np.dtype],
+        "warm_start": ["boolean"],
     }
 
     _classifier: bool = False
@@ -157,6 +158,7 @@ class _FFNEstimator(BaseEstimator):
         init="glorot_uniform",
         standardize=True,
         compute_dtype=None,
+        warm_start=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -174,6 +176,7 @@ class _FFNEstimator(BaseEstimator):
         self.init = init
         self.standardize = standardize
         self.compute_dtype = compute_dtype
+        self.warm_start = warm_start
 
     # -- pieces the subclasses define
 
@@ -251,7 +254,15 @@ class _FFNEstimator(BaseEstimator):
         # TransformedTargetRegressor with a StandardScaler): losses, `tol` and `alpha` do not
         # depend on the targets' units. The y scaler is put around the trained network.
         x_scaler = y_scaler = None
-        if self.standardize:
+        warm = self._warm_network(x.shape[1], out_size, hidden)
+        if warm is not None:
+            # scikit-learn's warm_start: the previous network is the initial one; its scalers
+            # stay, so that its weights keep their meaning (the optimizer starts afresh)
+            x_scaler, y_scaler = self.model_.x_scaler, self.model_.y_scaler
+            if y_scaler is not None:
+                mean, std = (np.asarray(a, np.float64) for a in (y_scaler.mean, y_scaler.scale))
+                y = (y - mean) / std
+        elif self.standardize:
             x_scaler = scaler(x, weight, dtype)
             if not self._classifier:
                 y_scaler = scaler(y, weight, dtype)
@@ -260,12 +271,32 @@ class _FFNEstimator(BaseEstimator):
 
         data = self._training_data(x, y, weight, seed)
         activation = self._network_activation()
-        ffn = FFN(x.shape[1], out_size, hidden, activation=activation, init=self.init, key=k_init)
+        ffn = warm
+        if ffn is None:
+            ffn = FFN(
+                x.shape[1], out_size, hidden, activation=activation, init=self.init, key=k_init
+            )
         model0 = Standardized(ffn, x_scaler, None)
         kwargs = self._engine_kwargs(data, k_fit, compute_dtype)
         outcome = self._run(model0, data, kwargs)
         self._set_fitted(outcome, data, x_scaler, y_scaler)
         return self
+
+    def _warm_network(self, n_features: int, out_size: int, hidden: tuple[int, ...]) -> Any:
+        """With `warm_start` and a fitted network: that network (checked to fit these data and
+        parameters), else None."""
+        if not self.warm_start or not hasattr(self, "model_"):
+            return None
+        ffn = self.model_.model
+        shape = (n_features, out_size, hidden, self._network_activation())
+        was = (ffn.in_size, ffn.out_size, tuple(ffn.hidden_sizes), ffn.activation_name)
+        if shape != was:
+            raise ValueError(
+                "warm_start=True continues the fitted network, which has (inputs, outputs, "
+                f"hidden_layer_sizes, activation) = {was}; these data and parameters need "
+                f"{shape}. Set warm_start=False to train a new network."
+            )
+        return ffn
 
     def _training_data(
         self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, seed: int

@@ -92,6 +92,14 @@ class FFNClassifier(ClassifierMixin, _FFNEstimator):
         y_arr = np.asarray(column_or_1d(y_arr, warn=True))
         _check_target(y_arr)
         encoder = LabelEncoder().fit(y_arr)
+        previous = getattr(self, "classes_", None) if hasattr(self, "model_") else None
+        if self.warm_start and previous is not None:
+            if not np.array_equal(previous, encoder.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes as in the "
+                    f"previous call to fit. Previously got {previous}, `y` has "
+                    f"{encoder.classes_}"
+                )
         self.classes_ = np.asarray(encoder.classes_)
         if len(self.classes_) < 2:
             raise ValueError(

@@ -42,6 +42,10 @@ PARAMETERS_DOC = """
       `None` (default) draws a seed from NumPy's global generator and a `RandomState` from
       itself, as scikit-learn does.
     - `verbose`: show `fit`'s progress bar (tqdm, with the loss) instead of printing.
+    - `warm_start`: `True` makes each `fit` after the first start from the fitted network
+      (and keep its standardisation) instead of a new one; the optimizer starts afresh, as in
+      scikit-learn. The data must have the same features, outputs (classes) and the same
+      `hidden_layer_sizes` and `activation`. Default `False`.
 
     Ours:
 

@@ -209,6 +209,11 @@ def _network(model: Any, name: str, classifier: bool) -> FFN:
     return model.model
 
 
+ADDED_PARAMETERS = frozenset({"warm_start"})
+"""Estimator parameters newer than the record format: a record without them loads with their
+defaults."""
+
+
 def _parameters(cls: type, params: Any, left_out: Any) -> Any:
     """An estimator of class `cls` with the stored parameters (each checked)."""
     names = set(cls().get_params(deep=False))
@@ -228,7 +233,8 @@ def _parameters(cls: type, params: Any, left_out: Any) -> Any:
             )
         if n in left_out:
             raise RecordError("params", repr(n), "left_out says it could not be stored")
-    lacking = sorted(names - set(params) - set(left_out))
+    # parameters added after a file was written take their defaults
+    lacking = sorted(names - set(params) - set(left_out) - ADDED_PARAMETERS)
     if lacking:
         raise RecordError(
             "params", f"no {lacking[0]!r}", "each parameter is stored or named in left_out"
