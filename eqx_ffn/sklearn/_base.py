@@ -287,7 +287,7 @@ class _FFNEstimator(BaseEstimator):
         parameters), else None."""
         if not self.warm_start or not hasattr(self, "model_"):
             return None
-        ffn = self.model_.model
+        ffn: Any = self.model_.model
         shape = (n_features, out_size, hidden, self._network_activation())
         was = (ffn.in_size, ffn.out_size, tuple(ffn.hidden_sizes), ffn.activation_name)
         if shape != was:

@@ -94,7 +94,7 @@ class FFNClassifier(ClassifierMixin, _FFNEstimator):
         encoder = LabelEncoder().fit(y_arr)
         previous = getattr(self, "classes_", None) if hasattr(self, "model_") else None
         if self.warm_start and previous is not None:
-            if not np.array_equal(previous, encoder.classes_):
+            if not np.array_equal(previous, np.asarray(encoder.classes_)):
                 raise ValueError(
                     "warm_start can only be used where `y` has the same classes as in the "
                     f"previous call to fit. Previously got {previous}, `y` has "
