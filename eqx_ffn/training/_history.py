@@ -24,15 +24,16 @@ class _FinalLoss:
     """`History.final_loss`: a number, or a function computing it on first read (a
     mini-batch fit's full-data loss is computed only when asked for)."""
 
-    def __set_name__(self, owner, name):
+    def __init__(self, name: str):
         self.name = name
 
     def __get__(self, instance, owner=None):
         if instance is None:
-            raise AttributeError(self.name)  # no default: a required field
-        value = instance.__dict__[self.name]
+            return self
+        value: Any = instance.__dict__[self.name]
         if callable(value):
-            value = instance.__dict__[self.name] = float(value())
+            computed: Any = value()
+            value = instance.__dict__[self.name] = float(computed)
         return float(value)
 
     def __set__(self, instance, value):
@@ -73,7 +74,7 @@ class History:
     steps: int
     stop_reason: str
     best_step: int | None
-    final_loss: float = _FinalLoss()  # type: ignore[assignment]
+    final_loss: float
     wall_time: float
     compile_time: float
     message: str
@@ -139,6 +140,10 @@ class History:
             f"History(steps={self.steps}, stop_reason={self.stop_reason!r}, last loss={last}, "
             f"wall_time={self.wall_time:.3g}s, compile_time={self.compile_time:.3g}s)"
         )
+
+
+# installed after the dataclass is made, so that the field stays a required argument
+History.final_loss = _FinalLoss("final_loss")  # type: ignore[assignment]
 
 
 class NonFiniteLossWarning(RuntimeWarning):

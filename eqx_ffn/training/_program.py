@@ -431,14 +431,15 @@ class LazyFinalLosses:
     the whole training data, computed (for every member at once) on the first read."""
 
     def __init__(self, cfg: Config, state: MemberState, result: PyTree, data):
-        self._args = (cfg, state.frozen, state.l1, state.l2, result, data)
+        self._args: tuple | None = (cfg, state.frozen, state.l1, state.l2, result, data)
         self._values: np.ndarray | None = None
 
     def __call__(self, j: int) -> float:
         if self._values is None:
-            cfg = self._args[0]
-            with precision_context(cfg.precision):
-                values = _jitted_final_values(*self._args)
+            args = self._args
+            assert args is not None
+            with precision_context(args[0].precision):
+                values = _jitted_final_values(*args)
             self._values = np.asarray(values).reshape(-1)
             self._args = None  # the data and parameters are no longer held
         return float(self._values[j])
