@@ -22,7 +22,7 @@ Long records: `criterion="truncated"` cuts them into windows of `window` samples
 the `n_init` measured samples before it, trained jointly, kept as `model.encoder` and used by
 `estimate_initial_state`). `fit_ensemble` trains K models of one structure in one program.
 
-A recipe for the Cascaded Tanks benchmark (`tests/sysid/recipe_cascaded_tanks.py`, figures in
+A recipe for the Cascaded Tanks benchmark (`benchmarks/sysid.py`, figures in
 benchmarks/BENCHMARKS.md): 8 restarts of `NeuralStateSpace(1, 2, 1, (16,))` in one
 `fit_ensemble`, 50 Levenberg-Marquardt iterations each, `l2` chosen on a validation split of
 the training record; the 3 lowest training losses get 150 more; the models within 1.5x the
