@@ -87,6 +87,28 @@ def check_precision(precision: Any, argument: str = "precision") -> str | None:
     return precision
 
 
+def check_bool(value: Any, argument: str) -> bool:
+    """`True` or `False` (a NumPy bool too); anything else is refused, not taken for its truth."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{argument} must be True or False; got {value!r}.")
+    return bool(value)
+
+
+def check_path(value: Any, argument: str = "path", *, empty_hint: str = "") -> Path:
+    """A file path: a str or `os.PathLike`, not empty (a bool, bytes, a number are refused).
+
+    `empty_hint` ends the message for an empty path ("pass the path of a CSV file")."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str):
+        raise ArgumentTypeError(
+            f"{argument} must be a file path (a str or os.PathLike); got {value!r} "
+            f"({type(value).__name__})."
+        )
+    if not text.strip():
+        raise ValueError(f"{argument} is empty" + (f"; {empty_hint}." if empty_hint else "."))
+    return Path(text)
+
+
 class NotARegularFileError(ValueError):
     """A path that names a device, a pipe or a socket where a regular file was expected."""
 

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import ArgumentTypeError
+from .._validation import check_path
 from ..model._ffn import FFN, Dense
 from ..model._standardize import Standardized, Standardizer, check_scaler_values
 from ._atomic import _atomic_write, _target
@@ -388,15 +388,7 @@ def _build(path: Path, spec: _Spec, payload: bytes) -> FFN | Standardized:
 
 def _source(path: Any) -> Path:
     """The `path` of a model file to read: a str or `os.PathLike`, not empty."""
-    text = os.fspath(path) if isinstance(path, os.PathLike) else path
-    if not isinstance(text, str):
-        raise ArgumentTypeError(
-            f"path must be a file path (a str or os.PathLike); got {path!r} "
-            f"({type(path).__name__})."
-        )
-    if not text.strip():
-        raise ValueError("path is empty; pass the path of a model file written by eqx_ffn.save.")
-    return Path(text)
+    return check_path(path, empty_hint="pass the path of a model file written by eqx_ffn.save")
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:

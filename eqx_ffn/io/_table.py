@@ -5,7 +5,6 @@ are missing (`MISSING`), what a column name may be, how columns are chosen (`x_c
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import ArgumentTypeError
+from .._validation import check_bool, check_path
 
 __all__ = ["DEFAULT_MAX_BYTES", "MAX_NAME_CHARS", "MISSING", "Table"]
 
@@ -150,24 +149,12 @@ def _select(x_cols: Any, y_cols: Any, header: list[str], path: Path) -> tuple[li
     return x_idx, y_idx
 
 
-def _check_flag(value: Any, argument: str) -> bool:
-    """`True` or `False` (a NumPy bool too); anything else is refused, not taken for its truth."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ArgumentTypeError(f"{argument} must be True or False; got {value!r}.")
-    return bool(value)
+_check_flag = check_bool
 
 
 def _check_path(path: Any) -> Path:
-    """The `path` of a file to read: a str or `os.PathLike`, not empty."""
-    text = os.fspath(path) if isinstance(path, os.PathLike) else path
-    if not isinstance(text, str):
-        raise ArgumentTypeError(
-            f"path must be a file path (a str or os.PathLike); got {path!r} "
-            f"({type(path).__name__})."
-        )
-    if not text.strip():
-        raise ValueError("path is empty; pass the path of a CSV file or an .npz archive.")
-    return Path(text)
+    """The `path` of a table to read: a str or `os.PathLike`, not empty."""
+    return check_path(path, empty_hint="pass the path of a CSV file or an .npz archive")
 
 
 def _float_limit(dtype: Any) -> float | None:

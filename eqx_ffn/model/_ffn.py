@@ -18,7 +18,7 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
-from .._validation import check_int, check_precision
+from .._validation import check_bool, check_int, check_precision
 from ..training._compile_options import FAST_COMPILE_OPTIONS, compile_with_options
 from ._activations import resolve_activation
 from ._init import check_init, init_dense
@@ -362,8 +362,7 @@ class FFN(eqx.Module):
         out_size = check_int(out_size, "out_size", 1, MAX_SIZE)
         hidden = check_hidden_sizes(hidden_sizes)
         check_init(init)
-        if not isinstance(use_bias, (bool, np.bool_)):
-            raise TypeError(f"use_bias must be True or False; got {use_bias!r}.")
+        check_bool(use_bias, "use_bias")
         if not isinstance(key, jax.Array) or not (
             jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)
         ):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._validation import ArgumentTypeError, check_int, check_number, unknown_name
+from .._validation import ArgumentTypeError, check_bool, check_int, check_number, unknown_name
 from ..training._history import History
 from ._experiment import Experiment, Scaler, as_experiments
 from ._models import NARX, check_model
@@ -221,8 +221,7 @@ def fit(
     kind, lr, x0s = _check_options(
         model, records, criterion, optimizer, learning_rate, steps, l2, x0
     )
-    if not isinstance(standardize, bool):
-        raise ArgumentTypeError(f"standardize must be True or False; got {standardize!r}.")
+    check_bool(standardize, "standardize")
     if standardize:
         model = eqx.tree_at(lambda m: m.scaler, model, Scaler.fit(records))
     trunc = None

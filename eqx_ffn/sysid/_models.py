@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validation import ArgumentTypeError, check_int, check_number, unknown_name
+from .._validation import ArgumentTypeError, check_bool, check_int, check_number, unknown_name
 from ..model._ffn import FFN
 from ._experiment import Scaler
 
@@ -92,8 +92,7 @@ class NeuralStateSpace(eqx.Module):
         self.n_y = check_int(n_y, "n_y")
         if output not in OUTPUTS:
             raise unknown_name("output", output, OUTPUTS)
-        if not isinstance(residual, bool):
-            raise ArgumentTypeError(f"residual must be True or False; got {residual!r}.")
+        check_bool(residual, "residual")
         scale = check_number(last_layer_scale, "last_layer_scale", 0.0, closed=True)
         kf, kg = jr.split(key)
         f = FFN(n_x + n_u, n_x, hidden_sizes, activation=activation, init=init, key=kf)
