@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .._validation import ArgumentTypeError
+from .._validation import check_path
 
 _STALE_AFTER_S = 15 * 60  # a temporary file untouched this long belongs to a dead save
 
@@ -136,15 +136,7 @@ def _no_room(path: Path, error: OSError, n_bytes: int) -> OSError:
 def _target(path: Any, argument: str = "path", example: str = "model.eqx") -> Path:
     """`path` as the `Path` of a file to write: a str or `os.PathLike`, not empty, not a folder,
     no file where its folders should be. Raises an error naming it and the fix otherwise."""
-    text = os.fspath(path) if isinstance(path, os.PathLike) else path
-    if not isinstance(text, str):
-        raise ArgumentTypeError(
-            f"{argument} must be a file path (a str or os.PathLike); got {path!r} "
-            f"({type(path).__name__})."
-        )
-    if not text.strip():
-        raise ValueError(f"{argument} is empty; pass a file path such as {example!r}.")
-    target = Path(text)
+    target = check_path(path, argument, empty_hint=f"pass a file path such as {example!r}")
     if target.is_dir():
         raise IsADirectoryError(
             errno.EISDIR,
