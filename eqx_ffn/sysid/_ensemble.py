@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,9 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._validation import ArgumentTypeError, check_number
+from ..training._driver import _sigint_as_flag
 from ..training._history import History
+from ._checkpoint import Session, fingerprint, loss_dtype, session
 from ._experiment import Scaler, as_experiments
-from ._fit import _check_options, _named_optax, _split_model
+from ._fit import _check_options, _named_optax, _options_fingerprint, _split_model
 from ._models import check_model
 from ._programs import (
     CHUNK,
@@ -29,6 +32,20 @@ from ._programs import (
 )
 
 _STOPS = {RUNNING: "completed", NON_FINITE: "non_finite_loss", CONVERGED: "converged"}
+
+
+@dataclasses.dataclass
+class _Loop:
+    """What the ensemble's step loop keeps between chunks (stacked over the K members)."""
+
+    vars: Any
+    state: Any
+    done: np.ndarray
+    codes: np.ndarray
+    buffers: list = dataclasses.field(default_factory=list)
+    compile_time: float = 0.0
+    prior_wall: float = 0.0
+    interrupted: bool = False
 
 
 def _members(models: Any) -> list:
@@ -90,6 +107,9 @@ def fit_ensemble(
     x0: Any = None,
     standardize: bool = True,
     tol: float = 0.0,
+    checkpoint: Any = None,
+    checkpoint_every: int = 100,
+    resume: Any = False,
 ):
     """Train K models of one structure on the same records in one compiled program (vmap).
 
@@ -102,6 +122,8 @@ def fit_ensemble(
       `sysid.fit`'s, the same for every member.
     - `x0`: starting initial states: `None` (zeros), one array for every member (`(n_x,)` or
       `(E, n_x)`), or one per member (`(K, E, n_x)`).
+    - `checkpoint`, `checkpoint_every`, `resume`: as `sysid.fit`'s (one file holds every
+      member; Ctrl-C keeps it and returns the members trained so far).
 
     **Returns:** `(models, x0s, histories)`: lists of K trained models, K initial-state arrays
     (shaped as `sysid.fit` returns them) and K `History`. Member `i` follows the same steps as
@@ -124,6 +146,8 @@ def fit_ensemble(
         for m, x in zip(members, _x0_per_member(x0, k, len(records)), strict=True)
     ]
     kind, lr, _ = checked[0]
+    ses = session(checkpoint, checkpoint_every, resume)
+    ses.start = start
     if standardize:
         scaler = Scaler.fit(records)
         members = [eqx.tree_at(lambda m: m.scaler, m, scaler) for m in members]
@@ -145,29 +169,58 @@ def fit_ensemble(
         if kind != "lbfgs":
             state[-1].hyperparams["step_size"] = jnp.full((k,), -lr, dtype)
         static = ("optax", (rest_static, opt, criterion, kind == "lbfgs"))
-    buffers, done, codes, compile_time = [], np.zeros(k, np.int64), np.zeros(k, np.int64), 0.0
-    while True:
-        n = np.where(codes == RUNNING, np.minimum(CHUNK, steps - done), 0)
-        if not n.any():
-            break
-        dyn = (vars_, state, rest_arrays, data, l2a, jnp.asarray(n, jnp.int32), tol_a)
-        program, t = compiled("ensemble", _program, static, dyn)
-        compile_time += t
-        vars_, state, buf, ran, code = program(dyn)
-        ran, code, buf = np.asarray(ran), np.asarray(code), np.asarray(buf)
-        buffers.append([buf[i, : ran[i]] for i in range(k)])
-        done += ran
-        codes = np.where(n > 0, code, codes)
-    dyn = (vars_, rest_arrays, data, l2a)
-    program, t = compiled("ensemble_loss", _losses, (rest_static, criterion), dyn)
-    finals = np.asarray(program(dyn))
-    run = (buffers, done, codes, finals, time.perf_counter() - start, compile_time + t)
+    ens = _Loop(vars_, state, np.zeros(k, np.int64), np.zeros(k, np.int64))
+    if ses.cuts:
+        opts = (kind, optimizer, criterion, lr, steps, l2, tol, standardize, None, None, ses)
+        options = {"members": k, **_options_fingerprint(*opts)}
+        ses.fingerprint = fingerprint(members[0], records, None, options)
+    dtype_loss = loss_dtype(kind, jax.tree.map(lambda a: a[0], vars_))
+    ses.restore_ensemble(ens, dtype_loss, steps)
+    _loop(ens, static, (rest_arrays, data, l2a, tol_a), steps, (ses, dtype_loss))
+    vars_ = ens.vars
+    finals = np.full(k, np.nan)
+    if not ens.interrupted:
+        dyn = (vars_, rest_arrays, data, l2a)
+        program, t = compiled("ensemble_loss", _losses, (rest_static, criterion), dyn)
+        finals, ens.compile_time = np.asarray(program(dyn)), ens.compile_time + t
+    wall = ens.prior_wall + time.perf_counter() - start
+    run = (ens, finals, wall, steps)
     single = not isinstance(experiments, Sequence)
     out_models = [
         eqx.combine(jax.tree.map(lambda a, i=i: a[i], vars_[0]), parts[i][1]) for i in range(k)
     ]
     out_x0 = [vars_[1][i][0] if single else vars_[1][i] for i in range(k)]
     return out_models, out_x0, [_history(run, i) for i in range(k)]
+
+
+def _loop(ens: _Loop, static, inputs, steps: int, saving: tuple[Session, str]) -> None:
+    """Call the ensemble's chunk program until every member has stopped or run `steps`;
+    checkpoints every `checkpoint_every` steps, at the end and on Ctrl-C."""
+    ses, dtype = saving
+    rest_arrays, data, l2a, tol_a = inputs
+    try:
+        with _sigint_as_flag() as sigint:
+            while True:
+                n = np.where(ens.codes == RUNNING, np.minimum(CHUNK, steps - ens.done), 0)
+                n = np.where(n > 0, ses.chunk(ens.done, n), 0)
+                if not n.any():
+                    break
+                dyn = (ens.vars, ens.state, rest_arrays, data, l2a, jnp.asarray(n, jnp.int32))
+                program, t = compiled("ensemble", _program, static, (*dyn, tol_a))
+                ens.compile_time += t
+                ens.vars, ens.state, buf, ran, code = program((*dyn, tol_a))
+                ran, code, buf = np.asarray(ran), np.asarray(code), np.asarray(buf)
+                ens.buffers.append([buf[i, : ran[i]] for i in range(len(n))])
+                ens.done = ens.done + ran
+                ens.codes = np.where(n > 0, code, ens.codes)
+                if sigint["set"]:
+                    ens.interrupted = True
+                    break
+                if ses.due(int(ens.done.max())):
+                    ses.save_ensemble(ens, dtype)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, with what the finished chunks trained
+        ens.interrupted = True
+    ses.save_ensemble(ens, dtype)
 
 
 def _x0_per_member(x0: Any, k: int, n_records: int) -> list:
@@ -183,10 +236,15 @@ def _x0_per_member(x0: Any, k: int, n_records: int) -> list:
 
 
 def _history(run, i: int) -> History:
-    buffers, done, codes, finals, wall, compile_time = run
+    ens, finals, wall, steps = run
+    done, codes = ens.done, ens.codes
     stop = _STOPS.get(int(codes[i]), "completed")
+    if stop == "completed" and ens.interrupted and done[i] < steps:
+        stop = "interrupted"
     return History(
-        loss=np.concatenate([b[i] for b in buffers]) if buffers else np.zeros(0, np.float32),
+        loss=(
+            np.concatenate([b[i] for b in ens.buffers]) if ens.buffers else np.zeros(0, np.float32)
+        ),
         val_loss=np.zeros(0, np.float32),
         val_steps=np.zeros(0, np.int64),
         steps=int(done[i]),
@@ -194,6 +252,6 @@ def _history(run, i: int) -> History:
         best_step=None,
         final_loss=float(finals[i]),
         wall_time=wall,
-        compile_time=compile_time,
+        compile_time=ens.compile_time,
         message=f"sysid.fit_ensemble member {i}: {stop} after {int(done[i])} steps.",
     )

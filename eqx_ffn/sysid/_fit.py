@@ -16,7 +16,9 @@ import numpy as np
 import optax
 
 from .._validation import ArgumentTypeError, check_bool, check_int, check_number, unknown_name
+from ..training._driver import _sigint_as_flag
 from ..training._history import History
+from ._checkpoint import fingerprint, key_list, loss_dtype, session
 from ._experiment import Experiment, Scaler, as_experiments
 from ._models import NARX, check_model
 from ._programs import (
@@ -90,6 +92,7 @@ class _Run:
     best_val: float = math.inf
     bad_evals: int = 0
     window: int = 0
+    prior_wall: float = 0.0
 
 
 def _check_options(model, records, criterion, optimizer, learning_rate, steps, l2, x0):
@@ -171,6 +174,9 @@ def fit(
     batch_size: int = 64,
     encoder: dict | None = None,
     key: Any = None,
+    checkpoint: Any = None,
+    checkpoint_every: int = 100,
+    resume: Any = False,
 ):
     """Fit a `NeuralStateSpace` or `NARX` to measured records.
 
@@ -206,6 +212,17 @@ def fit(
       `estimate_initial_state`; a model that has one of that `n_init` keeps it.
     - `key`: a `jax.random` key for the truncated criterion's windows and encoder (default
       `jax.random.key(0)`).
+    - `checkpoint`: a file path: the fit writes there, atomically (a reader sees the old file or
+      the new one), everything it needs to continue (the parameters and initial states, the
+      optimizer state, the steps run, the losses so far, the early-stopping state) every
+      `checkpoint_every` steps (default 100; the compiled chunks end there) and when it ends or
+      is interrupted (Ctrl-C).
+    - `resume`: a checkpoint file to continue from (it must exist), or `True`: continue from
+      `checkpoint` if that file exists, else start afresh. Pass the same model, records and
+      options as the fit that wrote it (`checkpoint_every` included): a checkpoint of another
+      model structure, other records or other options raises `eqx_ffn.CheckpointError`, naming
+      the file. The resumed fit returns the same model, initial states and `History.loss`, bit
+      for bit on the same machine, as the uninterrupted one (`wall_time` sums the sessions).
 
     **Returns:** `(model, x0, history)`: the trained model (its scaler set), the learned initial
     state(s) in the model's units (`(n_x,)` for one `Experiment`, `(E, n_x)` for a list;
@@ -222,6 +239,8 @@ def fit(
         model, records, criterion, optimizer, learning_rate, steps, l2, x0
     )
     check_bool(standardize, "standardize")
+    ses = session(checkpoint, checkpoint_every, resume)
+    ses.start = start
     if standardize:
         model = eqx.tree_at(lambda m: m.scaler, model, Scaler.fit(records))
     trunc = None
@@ -272,10 +291,34 @@ def fit(
             run.compile_time += t
             return program((run.vars, run.state, rest_arrays, data, l2a, n))
 
-    _loop(run, call, steps, val, rest_static, rest_arrays, progress)
+    if ses.cuts:
+        opts = (kind, optimizer, criterion, lr, steps, l2, tol, standardize, val, trunc, ses)
+        ses.fingerprint = fingerprint(model, records, validation, _options_fingerprint(*opts))
+    dtype_loss = loss_dtype(kind, run.vars)
+    ses.restore_run(run, dtype_loss, steps)
+    _loop(run, call, steps, val, (rest_static, rest_arrays), progress, (ses, dtype_loss))
     return _finish(
         run, model, records, experiments, criterion, rest_static, rest_arrays, data, l2a, start
     )
+
+
+def _options_fingerprint(
+    kind, optimizer, criterion, lr, steps, l2, tol, standardize, val, trunc, ses
+):
+    """The options of `fit` that shape its trajectory, as JSON values (for a checkpoint)."""
+    return {
+        "criterion": criterion,
+        "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
+        "learning_rate": None if kind in ("lm", "lbfgs") else float(lr),
+        "steps": int(steps),
+        "l2": float(l2),
+        "tol": float(tol) if kind == "lm" else None,
+        "standardize": bool(standardize),
+        "eval_every": None if val is None else val["every"],
+        "patience": None if val is None else val["patience"],
+        "truncated": None if trunc is None else [*trunc[:3], key_list(trunc[3])],
+        "checkpoint_every": ses.every,
+    }
 
 
 def _truncated_call(run, kind, optimizer, lr, dtype, rest_static, rest_arrays, data, l2a, trunc):
@@ -339,39 +382,47 @@ def _evaluate(run: _Run, val, rest_static, rest_arrays) -> None:
             run.stop = "early_stopping"
 
 
-def _loop(run: _Run, call, steps: int, val, rest_static, rest_arrays, progress: bool) -> None:
-    """Call the chunk program until `steps` are run or a stop condition holds."""
+def _loop(run: _Run, call, steps: int, val, rest, progress: bool, saving) -> None:
+    """Call the chunk program until `steps` are run or a stop condition holds; checkpoints
+    (`saving`: the `Session` and the loss dtype) every `checkpoint_every` steps and at the end."""
+    ses, dtype = saving
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc="sysid.fit", unit="step")
+        bar = tqdm(total=steps, desc="sysid.fit", unit="step", initial=run.steps)
     try:
-        if val is not None:
-            _evaluate(run, val, rest_static, rest_arrays)
-        while run.steps < steps and run.stop == "completed":
-            n = min(CHUNK, steps - run.steps)
-            if val is not None:
-                n = min(n, val["every"] - run.steps % val["every"])
-            out = call(jnp.asarray(n, jnp.int32))
-            run.vars, run.state, buf, done, code = out
-            done, code = int(done), int(code)
-            run.losses.append(np.asarray(buf[:done]))
-            run.steps += done
-            if bar is not None:
-                bar.update(done)
-                bar.set_postfix(loss=f"{float(buf[done - 1]):.4g}" if done else "n/a")
-            if code == NON_FINITE:
-                run.stop = "non_finite_loss"
-            elif code == CONVERGED:
-                run.stop = "converged"
-            elif val is not None and run.steps % val["every"] == 0:
-                _evaluate(run, val, rest_static, rest_arrays)
-    except KeyboardInterrupt:
+        with _sigint_as_flag() as sigint:
+            if val is not None and not run.val_steps:  # a resumed fit has evaluated step 0
+                _evaluate(run, val, *rest)
+            while run.steps < steps and run.stop == "completed":
+                n = min(CHUNK, steps - run.steps)
+                if val is not None:
+                    n = min(n, val["every"] - run.steps % val["every"])
+                out = call(jnp.asarray(ses.chunk(run.steps, n), jnp.int32))
+                run.vars, run.state, buf, done, code = out
+                done, code = int(done), int(code)
+                run.losses.append(np.asarray(buf[:done]))
+                run.steps += done
+                if bar is not None:
+                    bar.update(done)
+                    bar.set_postfix(loss=f"{float(buf[done - 1]):.4g}" if done else "n/a")
+                if code == NON_FINITE:
+                    run.stop = "non_finite_loss"
+                elif code == CONVERGED:
+                    run.stop = "converged"
+                elif val is not None and run.steps % val["every"] == 0:
+                    _evaluate(run, val, *rest)
+                if sigint["set"] and run.stop == "completed":
+                    run.stop = "interrupted"
+                elif ses.due(run.steps):
+                    ses.save_run(run, dtype)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, with what the finished chunks trained
         run.stop = "interrupted"
     finally:
         if bar is not None:
             bar.close()
+    ses.save_run(run, dtype)
 
 
 def _n_init(model, record: Experiment) -> int:
@@ -426,7 +477,7 @@ def _finish(
         stop_reason=run.stop,
         best_step=run.best_step,
         final_loss=final,
-        wall_time=time.perf_counter() - start,
+        wall_time=run.prior_wall + time.perf_counter() - start,
         compile_time=run.compile_time,
         message=f"sysid.fit {message}.",
     )
