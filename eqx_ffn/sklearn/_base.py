@@ -47,6 +47,7 @@ from ..training._history import History
 from ._inputs import sample_weight as _sample_weight
 from ._inputs import validated_x
 from ._network import from_portable, portable, predict_rows, scaler
+from ._partial import Continuation, PartialFitMixin
 from ._record import record as _record
 from ._rules import _epoch_means, _score_stop
 from ._scipy_lbfgs import SCIPY_LBFGS
@@ -98,7 +99,7 @@ class _Outcome(NamedTuple):
     val_scores: np.ndarray | None  # per epoch, with early stopping
 
 
-class _FFNEstimator(BaseEstimator):
+class _FFNEstimator(PartialFitMixin, BaseEstimator):
     """What `FFNRegressor` and `FFNClassifier` share; see their docstrings."""
 
     _parameter_constraints: ClassVar[dict] = {
@@ -131,6 +132,7 @@ class _FFNEstimator(BaseEstimator):
     model_: Standardized
     history_: History
     n_iter_: int
+    t_: int
     n_features_in_: int
     n_outputs_: int
     loss_curve_: list[float]
@@ -280,6 +282,7 @@ class _FFNEstimator(BaseEstimator):
         kwargs = self._engine_kwargs(data, k_fit, compute_dtype)
         outcome = self._run(model0, data, kwargs)
         self._set_fitted(outcome, data, x_scaler, y_scaler)
+        self._continuation = Continuation(seed, self.n_iter_, None)  # for a later partial_fit
         return self
 
     def _warm_network(self, n_features: int, out_size: int, hidden: tuple[int, ...]) -> Any:
@@ -287,14 +290,24 @@ class _FFNEstimator(BaseEstimator):
         parameters), else None."""
         if not self.warm_start or not hasattr(self, "model_"):
             return None
+        what = "warm_start=True continues the fitted network"
+        way_out = "Set warm_start=False to train a new network"
+        return self._same_network(n_features, out_size, hidden, what, way_out)
+
+    def _same_network(
+        self, n_features: int, out_size: int, hidden: tuple[int, ...], what: str, way_out: str
+    ) -> Any:
+        """The fitted network, checked to have the shape these data and parameters need.
+
+        **Raises:** `ValueError`: `what`, both shapes, and `way_out` (a sentence).
+        """
         ffn: Any = self.model_.model
         shape = (n_features, out_size, hidden, self._network_activation())
         was = (ffn.in_size, ffn.out_size, tuple(ffn.hidden_sizes), ffn.activation_name)
         if shape != was:
             raise ValueError(
-                "warm_start=True continues the fitted network, which has (inputs, outputs, "
-                f"hidden_layer_sizes, activation) = {was}; these data and parameters need "
-                f"{shape}. Set warm_start=False to train a new network."
+                f"{what}, which has (inputs, outputs, hidden_layer_sizes, activation) = {was}; "
+                f"these data and parameters need {shape}. {way_out}."
             )
         return ffn
 
@@ -441,6 +454,7 @@ class _FFNEstimator(BaseEstimator):
         self.model_ = Standardized(outcome.model.model, x_scaler, y_scaler)
         self.history_ = history
         self.n_iter_ = n_iter
+        self.t_ = 0 if data.lbfgs else n_iter * data.x.shape[0]  # samples seen (scikit-learn's)
         self.loss_curve_ = [float(v) for v in curve]
         if data.lbfgs and np.isfinite(history.final_loss):
             self.loss_ = float(history.final_loss) * scale

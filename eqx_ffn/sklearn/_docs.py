@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ATTRIBUTES_DOC", "PARAMETERS_DOC"]
+__all__ = ["ATTRIBUTES_DOC", "PARAMETERS_DOC", "PARTIAL_FIT_DOC"]
 
 PARAMETERS_DOC = """
     **Arguments** (stored as given; checked by `fit`). Named and meant as scikit-learn's
@@ -62,8 +62,26 @@ PARAMETERS_DOC = """
 ATTRIBUTES_DOC = """
     **Attributes after `fit`:** `model_` (the trained `eqx_ffn.Standardized` wrapping an
     `eqx_ffn.FFN`; `eqx_ffn.predict(model_, x)` gives {what}), `history_` (the `eqx_ffn.History`
-    of the fit that produced it), `n_iter_` (epochs, or L-BFGS iterations), `loss_curve_` (the
-    training loss per epoch, or per L-BFGS iteration, in scikit-learn's units), `loss_`,
+    of the fit or `partial_fit` call that produced it), `n_iter_` (epochs, or L-BFGS
+    iterations; 1 after `partial_fit`), `t_` (training samples seen by the stochastic solvers,
+    over `partial_fit` calls too), `loss_curve_` (the training loss per epoch, or per L-BFGS
+    iteration, in scikit-learn's units; `partial_fit` appends its epoch's), `loss_`,
     `best_loss_`, `validation_scores_` and `best_validation_score_` (with early stopping, else
     `None`; {scores}), `n_features_in_`, `feature_names_in_` (for DataFrames){extra}.
+"""
+
+PARTIAL_FIT_DOC = """
+    **`partial_fit`** (scikit-learn's meaning; stochastic solvers only: `hasattr(estimator,
+    "partial_fit")` is False for `solver="lbfgs"`): each call trains one epoch over the data it
+    is given, from the current network, and keeps the optimizer's state (Adam's moments and
+    step count) for the next call; no early stopping (`early_stopping=True` raises) and no
+    stopping rule. The first call on an unfitted estimator initialises it from its data as
+    `fit` would (`n_features_in_`, the scalers of `standardize`, the network; the classifier's
+    `classes` argument fixes `classes_`); later calls need the same features. Call k draws its
+    batches as epoch k of the estimator's key, so K calls on the same data give the network
+    `fit` gives with `max_iter=K`, bit for bit, when its stopping rule does not end that fit
+    sooner. Calls with data of one size reuse one compiled program. `fit` afterwards starts a
+    new network (with `warm_start`, from the current one, with a fresh optimizer);
+    `partial_fit` after `fit` continues the fitted network with a fresh optimizer state (`fit`
+    does not keep its own).
 """

@@ -8,8 +8,9 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from ._base import _FFNEstimator
-from ._docs import ATTRIBUTES_DOC, PARAMETERS_DOC
+from ._docs import ATTRIBUTES_DOC, PARAMETERS_DOC, PARTIAL_FIT_DOC
 from ._inputs import check_finite_target, check_numeric_target, validated
+from ._partial import stochastic_only
 
 __all__ = ["FFNRegressor"]
 
@@ -31,6 +32,7 @@ class FFNRegressor(RegressorMixin, _FFNEstimator):
             "with several outputs, 1 - SSE / SST with both summed over outputs)",
             extra="",
         )
+        + PARTIAL_FIT_DOC
         + """
     ```python
     from sklearn.datasets import load_diabetes
@@ -72,6 +74,36 @@ class FFNRegressor(RegressorMixin, _FFNEstimator):
         y2 = y_arr[:, None] if y_arr.ndim == 1 else y_arr
         self.n_outputs_ = y2.shape[1]
         return self._fit(x, y2, sample_weight, y2.shape[1])
+
+    @stochastic_only
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> FFNRegressor:
+        """Train one epoch on `X` (N, n_features) and `y` (N,) or (N, n_outputs), continuing
+        from the current network and the optimizer's state (scikit-learn's `partial_fit`).
+
+        The first call on an unfitted estimator initialises it from these data as `fit` would
+        (`n_features_in_`, the scalers, the network); later calls need the same features and
+        outputs. Stochastic solvers only (an `AttributeError` for `solver="lbfgs"`); no early
+        stopping. See the class docstring.
+
+        **Arguments:** `X`, `y` (array-likes or DataFrames), `sample_weight` (N,) >= 0 or None.
+
+        **Returns:** `self`.
+        """
+        self._validate_params()
+        first = not hasattr(self, "model_")
+        check_numeric_target(y, "FFNRegressor")
+        x, y_arr = validated(self, X, y, multi_output=True, y_numeric=True, reset=first)
+        y_arr = y_arr.astype(np.float64)
+        check_finite_target(y_arr)
+        y2 = y_arr[:, None] if y_arr.ndim == 1 else y_arr
+        if first:
+            self._y_ndim, self.n_outputs_ = y_arr.ndim, y2.shape[1]
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y2.shape[1]} output(s) (columns); this estimator was fitted with "
+                f"{self.n_outputs_}. Call fit to train a new network."
+            )
+        return self._partial_fit(x, y2, sample_weight, y2.shape[1])
 
     def _validation_scores(self, val_loss: np.ndarray, y_val: np.ndarray) -> np.ndarray:
         # The engine's validation loss is the MSE over samples and outputs of the (standardised)
