@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
+import jax
 import jax.random as jr
 import numpy as np
 import pytest
@@ -92,6 +95,39 @@ def test_bad_input_exits_2_with_one_line(files, fitted, capsys, tmp_path):
     _one_line_error(
         capsys, ["sysid", "simulate", str(fitted / "model.eqx"), str(nopump)], "['pump']"
     )
+
+
+def test_checkpoint_ctrl_c_then_resume(files, fitted, tmp_path, capsys, monkeypatch):
+    from eqx_ffn.cli._common import EXIT_INTERRUPTED
+    from eqx_ffn.sysid import _fit as fit_module
+
+    folder, _, _ = files
+    base = ["sysid", "fit", str(folder / "train.csv"), *FIT, "--checkpoint-every", "2"]
+    ref = tmp_path / "ref"
+    assert main([*base, "--checkpoint", str(tmp_path / "ck_ref"), "--out", str(ref)]) == 0
+    real = fit_module.compiled
+
+    def ctrl_c(name, fn, static, dyn):  # Ctrl-C during the first chunk (2 steps)
+        program, seconds = real(name, fn, static, dyn)
+        if name != "lm":
+            return program, seconds
+        return (lambda d: (program(d), os.kill(os.getpid(), signal.SIGINT))[0]), seconds
+
+    monkeypatch.setattr(fit_module, "compiled", ctrl_c)
+    ck = tmp_path / "ck"
+    capsys.readouterr()
+    assert main([*base, "--checkpoint", str(ck), "--out", str(tmp_path / "a")]) == EXIT_INTERRUPTED
+    assert f"interrupted after 2 steps; the checkpoint {ck / 'fit.ckpt'} keeps" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "a").exists()
+    monkeypatch.undo()
+    assert main([*base, "--resume", str(ck), "--out", str(tmp_path / "b")]) == 0
+    (m_ref, x_ref), (m, x) = sysid.load(ref / "model.eqx"), sysid.load(tmp_path / "b" / "model.eqx")
+    for a, b in zip(jax.tree.leaves((m_ref, x_ref)), jax.tree.leaves((m, x))):
+        np.testing.assert_array_equal(a, b)
+    missing = [*base, "--resume", str(tmp_path / "none"), "--out", str(tmp_path / "c")]
+    _one_line_error(capsys, missing, "does not exist")
 
 
 def test_demo_tanks(tmp_path, capsys):
