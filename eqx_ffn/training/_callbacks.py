@@ -26,6 +26,8 @@ class FitInfo:
     - `step`: steps run so far (the furthest member of an ensemble); `steps`: the fit's total.
     - `loss`: the training loss of every step run so far (with the penalty, as
       `History.loss`): a read-only array for one model, a list of K arrays for an ensemble.
+    - `data_loss`: the same without the penalty (as `History.data_loss`; `loss` itself when
+      no penalty is set).
     - `val_loss`, `val_steps`: the validation losses so far and the steps they were measured
       at (likewise per member; empty without validation).
     - `model`: the model the fit would return now (built on first access only).
@@ -46,6 +48,10 @@ class FitInfo:
     @property
     def loss(self) -> np.ndarray | list[np.ndarray]:
         return self._per_member("loss")
+
+    @property
+    def data_loss(self) -> np.ndarray | list[np.ndarray]:
+        return self._per_member("data_loss")
 
     @property
     def val_loss(self) -> np.ndarray | list[np.ndarray]:

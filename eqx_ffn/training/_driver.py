@@ -101,14 +101,18 @@ class _Buffer:
 
 
 class _Record:
-    """What the host knows of each member: its losses so far, status, steps and best step."""
+    """What the host knows of each member: its losses so far, status, steps and best step.
+    `penalised`: some member has an `l1`/`l2` penalty (only then is the data loss recorded
+    apart: without one it is the loss)."""
 
-    def __init__(self, k: int, steps: int, eval_every: int, dtype: Any):
+    def __init__(self, k: int, steps: int, eval_every: int, dtype: Any, penalised: bool = False):
         self.k, self.steps, self.eval_every, self.dtype = k, steps, eval_every, np.dtype(dtype)
+        self.penalised = penalised
+        names = ("loss", "data_loss") if penalised else ("loss",)
         self.buffers = {
             (name, j): _Buffer(int if name == "val_steps" else dtype)
             for j in range(k)
-            for name in ("loss", "val_loss", "val_steps")
+            for name in (*names, "val_loss", "val_steps")
         }
         self.steps_run = np.zeros(k, np.int64)
         self.status = np.zeros(k, np.int64)
@@ -117,7 +121,10 @@ class _Record:
         self.finals: Any = None  # each member's History.final_loss (a number or a function)
 
     def view(self, name: str, j: int) -> np.ndarray:
-        """Member `j`'s `"loss"`, `"val_loss"` or `"val_steps"` so far (read-only)."""
+        """Member `j`'s `"loss"`, `"data_loss"`, `"val_loss"` or `"val_steps"` so far
+        (read-only)."""
+        if name == "data_loss" and not self.penalised:
+            name = "loss"
         return self.buffers[(name, j)].view()
 
     def add(self, t: int, out: dict) -> int:
@@ -127,6 +134,7 @@ class _Record:
         t_end = int(ints[0])
         st, stop, best = ints[1:].reshape(3, k)
         buf = np.asarray(out["loss"]).reshape(k, -1)
+        dbuf = None if out.get("data_loss") is None else np.asarray(out["data_loss"]).reshape(k, -1)
         vbuf = None if out["val"] is None else np.asarray(out["val"]).reshape(k, -1)
         for j in range(k):
             if self.status[j] != RUNNING or self.steps_run[j] >= steps:
@@ -134,6 +142,9 @@ class _Record:
             after = stop[j] if st[j] != RUNNING else min(t_end, steps)
             ran = int(after) - t
             self.buffers[("loss", j)].append(buf[j, :ran])
+            if self.penalised:
+                assert dbuf is not None
+                self.buffers[("data_loss", j)].append(dbuf[j, :ran])
             if vbuf is not None:
                 s = np.arange(t + 1, t + ran + 1)
                 at = (s % self.eval_every == 0) | (s == steps)
@@ -206,7 +217,7 @@ class _Record:
         return out
 
 
-def _call(prep: Prepared, cfg: Config, state: MemberState, t: int, target: float):
+def _call(prep: Prepared, cfg: Config, state: MemberState, t: int, target: float, penalised):
     """One program call from step `t`, sized to run about `target` seconds (and at most
     `callback_every` steps, rounded up to whole chunks, when callbacks are set): `(state, out,
     result, compile_seconds)`, `out` on the host (one transfer)."""
@@ -230,9 +241,11 @@ def _call(prep: Prepared, cfg: Config, state: MemberState, t: int, target: float
     program, seconds = _program_cache.compiled_program(cfg, *args)
     t_call = time.perf_counter()
     state, out = program(*args)
+    data_loss = out.data_loss if penalised else None  # else equal to `loss`
     host = jax.device_get(
-        {"ints": out.ints, "loss": out.loss, "val": out.val, "final_loss": out.final_loss}
-    )
+        {"ints": out.ints, "loss": out.loss, "data_loss": data_loss, "val": out.val,
+         "final_loss": out.final_loss}
+    )  # fmt: skip
     elapsed = time.perf_counter() - t_call
     chunks = (int(host["ints"][0]) - t) // c_len
     if chunks > 0:
@@ -328,7 +341,9 @@ def run(
     t_start = time.perf_counter() if t_start is None else t_start
     steps = prep.options.steps
     cfg = _sized_for_callbacks(prep, cfg)
-    record = _Record(prep.ensemble or 1, steps, prep.eval_every, prep.loss_dtype)
+    o = prep.options
+    penalised = bool(np.any(np.asarray(o.l1) != 0) or np.any(np.asarray(o.l2) != 0))
+    record = _Record(prep.ensemble or 1, steps, prep.eval_every, prep.loss_dtype, penalised)
     session = _Session(prep, cfg, record, to_model)
     state, t, (prior_wall, prior_compile) = session.resume(state)
     compile_time = prep.init_compile_time + prior_compile
@@ -344,7 +359,7 @@ def run(
         with _sigint_as_flag() as sigint:
             while first or record.running():
                 first = False
-                state, host, result, seconds = _call(prep, cfg, state, t, target)
+                state, host, result, seconds = _call(prep, cfg, state, t, target, penalised)
                 compile_time += seconds
                 t = record.add(t, host)
                 if bar is not None:
@@ -409,6 +424,8 @@ def _histories(
     histories = []
     for j, reason in enumerate(reasons):
         loss_j = record.view("loss", j).copy()
+        # without a penalty the data loss IS the loss: the same array
+        data_j = record.view("data_loss", j).copy() if record.penalised else loss_j
         vals, vsteps = record.view("val_loss", j).copy(), record.view("val_steps", j).copy()
         steps_run, best_step = int(record.steps_run[j]), int(record.best_step[j])
         returned: int | None = None
@@ -420,6 +437,7 @@ def _histories(
         histories.append(
             History(
                 loss=loss_j,
+                data_loss=data_j,
                 val_loss=vals.astype(loss_j.dtype),
                 val_steps=vsteps.astype(int),
                 steps=steps_run,

@@ -47,7 +47,12 @@ class History:
     **Attributes:**
 
     - `loss`: training loss at every step run, shape `(steps,)`, evaluated before that step's
-      update (as the lecture records it); includes the L1/L2 penalty when one is set.
+      update (as the lecture records it): what the optimizer minimised, the data loss plus the
+      L1/L2 penalty when one is set.
+    - `data_loss`: the same steps' data loss without the penalty (`loss` less
+      `l1 * sum|W| + l2 * sum W**2` of the parameters the step started from, up to rounding);
+      without a penalty it is `loss` itself (the same array). `None` in a `History` built
+      without it (`sysid.fit`'s, or one made by hand).
     - `val_loss`, `val_steps`: validation loss (no penalty) and the number of steps run when it
       was measured; empty without `validation`.
     - `steps`: steps run.
@@ -78,6 +83,7 @@ class History:
     wall_time: float
     compile_time: float
     message: str
+    data_loss: np.ndarray | None = None
 
     @property
     def run_time(self) -> float:
@@ -90,36 +96,51 @@ class History:
 
         return plot_loss(self, **kwargs)
 
-    def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`(step, loss, val_loss)`: one row a step run (`val_loss` NaN where none was
-        measured)."""
+    def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`(step, loss, val_loss, data_loss)`: one row a step run (`val_loss` NaN where
+        none was measured, `data_loss` where it was not recorded)."""
         steps = np.arange(1, len(self.loss) + 1)
         val = np.full(len(self.loss), np.nan, np.float64)
         at = (self.val_steps >= 1) & (self.val_steps <= len(self.loss))
         val[self.val_steps[at] - 1] = self.val_loss[at]
-        return steps, np.asarray(self.loss, np.float64), val
+        loss = np.asarray(self.loss, np.float64)
+        if self.data_loss is None:
+            data = np.full(len(self.loss), np.nan, np.float64)
+        elif self.data_loss is self.loss:
+            data = loss
+        else:
+            data = np.asarray(self.data_loss, np.float64)
+        return steps, loss, val, data
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the per-step losses to a CSV file (atomically); returns its path.
 
-        Columns: `step` (1, 2, ...), `loss` (the training loss measured at that step, before
-        its update, with the penalty: `loss[step - 1]`), `val_loss` (the validation loss
-        measured after that step, without the penalty; empty where none was measured). Numbers
-        are written with enough digits to read back the exact float32/float64 values.
+        Columns: `step` (1, 2, ...); `loss` (the training loss measured at that step, before
+        its update: what the optimizer minimised, the data loss plus the L1/L2 penalty,
+        `History.loss[step - 1]`); `val_loss` (the validation loss measured after that step,
+        without the penalty; empty where none was measured); `data_loss` (the training loss
+        without the penalty, `History.data_loss[step - 1]`: equal to `loss` without a penalty;
+        empty where it was not recorded). Numbers are written with enough digits to read back
+        the exact float32/float64 values.
         """
         from ..io._atomic import _atomic_write
 
-        steps, loss, val = self._columns()
-        lines = ["step,loss,val_loss"]
-        for s, a, v in zip(steps.tolist(), loss.tolist(), val.tolist(), strict=True):
-            lines.append(f"{s},{a!r},{'' if v != v else repr(v)}")
+        def cell(v: float) -> str:
+            return "" if v != v else repr(v)
+
+        steps, loss, val, data = self._columns()
+        lines = ["step,loss,val_loss,data_loss"]
+        rows = zip(steps.tolist(), loss.tolist(), val.tolist(), data.tolist(), strict=True)
+        for s, a, v, d in rows:
+            lines.append(f"{s},{a!r},{cell(v)},{cell(d)}")
         target = Path(path)
         _atomic_write(target, ("\n".join(lines) + "\n").encode("utf-8"))
         return target
 
     def to_dataframe(self):
         """The per-step losses as a pandas DataFrame indexed by `step`, with columns `loss`
-        and `val_loss` (NaN where no validation loss was measured): see `to_csv`.
+        (with the penalty), `val_loss` (NaN where no validation loss was measured) and
+        `data_loss` (the training loss without the penalty): see `to_csv`.
 
         **Raises:** `ImportError` when pandas is not installed.
         """
@@ -130,8 +151,9 @@ class History:
                 "History.to_dataframe needs pandas (pip install pandas); History.to_csv needs "
                 "nothing more."
             ) from None
-        steps, loss, val = self._columns()
-        frame = pd.DataFrame({"loss": loss, "val_loss": val}, index=pd.Index(steps, name="step"))
+        steps, loss, val, data = self._columns()
+        columns = {"loss": loss, "val_loss": val, "data_loss": data}
+        frame = pd.DataFrame(columns, index=pd.Index(steps, name="step"))
         return frame
 
     def __repr__(self) -> str:

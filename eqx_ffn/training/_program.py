@@ -8,7 +8,8 @@ One call of the program runs
         lax.scan over `chunk` steps                                      # static trip count
         (steps past `end`, or of a member that has stopped, leave its state unchanged)
 
-and returns the per-step losses, each member's status and the model it would return. The
+and returns the per-step losses (the objective, and the data loss without the penalty), each
+member's status and the model it would return. The
 validation loss, the best parameters, the patience counter, the non-finite guard and the
 convergence test all live in the loop, so the host only calls again to update a progress bar or
 to stay responsive to Ctrl-C (about every half second of run time).
@@ -69,6 +70,7 @@ class Output(NamedTuple):
 
     ints: jax.Array  # [t_end, status (K), stop_step (K), best_step (K)]
     loss: jax.Array  # per-step training losses, (steps_per_call,) or (K, steps_per_call)
+    data_loss: jax.Array  # the same without the penalty (equal to `loss` where l1 = l2 = 0)
     val: jax.Array | None  # per-step validation losses (NaN where none was evaluated)
     result: PyTree  # the parameters each member would return now (as the model's tree)
     final_loss: jax.Array  # each member's final loss once the fit is over, else NaN
@@ -256,8 +258,26 @@ def member_eval(sc: Scalars, m: MemberState, ok, v, t):
 # --- a step of every member, a chunk of steps ---------------------------------------------------
 
 
+def penalties(cfg: Config, state: MemberState):
+    """Each member's penalty `l1 * sum|W| + l2 * sum W**2` of its current parameters, computed
+    only when some member has a penalty (a `lax.cond` on the run-time `l1`, `l2`, the same for
+    every member: no per-member select): without one the step does no extra work."""
+    ldt = loss_dtype(state.params)
+
+    def some(ms):
+        return members(cfg, lambda m: objective_of(cfg, m).penalty(m.params).astype(ldt))(ms)
+
+    def none(ms):
+        return jnp.zeros(ms.i.status.shape, ldt)
+
+    on = jnp.any(state.l1 != 0) | jnp.any(state.l2 != 0)
+    return lax.cond(on, some, none, state)
+
+
 def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
-    """The body of the chunk's `lax.scan`: one step of every member, and its evaluation."""
+    """The body of the chunk's `lax.scan`: one step of every member, and its evaluation.
+    Records the step's loss and data loss (the loss less the penalty of the parameters the
+    step started from: the solver reports the loss before its update)."""
     state, t0 = carry
     j, ids = xs
     t = t0 + j
@@ -266,9 +286,11 @@ def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
     def step(m, ids):
         return member_step(cfg, data, sc, m, ids, t, in_range)
 
+    penalty = penalties(cfg, state)
     state, loss, ok = members(cfg, step, (0, None if ids is None else 0))(state, ids)
+    data_loss = loss - penalty  # NaN where the member did not step
     if not cfg.has_val:
-        return (state, t0), (loss,)
+        return (state, t0), (loss, data_loss)
     eval_now = in_range & (((t + 1) % sc.eval_every == 0) | (t + 1 == sc.end))
     # only the validation loss under the branch (a forward pass): the bookkeeping outside
     # it, so the branch neither carries nor copies the members' state
@@ -280,7 +302,7 @@ def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
     )
     evaluate = members(cfg, lambda m, ok, v: member_eval(sc, m, ok, v, t))
     state, v = evaluate(state, ok, v)
-    return (state, t0), (loss, v)
+    return (state, t0), (loss, data_loss, v)
 
 
 def chunk_indices(cfg: Config, data, idx, sc: Scalars, state: MemberState, c, t0):
@@ -382,9 +404,8 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
     sc = Scalars.of(sc_vector)
     ldt = loss_dtype(state.params)
     k_shape = state.i.status.shape  # () or (K,)
-    bufs = (jnp.full((*k_shape, cfg.steps_per_call), jnp.nan, ldt),)
-    if cfg.has_val:
-        bufs = (*bufs, jnp.full((*k_shape, cfg.steps_per_call), jnp.nan, ldt))
+    n_bufs = 3 if cfg.has_val else 2  # loss, data loss, validation loss
+    bufs = tuple(jnp.full((*k_shape, cfg.steps_per_call), jnp.nan, ldt) for _ in range(n_bufs))
 
     def cond(carry):
         c, t0, state, _ = carry
@@ -403,7 +424,8 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
     out = Output(
         ints=jnp.concatenate([t_end.reshape(1), *ints]),
         loss=bufs[0],
-        val=bufs[1] if cfg.has_val else None,
+        data_loss=bufs[1],
+        val=bufs[2] if cfg.has_val else None,
         result=as_tree(result),
         final_loss=final_loss,
     )

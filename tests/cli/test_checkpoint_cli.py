@@ -61,7 +61,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_continues(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert (out / "history.csv").read_text() == (ref / "history.csv").read_text()
     lines = (ref / "history.csv").read_text().splitlines()
-    assert lines[0] == "step,loss,val_loss" and len(lines) == 60001
+    assert lines[0] == "step,loss,val_loss,data_loss" and len(lines) == 60001
     assert lines[100].split(",")[2] != "" and lines[99].split(",")[2] == ""
 
 
