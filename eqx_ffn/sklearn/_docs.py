@@ -41,7 +41,8 @@ PARAMETERS_DOC = """
       `jax.random.key` for the initial weights and the batch order, and the validation split);
       `None` (default) draws a seed from NumPy's global generator and a `RandomState` from
       itself, as scikit-learn does.
-    - `verbose`: show `fit`'s progress bar (tqdm, with the loss) instead of printing.
+    - `verbose`: show `fit`'s progress bar (tqdm, with the loss) instead of printing;
+      `partial_fit` prints its epoch's loss, as scikit-learn does.
     - `warm_start`: `True` makes each `fit` after the first start from the fitted network
       (and keep its standardisation) instead of a new one; the optimizer starts afresh, as in
       scikit-learn. The data must have the same features, outputs (classes) and the same

@@ -122,6 +122,8 @@ class PartialFitMixin:
         if not hasattr(est, "validation_scores_"):
             est.validation_scores_ = est.best_validation_score_ = None
         est._continuation = Continuation(cont.seed, cont.epochs + 1, out.opt)
+        if est.verbose:  # scikit-learn's line (fit shows a progress bar instead)
+            print(f"Iteration {len(est.loss_curve_)}, loss = {loss:.8f}")
         return self
 
     def _first_network(
