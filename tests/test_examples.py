@@ -1,15 +1,17 @@
-"""The scripts in examples/ run as users run them (a subprocess, a fresh folder), with a few
-steps (EQX_FFN_EXAMPLE_STEPS), exit 0 and write the files examples/README.md names."""
+"""The scripts in examples/ run as users run them (`__main__` in a fresh process, a fresh folder,
+their argv), with a few steps (EQX_FFN_EXAMPLE_STEPS), exit 0 and write the files
+examples/README.md names."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -18,8 +20,7 @@ EXAMPLES = ROOT / "examples"
 README = (EXAMPLES / "README.md").read_text()
 
 # script -> (the files it writes, a module it needs (skipped cleanly without it) or None).
-# Started in this order, two at a time: a program one run compiles is loaded, not compiled, by
-# the runs after it (the suite's compilation cache, tests/conftest.py).
+# Run in this order, in one process: a program one run compiles is reused by the runs after it.
 SCRIPTS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "lecture.py": (("loss.png", "fit.png"), None),
     "two_layers.py": (("loss.png", "fit.png"), None),
@@ -51,7 +52,40 @@ def _args(name: str) -> list[str]:
     return [] if name == "lecture.py" else ["out"]
 
 
-def _run(name: str, folder: Path) -> subprocess.CompletedProcess[str]:
+RUNNER = """
+import contextlib, io, json, os, runpy, sys, traceback
+jobs = json.loads(sys.argv[1])
+for name, script, folder, args in jobs:
+    out, err = io.StringIO(), io.StringIO()
+    os.chdir(folder)
+    sys.argv = [script, *args]
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    import matplotlib.pyplot as plt
+    plt.close("all")
+    print(json.dumps({"name": name, "returncode": code, "stdout": out.getvalue(),
+                      "stderr": err.getvalue()}), flush=True)
+"""
+
+
+class Result(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[Path, Result]]:
+    """Every script run as `python SCRIPT [OUT]` would run it (`__main__`, its own folder and
+    argv), one after another in ONE fresh process: each run's exit code and output. (A process
+    each would add a JAX start to every script; the suite's time is mostly that and compiling.)"""
     env = {
         **os.environ,
         "EQX_FFN_EXAMPLE_STEPS": "5",
@@ -60,34 +94,28 @@ def _run(name: str, folder: Path) -> subprocess.CompletedProcess[str]:
         "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"),
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *_args(name)],
-        cwd=folder,
+    folders = {name: tmp_path_factory.mktemp(name.removesuffix(".py")) for name in SCRIPTS}
+    jobs = [[n, str(EXAMPLES / n), str(folders[n]), _args(n)] for n in SCRIPTS]
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, json.dumps(jobs)],
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Every script started at once, two at a time (the runs are mostly importing and
-    compiling, one core each): `{name: (its folder, the finished process)}` as futures."""
-    pool = ThreadPoolExecutor(max_workers=2)
-    out: dict[str, tuple[Path, Future[subprocess.CompletedProcess[str]]]] = {}
-    for name in SCRIPTS:
-        folder = tmp_path_factory.mktemp(name.removesuffix(".py"))
-        out[name] = (folder, pool.submit(_run, name, folder))
-    yield out
-    pool.shutdown(wait=True, cancel_futures=True)
+    results = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            r = json.loads(line)
+            results[r["name"]] = Result(r["returncode"], r["stdout"], r["stderr"])
+    assert proc.returncode == 0 and len(results) == len(SCRIPTS), proc.stderr[-3000:]
+    return {name: (folders[name], results[name]) for name in SCRIPTS}
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_example_runs(name, runs):
     files, needs = SCRIPTS[name]
-    folder, future = runs[name]
-    proc = future.result()
+    folder, proc = runs[name]
     out = folder.joinpath(*_args(name))
     assert proc.returncode == 0, proc.stderr[-3000:]
     if needs is not None and importlib.util.find_spec(needs) is None:
