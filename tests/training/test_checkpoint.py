@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -70,31 +71,76 @@ def _same(a, b) -> bool:
 
 def _child(case: str, path: str, kill_at: int) -> None:
     """Run in a subprocess: the case's fit, checkpointing after every one-chunk call, killed by
-    SIGKILL after its `kill_at`-th call (before that call's checkpoint)."""
+    SIGKILL after its `kill_at`-th call (before that call's checkpoint); 0: never (the parent
+    kills it)."""
     calls = []
 
     def killer(info):
         calls.append(info.step)
-        if len(calls) == kill_at:  # 0: never (the parent kills it)
+        if len(calls) == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
     _run(case, checkpoint=path, checkpoint_every=0, callbacks=[killer], _call_seconds=1e-9)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_sigkill_then_resume_is_bit_identical(case, tmp_path):
-    calls = []
-    ref, ref_h = _run(case, callbacks=[lambda info: calls.append(info.step)], _call_seconds=1e-9)
-    assert len(calls) >= 3, calls  # several calls to interrupt between
-    kill_at = int(np.random.default_rng(zlib.crc32(case.encode())).integers(2, len(calls)))
-    path = tmp_path / "fit.ckpt"
+def _children(jobs: list[tuple[str, str, int]]) -> None:
+    """Run in ONE subprocess: every case's fit at once, each in its own thread, checkpointing
+    after every one-chunk call. A fit that reaches its `kill_at`-th call waits there (before that
+    call's checkpoint, as `_child`); once all wait, the process kills itself with SIGKILL: each
+    case is interrupted at its own step, for one process start instead of one per case."""
+    lock, waiting, forever = threading.Lock(), [0], threading.Event()
+
+    def run(case: str, path: str, kill_at: int) -> None:
+        calls = []
+
+        def killer(info):
+            calls.append(info.step)
+            if len(calls) == kill_at:
+                with lock:
+                    waiting[0] += 1
+                    if waiting[0] == len(jobs):
+                        os.kill(os.getpid(), signal.SIGKILL)
+                forever.wait()
+
+        _run(case, checkpoint=path, checkpoint_every=0, callbacks=[killer], _call_seconds=1e-9)
+
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    raise AssertionError("not killed: a fit ended before its kill_at-th call")
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """Each case's uninterrupted reference fit, then all cases killed in one subprocess:
+    `{case: (reference model, reference histories, calls, checkpoint path)}`."""
+    folder = tmp_path_factory.mktemp("killed")
+    refs, jobs = {}, []
+    for case in CASES:
+        calls = []
+        ref, ref_h = _run(
+            case, callbacks=[lambda info, c=calls: c.append(info.step)], _call_seconds=1e-9
+        )
+        assert len(calls) >= 3, calls  # several calls to interrupt between
+        kill_at = int(np.random.default_rng(zlib.crc32(case.encode())).integers(2, len(calls)))
+        path = folder / f"{case}.ckpt"
+        refs[case] = (ref, ref_h, calls, path)
+        jobs.append((case, str(path), kill_at))
     here = Path(__file__).parent
     code = (
         f"import sys; sys.path.insert(0, {str(here)!r}); import test_checkpoint as t; "
-        f"t._child({case!r}, {str(path)!r}, {kill_at})"
+        f"t._children({jobs!r})"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    return refs
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_sigkill_then_resume_is_bit_identical(case, killed):
+    ref, ref_h, calls, path = killed[case]
     assert path.exists()  # the checkpoint of call kill_at - 1
     header_step = _step_of(path)
     assert 0 < header_step < calls[-1] + 1
