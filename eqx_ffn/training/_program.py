@@ -259,19 +259,16 @@ def member_eval(sc: Scalars, m: MemberState, ok, v, t):
 
 
 def penalties(cfg: Config, state: MemberState):
-    """Each member's penalty `l1 * sum|W| + l2 * sum W**2` of its current parameters, computed
-    only when some member has a penalty (a `lax.cond` on the run-time `l1`, `l2`, the same for
-    every member: no per-member select): without one the step does no extra work."""
+    """Each member's penalty `l1 * sum|W| + l2 * sum W**2` of its current parameters (0 where
+    `l1 = l2 = 0`: then `loss - penalty` is `loss`, bit for bit).
+
+    Computed as the objective computes it, on the parameters the solver evaluates the
+    objective at: XLA merges the two (common-subexpression elimination), so recording the data
+    loss adds no kernel to the step of a solver that evaluates `objective(params, batch)`
+    itself (else one small reduction over the weights). A `lax.cond` on the run-time `l1`,
+    `l2` would hide it from that merge and cost a conditional every step."""
     ldt = loss_dtype(state.params)
-
-    def some(ms):
-        return members(cfg, lambda m: objective_of(cfg, m).penalty(m.params).astype(ldt))(ms)
-
-    def none(ms):
-        return jnp.zeros(ms.i.status.shape, ldt)
-
-    on = jnp.any(state.l1 != 0) | jnp.any(state.l2 != 0)
-    return lax.cond(on, some, none, state)
+    return members(cfg, lambda m: objective_of(cfg, m).penalty(m.params).astype(ldt))(state)
 
 
 def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
@@ -288,9 +285,11 @@ def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
 
     penalty = penalties(cfg, state)
     state, loss, ok = members(cfg, step, (0, None if ids is None else 0))(state, ids)
-    data_loss = loss - penalty  # NaN where the member did not step
+    # the loss and the data loss (NaN where the member did not step) as ONE output: one
+    # write a step into the call's buffer
+    losses = jnp.stack([loss, loss - penalty])
     if not cfg.has_val:
-        return (state, t0), (loss, data_loss)
+        return (state, t0), (losses,)
     eval_now = in_range & (((t + 1) % sc.eval_every == 0) | (t + 1 == sc.end))
     # only the validation loss under the branch (a forward pass): the bookkeeping outside
     # it, so the branch neither carries nor copies the members' state
@@ -302,7 +301,7 @@ def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
     )
     evaluate = members(cfg, lambda m, ok, v: member_eval(sc, m, ok, v, t))
     state, v = evaluate(state, ok, v)
-    return (state, t0), (loss, data_loss, v)
+    return (state, t0), (losses, v)
 
 
 def chunk_indices(cfg: Config, data, idx, sc: Scalars, state: MemberState, c, t0):
@@ -404,8 +403,10 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
     sc = Scalars.of(sc_vector)
     ldt = loss_dtype(state.params)
     k_shape = state.i.status.shape  # () or (K,)
-    n_bufs = 3 if cfg.has_val else 2  # loss, data loss, validation loss
-    bufs = tuple(jnp.full((*k_shape, cfg.steps_per_call), jnp.nan, ldt) for _ in range(n_bufs))
+    # [loss, data loss] stacked on a leading axis; the validation losses
+    bufs = (jnp.full((2, *k_shape, cfg.steps_per_call), jnp.nan, ldt),)
+    if cfg.has_val:
+        bufs = (*bufs, jnp.full((*k_shape, cfg.steps_per_call), jnp.nan, ldt))
 
     def cond(carry):
         c, t0, state, _ = carry
@@ -423,9 +424,9 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
     ints = [v.reshape(-1) for v in (i.status, i.stop_step, i.best_step)]
     out = Output(
         ints=jnp.concatenate([t_end.reshape(1), *ints]),
-        loss=bufs[0],
-        data_loss=bufs[1],
-        val=bufs[2] if cfg.has_val else None,
+        loss=bufs[0][0],
+        data_loss=bufs[0][1],
+        val=bufs[1] if cfg.has_val else None,
         result=as_tree(result),
         final_loss=final_loss,
     )
