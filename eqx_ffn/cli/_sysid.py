@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,19 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    """A finite number >= 0 (`eqx-ffn fit --checkpoint-every`'s check and words)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -105,15 +119,15 @@ def add_parser(sub: Any) -> None:
         default=None,
         metavar="DIR",
         help="write the fit's state to DIR/fit.ckpt (atomically) every --checkpoint-every "
-        "steps, when it ends and on Ctrl-C, which then keeps it; continue with the same "
+        "seconds, when it ends and on Ctrl-C, which then keeps it; continue with the same "
         "command plus --resume DIR",
     )
     fit.add_argument(
         "--checkpoint-every",
-        type=_count,
-        default=100,
-        metavar="STEPS",
-        help="steps between checkpoints (default 100)",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between checkpoints (default 60; 0: after every program call)",
     )
     fit.add_argument(
         "--resume",

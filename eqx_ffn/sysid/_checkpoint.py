@@ -7,15 +7,19 @@ validation loss, the evaluations without improvement, the validation losses). Th
 `training/_checkpoint.py`'s (written atomically, read back as untrusted data, refused when it
 was written by another fit: another model structure, other records or other options).
 
-Checkpoints land on multiples of `checkpoint_every` steps: with a checkpoint (or a resume) the
-compiled chunks end there too, so the fit that wrote the checkpoints and the fit that resumes
-from one cut their chunks alike (a Levenberg-Marquardt chunk starts by linearising afresh).
+`checkpoint_every` counts seconds, as `eqx_ffn.fit`'s: a checkpoint is written at the first
+chunk boundary once that many seconds have passed since the last one (0: after every chunk),
+and always when the fit ends or is interrupted. Checkpointing never changes where the compiled
+chunks end (a Levenberg-Marquardt chunk starts by linearising afresh, so the chunks' ends shape
+its result): a checkpointed fit equals the plain one bit for bit, and `checkpoint_every` is no
+part of the check that a checkpoint belongs to the fit resuming from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .._validation import ArgumentTypeError, check_int, check_path
+from .._validation import ArgumentTypeError, check_number, check_path
 from ..training._checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -84,23 +88,21 @@ class Session:
     """Where and when a sysid fit writes checkpoints, and what it resumes from."""
 
     path: Path | None
-    every: int
+    every: float
     source: Path | None
     start: float = dataclasses.field(default_factory=time.perf_counter)
+    last_save: float = dataclasses.field(default_factory=time.perf_counter)
     fingerprint: dict | None = None
     saved: Any = None
 
     @property
-    def cuts(self) -> bool:
-        """Whether the chunks end on multiples of `every` (with a checkpoint or a resume)."""
+    def active(self) -> bool:
+        """Whether the fit writes or reads a checkpoint (then it needs its fingerprint)."""
         return self.path is not None or self.source is not None
 
-    def chunk(self, done, n):
-        """`n` steps from `done`, cut at the next multiple of `every` (array-wise too)."""
-        return np.minimum(n, self.every - np.asarray(done) % self.every) if self.cuts else n
-
-    def due(self, done: int) -> bool:
-        return self.path is not None and done % self.every == 0
+    def due(self) -> bool:
+        """Whether `every` seconds have passed since the last checkpoint (or the start)."""
+        return self.path is not None and time.perf_counter() - self.last_save >= self.every
 
     def _write(self, tree, step: int, record: dict, times: tuple[float, float], mark) -> None:
         """Save unless this very state (`mark`: its step and stop codes) was saved last."""
@@ -110,6 +112,7 @@ class Session:
             return
         save_checkpoint(self.path, self.fingerprint, tree, step, record, times)
         self.saved = (step, mark)
+        self.last_save = time.perf_counter()
 
     def times(self, prior_wall: float, compile_time: float) -> tuple[float, float]:
         """`(wall, compile)` seconds of the fit so far, earlier sessions included."""
@@ -215,7 +218,7 @@ def session(checkpoint: Any, checkpoint_every: Any, resume: Any) -> Session:
         path = check_path(
             checkpoint, "checkpoint", empty_hint="pass a file path such as 'fit.ckpt'"
         )
-    every = check_int(checkpoint_every, "checkpoint_every", 1)
+    every = check_number(checkpoint_every, "checkpoint_every", 0, math.inf, closed=True)
     source = None
     if resume is True:
         if path is None:

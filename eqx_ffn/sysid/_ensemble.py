@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import ArgumentTypeError, check_number
+from .._validation import ArgumentTypeError, check_int, check_number
 from ..training._driver import _sigint_as_flag
 from ..training._history import History
 from ._checkpoint import Session, fingerprint, loss_dtype, session
@@ -46,6 +46,7 @@ class _Loop:
     compile_time: float = 0.0
     prior_wall: float = 0.0
     interrupted: bool = False
+    chunk: int = CHUNK
 
 
 def _members(models: Any) -> list:
@@ -108,8 +109,9 @@ def fit_ensemble(
     standardize: bool = True,
     tol: float = 0.0,
     checkpoint: Any = None,
-    checkpoint_every: int = 100,
+    checkpoint_every: float = 60.0,
     resume: Any = False,
+    _chunk: int = CHUNK,
 ):
     """Train K models of one structure on the same records in one compiled program (vmap).
 
@@ -122,14 +124,15 @@ def fit_ensemble(
       `sysid.fit`'s, the same for every member.
     - `x0`: starting initial states: `None` (zeros), one array for every member (`(n_x,)` or
       `(E, n_x)`), or one per member (`(K, E, n_x)`).
-    - `checkpoint`, `checkpoint_every`, `resume`: as `sysid.fit`'s (one file holds every
-      member; Ctrl-C keeps it and returns the members trained so far).
+    - `checkpoint`, `checkpoint_every` (seconds), `resume`: as `sysid.fit`'s (one file holds
+      every member; Ctrl-C keeps it and returns the members trained so far).
 
     **Returns:** `(models, x0s, histories)`: lists of K trained models, K initial-state arrays
     (shaped as `sysid.fit` returns them) and K `History`. Member `i` follows the same steps as
     `sysid.fit(models[i], ...)` with the same arguments (a member that stops, converged or
     after a non-finite loss, stays where it stopped while the others go on); their numbers
-    agree to float rounding (a batched matrix product may round differently).
+    agree to float rounding (a batched matrix product may round differently). `_chunk`: as
+    `sysid.fit`'s (for tests).
     """
     start = time.perf_counter()
     members = _members(models)
@@ -146,6 +149,7 @@ def fit_ensemble(
         for m, x in zip(members, _x0_per_member(x0, k, len(records)), strict=True)
     ]
     kind, lr, _ = checked[0]
+    chunk = check_int(_chunk, "_chunk", 1, CHUNK)
     ses = session(checkpoint, checkpoint_every, resume)
     ses.start = start
     if standardize:
@@ -169,9 +173,9 @@ def fit_ensemble(
         if kind != "lbfgs":
             state[-1].hyperparams["step_size"] = jnp.full((k,), -lr, dtype)
         static = ("optax", (rest_static, opt, criterion, kind == "lbfgs"))
-    ens = _Loop(vars_, state, np.zeros(k, np.int64), np.zeros(k, np.int64))
-    if ses.cuts:
-        opts = (kind, optimizer, criterion, lr, steps, l2, tol, standardize, None, None, ses)
+    ens = _Loop(vars_, state, np.zeros(k, np.int64), np.zeros(k, np.int64), chunk=chunk)
+    if ses.active:
+        opts = (kind, optimizer, criterion, lr, steps, l2, tol, standardize, None, None, chunk)
         options = {"members": k, **_options_fingerprint(*opts)}
         ses.fingerprint = fingerprint(members[0], records, None, options)
     dtype_loss = loss_dtype(kind, jax.tree.map(lambda a: a[0], vars_))
@@ -195,14 +199,14 @@ def fit_ensemble(
 
 def _loop(ens: _Loop, static, inputs, steps: int, saving: tuple[Session, str]) -> None:
     """Call the ensemble's chunk program until every member has stopped or run `steps`;
-    checkpoints every `checkpoint_every` steps, at the end and on Ctrl-C."""
+    checkpoints after a chunk once `checkpoint_every` seconds have passed, at the end and on
+    Ctrl-C."""
     ses, dtype = saving
     rest_arrays, data, l2a, tol_a = inputs
     try:
         with _sigint_as_flag() as sigint:
             while True:
-                n = np.where(ens.codes == RUNNING, np.minimum(CHUNK, steps - ens.done), 0)
-                n = np.where(n > 0, ses.chunk(ens.done, n), 0)
+                n = np.where(ens.codes == RUNNING, np.minimum(ens.chunk, steps - ens.done), 0)
                 if not n.any():
                     break
                 dyn = (ens.vars, ens.state, rest_arrays, data, l2a, jnp.asarray(n, jnp.int32))
@@ -216,7 +220,7 @@ def _loop(ens: _Loop, static, inputs, steps: int, saving: tuple[Session, str]) -
                 if sigint["set"]:
                     ens.interrupted = True
                     break
-                if ses.due(int(ens.done.max())):
+                if ses.due():
                     ses.save_ensemble(ens, dtype)
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, with what the finished chunks trained
         ens.interrupted = True

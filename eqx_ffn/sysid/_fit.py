@@ -93,6 +93,7 @@ class _Run:
     bad_evals: int = 0
     window: int = 0
     prior_wall: float = 0.0
+    chunk: int = CHUNK
 
 
 def _check_options(model, records, criterion, optimizer, learning_rate, steps, l2, x0):
@@ -175,8 +176,9 @@ def fit(
     encoder: dict | None = None,
     key: Any = None,
     checkpoint: Any = None,
-    checkpoint_every: int = 100,
+    checkpoint_every: float = 60.0,
     resume: Any = False,
+    _chunk: int = CHUNK,
 ):
     """Fit a `NeuralStateSpace` or `NARX` to measured records.
 
@@ -214,12 +216,14 @@ def fit(
       `jax.random.key(0)`).
     - `checkpoint`: a file path: the fit writes there, atomically (a reader sees the old file or
       the new one), everything it needs to continue (the parameters and initial states, the
-      optimizer state, the steps run, the losses so far, the early-stopping state) every
-      `checkpoint_every` steps (default 100; the compiled chunks end there) and when it ends or
-      is interrupted (Ctrl-C).
+      optimizer state, the steps run, the losses so far, the early-stopping state), as
+      `eqx_ffn.fit` does: after a compiled chunk once `checkpoint_every` seconds have passed
+      since the last checkpoint (default 60; 0: after every chunk), and when the fit ends or is
+      interrupted (Ctrl-C). Checkpointing leaves the chunks as they are: the fit's result is
+      the same, bit for bit, with or without it.
     - `resume`: a checkpoint file to continue from (it must exist), or `True`: continue from
       `checkpoint` if that file exists, else start afresh. Pass the same model, records and
-      options as the fit that wrote it (`checkpoint_every` included): a checkpoint of another
+      options as the fit that wrote it (`checkpoint_every` may differ): a checkpoint of another
       model structure, other records or other options raises `eqx_ffn.CheckpointError`, naming
       the file. The resumed fit returns the same model, initial states and `History.loss`, bit
       for bit on the same machine, as the uninterrupted one (`wall_time` sums the sessions).
@@ -231,6 +235,9 @@ def fit(
     returns the last model whose loss was finite; Ctrl-C returns the model trained so far.
     Steps, learning rate and `l2` are inputs of the compiled program: another fit of the same
     structure compiles nothing.
+
+    The underscored `_chunk` (steps per program call at most, default and largest 100) is a
+    setting for tests, not a keyword to use: it shapes Levenberg-Marquardt's result.
     """
     start = time.perf_counter()
     model = check_model(model)
@@ -239,6 +246,7 @@ def fit(
         model, records, criterion, optimizer, learning_rate, steps, l2, x0
     )
     check_bool(standardize, "standardize")
+    chunk = check_int(_chunk, "_chunk", 1, CHUNK)
     ses = session(checkpoint, checkpoint_every, resume)
     ses.start = start
     if standardize:
@@ -257,7 +265,7 @@ def fit(
     data = tuple((sc.u_in(jnp.asarray(e.u)), sc.y_in(jnp.asarray(e.y))) for e in records)
     dtype = x0s.dtype
     l2a = jnp.asarray(l2, dtype)
-    run = _Run(vars=(params, x0s.astype(dtype)), state=None, losses=[])
+    run = _Run(vars=(params, x0s.astype(dtype)), state=None, losses=[], chunk=chunk)
     if trunc is not None:
         data = window_data(records, sc, trunc[0], trunc[1])
         run.window = trunc[1]
@@ -291,8 +299,8 @@ def fit(
             run.compile_time += t
             return program((run.vars, run.state, rest_arrays, data, l2a, n))
 
-    if ses.cuts:
-        opts = (kind, optimizer, criterion, lr, steps, l2, tol, standardize, val, trunc, ses)
+    if ses.active:
+        opts = (kind, optimizer, criterion, lr, steps, l2, tol, standardize, val, trunc, chunk)
         ses.fingerprint = fingerprint(model, records, validation, _options_fingerprint(*opts))
     dtype_loss = loss_dtype(kind, run.vars)
     ses.restore_run(run, dtype_loss, steps)
@@ -303,7 +311,7 @@ def fit(
 
 
 def _options_fingerprint(
-    kind, optimizer, criterion, lr, steps, l2, tol, standardize, val, trunc, ses
+    kind, optimizer, criterion, lr, steps, l2, tol, standardize, val, trunc, chunk
 ):
     """The options of `fit` that shape its trajectory, as JSON values (for a checkpoint)."""
     return {
@@ -317,7 +325,7 @@ def _options_fingerprint(
         "eval_every": None if val is None else val["every"],
         "patience": None if val is None else val["patience"],
         "truncated": None if trunc is None else [*trunc[:3], key_list(trunc[3])],
-        "checkpoint_every": ses.every,
+        "chunk": int(chunk),
     }
 
 
@@ -384,7 +392,8 @@ def _evaluate(run: _Run, val, rest_static, rest_arrays) -> None:
 
 def _loop(run: _Run, call, steps: int, val, rest, progress: bool, saving) -> None:
     """Call the chunk program until `steps` are run or a stop condition holds; checkpoints
-    (`saving`: the `Session` and the loss dtype) every `checkpoint_every` steps and at the end."""
+    (`saving`: the `Session` and the loss dtype) after a chunk once `checkpoint_every` seconds
+    have passed, and at the end."""
     ses, dtype = saving
     bar = None
     if progress:
@@ -396,10 +405,10 @@ def _loop(run: _Run, call, steps: int, val, rest, progress: bool, saving) -> Non
             if val is not None and not run.val_steps:  # a resumed fit has evaluated step 0
                 _evaluate(run, val, *rest)
             while run.steps < steps and run.stop == "completed":
-                n = min(CHUNK, steps - run.steps)
+                n = min(run.chunk, steps - run.steps)
                 if val is not None:
                     n = min(n, val["every"] - run.steps % val["every"])
-                out = call(jnp.asarray(ses.chunk(run.steps, n), jnp.int32))
+                out = call(jnp.asarray(n, jnp.int32))
                 run.vars, run.state, buf, done, code = out
                 done, code = int(done), int(code)
                 run.losses.append(np.asarray(buf[:done]))
@@ -415,7 +424,7 @@ def _loop(run: _Run, call, steps: int, val, rest, progress: bool, saving) -> Non
                     _evaluate(run, val, *rest)
                 if sigint["set"] and run.stop == "completed":
                     run.stop = "interrupted"
-                elif ses.due(run.steps):
+                elif ses.due():
                     ses.save_run(run, dtype)
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, with what the finished chunks trained
         run.stop = "interrupted"

@@ -1,6 +1,12 @@
-"""Checkpoint and resume of the dynamical-system fits: a fit stopped at step k (Ctrl-C in
-process, SIGKILL in a subprocess) and resumed returns the same parameters, initial states and
-losses, bit for bit, as the uninterrupted fit; bad arguments and foreign checkpoints are refused."""
+"""Checkpoint and resume of the dynamical-system fits: a fit stopped after a program call (Ctrl-C
+in process, SIGKILL in a subprocess) and resumed returns the same parameters, initial states and
+losses, bit for bit, as the uninterrupted fit without a checkpoint; `checkpoint_every` counts
+seconds (as `eqx_ffn.fit`'s) and never changes the chunks; bad arguments and foreign checkpoints
+are refused.
+
+Kept cheap: one tiny record and one tiny model structure for every test (each program is
+compiled once for the file), chunks of `CHUNK` steps (`_chunk`, a test setting) so that a few
+steps make several program calls, and the uninterrupted reference fits computed once."""
 
 from __future__ import annotations
 
@@ -20,43 +26,54 @@ from synthetic import tank_like
 
 import eqx_ffn
 import eqx_ffn.sysid as sysid
-from eqx_ffn.sysid import _ensemble
+from eqx_ffn.sysid import _checkpoint, _ensemble
 from eqx_ffn.sysid import _fit as fit_module
 
-# the shapes and settings of test_sysid.py, test_truncated.py and test_sysid_ensemble.py (their
-# programs, in the suite's shared compilation cache, are loaded rather than compiled again)
-RECORDS = [tank_like(120, 0), tank_like(120, 1, x0=1.5)]
-TRUNCATED_RECORDS = [tank_like(200, 0), tank_like(150, 1, x0=1.5)]
-VALIDATION = tank_like(100, 3, x0=0.5)
+RECORD = tank_like(60, 0)
+VALIDATION = tank_like(60, 3, x0=1.0)
+CHUNK = 4  # steps per program call
+STEPS = 20  # 5 program calls
+STOP = 3  # Ctrl-C after this many calls of the training program
 
 CASES = {
-    "adam": dict(learning_rate=1e-2, steps=40, checkpoint_every=10),
-    "lm": dict(optimizer="lm", steps=12, checkpoint_every=4),
+    "adam": dict(learning_rate=1e-2),
+    "lm": dict(optimizer="lm"),
     "truncated": dict(
         criterion="truncated",
-        window=20,
-        batch_size=16,
-        encoder={"n_init": 8, "hidden_sizes": (8,)},
+        window=10,
+        batch_size=4,
+        encoder={"n_init": 5, "hidden_sizes": (4,)},
         learning_rate=1e-2,
-        steps=40,
-        checkpoint_every=10,
     ),
-    "early_stopping": dict(
-        learning_rate=3e-2, steps=200, checkpoint_every=10, eval_every=5, patience=3
-    ),
+    # the chunks end on the evaluations too; it stops at step 16 (the best: step 8; the
+    # validation losses 1.10, 1.30, 0.55, 0.79, 0.71), so that the Ctrl-C after call 3 (step 12)
+    # lands between the best step and the stop
+    "early_stopping": dict(learning_rate=3e-2, validation=VALIDATION, eval_every=4, patience=2),
 }
+PROGRAMS = {"adam": "optax", "lm": "lm", "truncated": "truncated", "early_stopping": "optax"}
 
 
-def _model(hidden=(8,)):
-    return sysid.NeuralStateSpace(1, 2, 1, hidden, key=jr.key(0))
+def _model(**options):
+    return sysid.NeuralStateSpace(1, 2, 1, (4,), key=jr.key(0), **options)
 
 
 def _fit(case: str, **extra):
-    kw = dict(CASES[case])
-    if case == "early_stopping":
-        kw["validation"] = VALIDATION
+    kw = dict(steps=STEPS, _chunk=CHUNK, **CASES[case])
     kw.update(extra)
-    return sysid.fit(_model(), TRUNCATED_RECORDS if case == "truncated" else RECORDS, **kw)
+    return sysid.fit(_model(), RECORD, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """`case -> the uninterrupted fit without a checkpoint`, each fitted once."""
+    fits: dict = {}
+
+    def get(case: str):
+        if case not in fits:
+            fits[case] = _fit(case)
+        return fits[case]
+
+    return get
 
 
 def _same(a, b) -> bool:
@@ -98,97 +115,106 @@ def _ctrl_c_after(monkeypatch, module, name: str, calls: int) -> None:
     monkeypatch.setattr(module, "compiled", fake)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_ctrl_c_then_resume_is_bit_identical(case, tmp_path, monkeypatch):
-    path = tmp_path / "fit.ckpt"
-    every = CASES[case]["checkpoint_every"]
-    # the uninterrupted fit that writes checkpoints (for "lm" the chunks' ends shape the
-    # iterations; for the optax optimizers it equals the fit without checkpoints too)
-    ref = _fit(case, checkpoint=tmp_path / "ref.ckpt")
-    if case != "lm":
-        _assert_same_fit(_fit(case), ref)
-    if case == "early_stopping":
-        assert ref[2].stop_reason == "early_stopping" and ref[2].best_step is not None
-        assert ref[2].best_step < 2 * every < ref[2].steps  # stopped between the two
-    program = "truncated" if case == "truncated" else "lm" if case == "lm" else "optax"
-    chunk = min(every, CASES[case].get("eval_every", every))  # the chunks end on evaluations
-    _ctrl_c_after(monkeypatch, fit_module, program, 2 * every // chunk)
-    _, _, h = _fit(case, checkpoint=path)
-    assert (h.stop_reason, h.steps) == ("interrupted", 2 * every)
-    assert _step_of(path) == 2 * every
-    monkeypatch.undo()
-    _assert_same_fit(_fit(case, checkpoint=path, resume=True), ref)
-    if case == "adam":  # resuming a finished fit returns it again, with no step run
-        _assert_same_fit(_fit(case, resume=path), ref)
-
-
-def test_ensemble_ctrl_c_then_resume_is_bit_identical(tmp_path, monkeypatch):
-    models = [sysid.NeuralStateSpace(1, 2, 1, (4,), key=jr.key(i)) for i in range(3)]
-    record = tank_like(120, 0, x0=0.5)
-    kw = dict(learning_rate=1e-2, steps=30, l2=1e-4, checkpoint_every=10)
-    path = tmp_path / "ens.ckpt"
-    ref = sysid.fit_ensemble(models, record, **kw)
-    _ctrl_c_after(monkeypatch, _ensemble, "ensemble", 1)
-    _, _, hs = sysid.fit_ensemble(models, record, checkpoint=path, **kw)
-    assert [(h.stop_reason, h.steps) for h in hs] == [("interrupted", 10)] * 3
-    monkeypatch.undo()
-    got = sysid.fit_ensemble(models, record, resume=path, **kw)
-    for g, r in zip(zip(*got), zip(*ref)):
-        _assert_same_fit(g, r)
-
-
-def _child(path: str) -> None:
-    """Run in a subprocess: a fit that checkpoints every 10 steps; each chunk sleeps 50 ms
-    afterwards (the numbers are the same) so that the parent's SIGKILL lands mid-run."""
-    real = fit_module.compiled
-
-    def slow(name, fn, static, dyn):
-        program, seconds = real(name, fn, static, dyn)
-        return (lambda d: (program(d), time.sleep(0.05))[0]), seconds
-
-    fit_module.compiled = slow
-    _fit_sigkill(checkpoint=path, checkpoint_every=10)
-
-
-def _fit_sigkill(**kw):
-    return sysid.fit(_model(), RECORDS, learning_rate=1e-2, steps=300, l2=1e-4, **kw)
-
-
 def _step_of(path: Path) -> int:
     data = path.read_bytes()
     n = int.from_bytes(data[8:16], "little")
     return json.loads(data[16 : 16 + n])["step"]
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("case", list(CASES))
+def test_ctrl_c_then_resume_is_bit_identical(case, reference, tmp_path, monkeypatch):
+    ref = reference(case)
+    assert ref[2].steps > STOP * CHUNK
+    # a checkpointed fit (after every call) is the plain fit, bit for bit: the chunks are alike
+    full = tmp_path / "full.ckpt"
+    _assert_same_fit(_fit(case, checkpoint=full, checkpoint_every=0), ref)
+    if case == "early_stopping":
+        assert (ref[2].stop_reason, ref[2].best_step, ref[2].steps) == ("early_stopping", 8, 16)
+    path = tmp_path / "fit.ckpt"
+    _ctrl_c_after(monkeypatch, fit_module, PROGRAMS[case], STOP)
+    _, _, h = _fit(case, checkpoint=path, checkpoint_every=0)
+    assert (h.stop_reason, h.steps) == ("interrupted", STOP * CHUNK)
+    assert _step_of(path) == STOP * CHUNK
+    monkeypatch.undo()
+    # resumed with another checkpoint_every (seconds: not part of the check)
+    _assert_same_fit(_fit(case, checkpoint=path, resume=True), ref)
+    if case == "adam":  # resuming a finished fit returns it again, with no step run
+        _assert_same_fit(_fit(case, resume=full), ref)
+
+
+def test_checkpoint_every_counts_seconds(tmp_path, monkeypatch, reference):
+    reference("adam")  # compiled
+    saves = []
+    real = _checkpoint.save_checkpoint
+    monkeypatch.setattr(
+        _checkpoint, "save_checkpoint", lambda *a: (saves.append(a[3]), real(*a))[1]
+    )
+    _fit("adam", checkpoint=tmp_path / "a.ckpt", checkpoint_every=0)
+    assert saves == [4, 8, 12, 16, 20]  # after every call; the end's state is that last one
+    saves.clear()
+    _fit("adam", checkpoint=tmp_path / "b.ckpt")  # 60 s: only when the fit ends
+    assert saves == [STEPS]
+
+
+def test_ensemble_ctrl_c_then_resume_is_bit_identical(tmp_path, monkeypatch):
+    models = [sysid.NeuralStateSpace(1, 2, 1, (4,), key=jr.key(i)) for i in range(2)]
+    kw = dict(learning_rate=1e-2, steps=STEPS, l2=1e-4, _chunk=CHUNK)
+    path = tmp_path / "ens.ckpt"
+    ref = sysid.fit_ensemble(models, RECORD, **kw)
+    _ctrl_c_after(monkeypatch, _ensemble, "ensemble", 2)
+    _, _, hs = sysid.fit_ensemble(models, RECORD, checkpoint=path, checkpoint_every=0, **kw)
+    assert [(h.stop_reason, h.steps) for h in hs] == [("interrupted", 2 * CHUNK)] * 2
+    assert _step_of(path) == 2 * CHUNK
+    monkeypatch.undo()
+    got = sysid.fit_ensemble(models, RECORD, resume=path, **kw)
+    for g, r in zip(zip(*got), zip(*ref)):
+        _assert_same_fit(g, r)
+
+
+def _child(path: str) -> None:
+    """Run in a subprocess: the "adam" case, checkpointed after every call; each call sleeps
+    0.2 s afterwards (the numbers are the same) so that the parent's SIGKILL lands mid-run."""
+    real = fit_module.compiled
+
+    def slow(name, fn, static, dyn):
+        program, seconds = real(name, fn, static, dyn)
+        return (lambda d: (program(d), time.sleep(0.2))[0]), seconds
+
+    fit_module.compiled = slow
+    _fit("adam", checkpoint=path, checkpoint_every=0)
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path, reference):
     path = tmp_path / "fit.ckpt"
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         f"import test_checkpoint_sysid as t; t._child({str(path)!r})"
     )
-    ref = _fit_sigkill()  # (compiled: the child loads its program from the shared cache)
+    ref = reference("adam")  # (compiled: the child loads its programs from the shared cache)
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        time.sleep(float(np.random.default_rng().uniform(0, 0.1)))
+        time.sleep(float(np.random.default_rng().uniform(0, 0.2)))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-2000:] if proc.stderr else ""
-    assert 10 <= _step_of(path) < 300
-    got = _fit_sigkill(checkpoint=path, checkpoint_every=10, resume=True)
-    _assert_same_fit(got, ref)
+    assert CHUNK <= _step_of(path) < STEPS
+    _assert_same_fit(_fit("adam", checkpoint=path, resume=True), ref)
 
 
-def test_bad_checkpoint_arguments(tmp_path):
-    model, rec = _model(), RECORDS
-    with pytest.raises(ValueError, match="checkpoint_every must be an integer >= 1; got 0"):
-        sysid.fit(model, rec, steps=2, checkpoint=tmp_path / "c", checkpoint_every=0)
-    with pytest.raises(TypeError, match="checkpoint_every"):
-        sysid.fit_ensemble([model], rec, steps=2, checkpoint_every=2.5)
+def test_bad_checkpoint_arguments(tmp_path, reference):
+    reference("adam")  # compiled
+    model, rec = _model(), RECORD
+    with pytest.raises(ValueError, match="checkpoint_every must be a number >= 0; got -1"):
+        sysid.fit(model, rec, steps=2, checkpoint=tmp_path / "c", checkpoint_every=-1)
+    with pytest.raises(TypeError, match="checkpoint_every must be a number >= 0; got '60'"):
+        sysid.fit_ensemble([model], rec, steps=2, checkpoint_every="60")
+    with pytest.raises(ValueError, match="_chunk must be an integer <= 100; got 101"):
+        sysid.fit(model, rec, steps=2, _chunk=101)
     with pytest.raises(FileNotFoundError, match=r"resume=.*missing\.ckpt.*does not exist"):
         sysid.fit(model, rec, steps=2, resume=tmp_path / "missing.ckpt")
     with pytest.raises(ValueError, match=r"resume=True.*checkpoint"):
@@ -200,17 +226,24 @@ def test_bad_checkpoint_arguments(tmp_path):
     assert h.steps == 2 and (tmp_path / "c").exists()
 
 
-def test_checkpoint_of_another_fit_is_refused(tmp_path):
+def test_checkpoint_of_another_fit_is_refused(tmp_path, reference):
+    reference("adam")  # compiled
     path = tmp_path / "c.ckpt"
-    kw = dict(steps=2, checkpoint_every=1)
-    sysid.fit(_model(), RECORDS, checkpoint=path, **kw)
+    sysid.fit(_model(), RECORD, checkpoint=path, steps=2)
+    # (another structure with the same arrays, and other values of the same shapes: no new
+    # shapes, nothing more to compile)
     with pytest.raises(eqx_ffn.CheckpointError, match=r"resume from .*c\.ckpt.*different fit"):
-        sysid.fit(_model((9,)), RECORDS, resume=path, **kw)
-    with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*records: \[\[\[120, 1\]"):
-        sysid.fit(_model(), [RECORDS[0], tank_like(110, 1)], resume=path, **kw)
+        sysid.fit(_model(residual=False), RECORD, resume=path, steps=2)
+    with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*data_sha256"):
+        sysid.fit(_model(), tank_like(60, 1), resume=path, steps=2)
     with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*steps: 2 in the checkpoint"):
-        sysid.fit(_model(), RECORDS, resume=path, steps=3, checkpoint_every=1)
+        sysid.fit(_model(), RECORD, resume=path, steps=3)
     with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*optimizer"):
-        sysid.fit(_model(), RECORDS, resume=path, optimizer="lm", **kw)
+        sysid.fit(_model(), RECORD, resume=path, optimizer="lm", steps=2)
+    with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*chunk"):
+        sysid.fit(_model(), RECORD, resume=path, steps=2, _chunk=1)
     with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*members"):
-        sysid.fit_ensemble([_model()], RECORDS, resume=path, **kw)
+        sysid.fit_ensemble([_model(), _model()], RECORD, resume=path, steps=2)
+    # checkpoint_every is no part of the check
+    _, _, h = sysid.fit(_model(), RECORD, resume=path, steps=2, checkpoint_every=0)
+    assert h.steps == 2
