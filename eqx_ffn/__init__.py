@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # the public API, as type checkers and readers see it
     from .training._objective import Objective as Objective
     from .training._predict import predict as predict
     from .training._predict import predict_proba as predict_proba
+    from .training._tensorboard import TensorBoardLogger as TensorBoardLogger
 
 # public name -> the private module that defines it (submodules map to themselves)
 _EXPORTS: dict[str, str] = {
@@ -93,6 +94,7 @@ _EXPORTS: dict[str, str] = {
     "Standardized": ".model._standardize",
     "Standardizer": ".model._standardize",
     "summary": ".model._summary",
+    "TensorBoardLogger": ".training._tensorboard",
 }
 
 # written out (not computed) so that type checkers see the public names
@@ -117,6 +119,7 @@ __all__ = [
     "Solver",
     "Standardized",
     "Standardizer",
+    "TensorBoardLogger",
     "datasets",
     "enable_compilation_cache",
     "ensemble_member",
