@@ -4,9 +4,11 @@ losses, bit for bit, as the uninterrupted fit without a checkpoint; `checkpoint_
 seconds (as `eqx_ffn.fit`'s) and never changes the chunks; bad arguments and foreign checkpoints
 are refused.
 
-Kept cheap: one tiny record and one tiny model structure for every test (each program is
-compiled once for the file), chunks of `CHUNK` steps (`_chunk`, a test setting) so that a few
-steps make several program calls, and the uninterrupted reference fits computed once."""
+Kept cheap: one small record and one small model structure for every test (each program is
+compiled once for the file; they are test_sysid_ensemble.py's, and the truncated case's are
+test_truncated.py's, so that in the suite, which shares one compilation cache, the programs of
+one file are loaded by the other), chunks of `CHUNK` steps (`_chunk`, a test setting) so that a
+few steps make several program calls, and the uninterrupted reference fits computed once."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import jax
@@ -29,25 +32,26 @@ import eqx_ffn.sysid as sysid
 from eqx_ffn.sysid import _checkpoint, _ensemble
 from eqx_ffn.sysid import _fit as fit_module
 
-RECORD = tank_like(60, 0)
-VALIDATION = tank_like(60, 3, x0=1.0)
+RECORD = tank_like(120, 0, x0=0.5)  # and the model: test_sysid_ensemble.py's
+TRUNCATED_RECORDS = [tank_like(200, 0), tank_like(150, 1, x0=1.5)]  # test_truncated.py's
+VALIDATION = tank_like(60, 3)
 CHUNK = 4  # steps per program call
 STEPS = 20  # 5 program calls
-STOP = 3  # Ctrl-C after this many calls of the training program
+STOP = 2  # Ctrl-C after this many calls of the training program
 
 CASES = {
     "adam": dict(learning_rate=1e-2),
     "lm": dict(optimizer="lm"),
     "truncated": dict(
         criterion="truncated",
-        window=10,
-        batch_size=4,
-        encoder={"n_init": 5, "hidden_sizes": (4,)},
+        window=20,
+        batch_size=16,
+        encoder={"n_init": 8, "hidden_sizes": (8,)},
         learning_rate=1e-2,
     ),
-    # the chunks end on the evaluations too; it stops at step 16 (the best: step 8; the
-    # validation losses 1.10, 1.30, 0.55, 0.79, 0.71), so that the Ctrl-C after call 3 (step 12)
-    # lands between the best step and the stop
+    # the chunks end on the evaluations too; it stops at step 12 (the best: step 4; the
+    # validation losses 1.97, 0.80, 1.29, 1.64), so that the Ctrl-C after call 2 (step 8) lands
+    # between the best step and the stop
     "early_stopping": dict(learning_rate=3e-2, validation=VALIDATION, eval_every=4, patience=2),
 }
 PROGRAMS = {"adam": "optax", "lm": "lm", "truncated": "truncated", "early_stopping": "optax"}
@@ -60,6 +64,9 @@ def _model(**options):
 def _fit(case: str, **extra):
     kw = dict(steps=STEPS, _chunk=CHUNK, **CASES[case])
     kw.update(extra)
+    if case == "truncated":  # test_truncated.py's model and records
+        model = sysid.NeuralStateSpace(1, 2, 1, (8,), key=jr.key(0))
+        return sysid.fit(model, TRUNCATED_RECORDS, **kw)
     return sysid.fit(_model(), RECORD, **kw)
 
 
@@ -129,7 +136,7 @@ def test_ctrl_c_then_resume_is_bit_identical(case, reference, tmp_path, monkeypa
     full = tmp_path / "full.ckpt"
     _assert_same_fit(_fit(case, checkpoint=full, checkpoint_every=0), ref)
     if case == "early_stopping":
-        assert (ref[2].stop_reason, ref[2].best_step, ref[2].steps) == ("early_stopping", 8, 16)
+        assert (ref[2].stop_reason, ref[2].best_step, ref[2].steps) == ("early_stopping", 4, 12)
     path = tmp_path / "fit.ckpt"
     _ctrl_c_after(monkeypatch, fit_module, PROGRAMS[case], STOP)
     _, _, h = _fit(case, checkpoint=path, checkpoint_every=0)
@@ -143,28 +150,40 @@ def test_ctrl_c_then_resume_is_bit_identical(case, reference, tmp_path, monkeypa
 
 
 def test_checkpoint_every_counts_seconds(tmp_path, monkeypatch, reference):
+    """A checkpoint after the first call that ends `checkpoint_every` seconds or more after the
+    last checkpoint (on a clock that jumps 1000 s a call), and one when the fit ends."""
     reference("adam")  # compiled
-    saves = []
-    real = _checkpoint.save_checkpoint
+    saves, offset = [], [0.0]
+    real_save, real_compiled = _checkpoint.save_checkpoint, fit_module.compiled
     monkeypatch.setattr(
-        _checkpoint, "save_checkpoint", lambda *a: (saves.append(a[3]), real(*a))[1]
+        _checkpoint, "save_checkpoint", lambda *a: (saves.append(a[3]), real_save(*a))[1]
     )
-    _fit("adam", checkpoint=tmp_path / "a.ckpt", checkpoint_every=0)
-    assert saves == [4, 8, 12, 16, 20]  # after every call; the end's state is that last one
-    saves.clear()
-    _fit("adam", checkpoint=tmp_path / "b.ckpt")  # 60 s: only when the fit ends
-    assert saves == [STEPS]
+    clock = types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + offset[0])
+    monkeypatch.setattr(_checkpoint, "time", clock)
+
+    def jumping(name, fn, static, dyn):
+        program, seconds = real_compiled(name, fn, static, dyn)
+        if name != "optax":
+            return program, seconds
+        return (lambda d: (offset.__setitem__(0, offset[0] + 1000.0), program(d))[1]), seconds
+
+    monkeypatch.setattr(fit_module, "compiled", jumping)
+    for every, steps in ((0, [4, 8, 12, 16, 20]), (2500.0, [12, 20]), (1e6, [20])):
+        saves.clear()
+        offset[0] = 0.0  # (the fit's start is read on the real clock)
+        _fit("adam", checkpoint=tmp_path / f"{every}.ckpt", checkpoint_every=every)
+        assert saves == steps, every
 
 
 def test_ensemble_ctrl_c_then_resume_is_bit_identical(tmp_path, monkeypatch):
-    models = [sysid.NeuralStateSpace(1, 2, 1, (4,), key=jr.key(i)) for i in range(2)]
+    models = [sysid.NeuralStateSpace(1, 2, 1, (4,), key=jr.key(i)) for i in range(3)]
     kw = dict(learning_rate=1e-2, steps=STEPS, l2=1e-4, _chunk=CHUNK)
     path = tmp_path / "ens.ckpt"
     ref = sysid.fit_ensemble(models, RECORD, **kw)
-    _ctrl_c_after(monkeypatch, _ensemble, "ensemble", 2)
+    _ctrl_c_after(monkeypatch, _ensemble, "ensemble", STOP)
     _, _, hs = sysid.fit_ensemble(models, RECORD, checkpoint=path, checkpoint_every=0, **kw)
-    assert [(h.stop_reason, h.steps) for h in hs] == [("interrupted", 2 * CHUNK)] * 2
-    assert _step_of(path) == 2 * CHUNK
+    assert [(h.stop_reason, h.steps) for h in hs] == [("interrupted", STOP * CHUNK)] * 3
+    assert _step_of(path) == STOP * CHUNK
     monkeypatch.undo()
     got = sysid.fit_ensemble(models, RECORD, resume=path, **kw)
     for g, r in zip(zip(*got), zip(*ref)):
@@ -235,7 +254,7 @@ def test_checkpoint_of_another_fit_is_refused(tmp_path, reference):
     with pytest.raises(eqx_ffn.CheckpointError, match=r"resume from .*c\.ckpt.*different fit"):
         sysid.fit(_model(residual=False), RECORD, resume=path, steps=2)
     with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*data_sha256"):
-        sysid.fit(_model(), tank_like(60, 1), resume=path, steps=2)
+        sysid.fit(_model(), tank_like(120, 1), resume=path, steps=2)
     with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*steps: 2 in the checkpoint"):
         sysid.fit(_model(), RECORD, resume=path, steps=3)
     with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*optimizer"):
@@ -243,7 +262,7 @@ def test_checkpoint_of_another_fit_is_refused(tmp_path, reference):
     with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*chunk"):
         sysid.fit(_model(), RECORD, resume=path, steps=2, _chunk=1)
     with pytest.raises(eqx_ffn.CheckpointError, match=r"c\.ckpt.*members"):
-        sysid.fit_ensemble([_model(), _model()], RECORD, resume=path, steps=2)
+        sysid.fit_ensemble([_model()] * 3, RECORD, resume=path, steps=2)
     # checkpoint_every is no part of the check
     _, _, h = sysid.fit(_model(), RECORD, resume=path, steps=2, checkpoint_every=0)
     assert h.steps == 2
