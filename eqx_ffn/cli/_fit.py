@@ -93,6 +93,7 @@ def _settings(args: argparse.Namespace, table: Any, facts: dict[str, Any]) -> di
         "seed": args.seed,
         "checkpoint": args.checkpoint,
         "resumed_from": args.resume,
+        "tensorboard": args.tensorboard,
         "dtype": np.dtype(float_dtype()).name,
     }
 
@@ -118,7 +119,25 @@ def _loss_definitions(args: argparse.Namespace) -> dict[str, str]:
         f"rows{units}: returned_training_loss + returned_training_penalty, what the fit "
         "minimised (loss.png's training curve)",
         "validation curve": f"{data} without the penalty (loss.png's validation curve)",
+        "history.csv": f"per step: loss = {minimised} of the step's batch before its update "
+        f"(what the optimizer minimised), data_loss = the same {data} without the penalty, "
+        f"val_loss = validation {data} after the step (empty where none was measured){units}",
     }
+
+
+def _tensorboard(args: argparse.Namespace) -> Any:
+    """`--tensorboard DIR`: the logger the fit calls back (`args.callbacks`), or None."""
+    args.callbacks = ()
+    if args.tensorboard is None:
+        return None
+    from ..training._tensorboard import TensorBoardLogger
+
+    try:
+        logger = TensorBoardLogger(args.tensorboard)
+    except ImportError as e:
+        raise UsageError(f"--tensorboard: {e}") from None
+    args.callbacks = (logger,)
+    return logger
 
 
 def _history(hist: Any) -> dict[str, Any]:
@@ -150,7 +169,12 @@ def fit(args: argparse.Namespace) -> int:
     n_out = len(classes) if classify else table.y.shape[1]
     check_size(table.x.shape[1], args.hidden, n_out)
 
-    model, hist, facts = train(args, table, y_all, n_out, rows)
+    logger = _tensorboard(args)
+    try:
+        model, hist, facts = train(args, table, y_all, n_out, rows)
+    finally:
+        if logger is not None:
+            logger.close()
     scores = score(model, hist, table, y_all, classes, rows, facts)
     test_pred = scores.pop("test_predictions", None)
     metrics: dict[str, Any] = {

@@ -283,6 +283,9 @@ FIT: tuple[Option, ...] = (
     (("--resume",), dict(default=None, metavar="DIR", help="continue the fit checkpointed in "
         "DIR/fit.ckpt: give the same data and options as the command that wrote it (checked); "
         "the result is the uninterrupted fit's, and checkpoints go on into DIR")),
+    (("--tensorboard",), dict(default=None, metavar="DIR", help="write the per-step losses "
+        "(loss, data_loss, val_loss, as in history.csv) to a TensorBoard event file in DIR while "
+        "the fit runs; needs tensorboardX: pip install \"eqx_ffn[tensorboard]\"")),
 )  # fmt: skip
 
 PREDICT: tuple[Option, ...] = (
@@ -315,7 +318,8 @@ COMMAND_TABLE: dict[str, tuple[str, str, tuple[tuple[Option, ...], ...]]] = {
         "Fit a feedforward network to columns of a table: regression, or classification of a "
         "label column. Holds out --test-fraction of the rows for testing and "
         "--validation-fraction of the rest for early stopping; standardises the data. Writes "
-        "model.eqx, metrics.json (every setting, versions, scores), loss.png and, for "
+        "model.eqx, metrics.json (every setting, versions, scores), history.csv (the per-step "
+        "losses, with and without the penalty), loss.png and, for "
         "regression, parity.png and residuals.png, for classification confusion.png, to --out. "
         "Ctrl-C stops with exit status 130 and writes nothing.",
         (CACHE, PROGRESS, TABLE, FIT),

@@ -159,6 +159,7 @@ def train(
             checkpoint=_checkpoint_file(args),
             checkpoint_every=args.checkpoint_every,
             resume=False if args.resume is None else os.path.join(args.resume, CHECKPOINT_NAME),
+            callbacks=getattr(args, "callbacks", ()),
         )
     for w in caught:
         if not issubclass(w.category, NonFiniteLossWarning):
