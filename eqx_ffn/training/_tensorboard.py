@@ -70,24 +70,26 @@ class TensorBoardLogger:
     def __init__(self, logdir: str | os.PathLike[str], *, every: int | None = None):
         self.logdir = check_path(logdir, "logdir", empty_hint="pass the folder to write to")
         self.every = None if every is None else check_int(every, "every", 1)
-        self._tbx = _tensorboardx()
+        _tensorboardx()  # a missing tensorboardX fails here, not in the fit
         self._writer: Any = None
-        self._fit: Any = lambda: None  # a weak reference to the record of the fit logged
+        self._fit: Any = None  # a weak reference to the record of the fit logged
         self._done: list[int] = []  # per member: training steps written
         self._val_done: list[int] = []  # per member: validation losses written
 
     def _open(self) -> Any:
         if self._writer is None:
             self.logdir.mkdir(parents=True, exist_ok=True)
-            event_file_writer, _, _ = self._tbx
+            event_file_writer, _, _ = _tensorboardx()
             suffix = f".{os.getpid()}.{next(_FILES)}"
             self._writer = event_file_writer.EventsWriter(str(self.logdir / "events"), suffix)
         return self._writer
 
     def __call__(self, info: Any) -> None:
         writer = self._open()
-        _, event_pb2, summary_pb2 = self._tbx
-        if info._record is not self._fit():  # a new fit: from step 1, hiding older steps
+        _, event_pb2, summary_pb2 = _tensorboardx()
+        if self._fit is None or info._record is not self._fit():
+            # a new fit: its curves from step 1, and a START event at step 1 that tells
+            # TensorBoard to drop the steps older files in the folder hold
             k = info.ensemble or 1
             self._fit, self._done, self._val_done = weakref.ref(info._record), [0] * k, [0] * k
             start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
@@ -121,6 +123,12 @@ class TensorBoardLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def __getstate__(self) -> dict[str, Any]:  # a copy writes a file of its own
+        return {"logdir": self.logdir, "every": self.every}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["logdir"], every=state["every"])
 
     def __enter__(self) -> TensorBoardLogger:
         return self

@@ -3,6 +3,7 @@ minimal TFRecord reader and tensorboardX's protos); tensorboardX stays an option
 
 from __future__ import annotations
 
+import pickle
 import struct
 import subprocess
 import sys
@@ -86,6 +87,8 @@ def test_every_step_of_a_fit_with_penalty_and_validation(tmp_path):
     )  # fmt: skip
     _, h = fit_with(eqx_ffn.FFN(1, 1, (6,), key=jr.key(0)), X, Y, options)
     logger.close()
+    copied = pickle.loads(pickle.dumps(logger))  # a copy (a fresh logger, its own file)
+    assert (copied.logdir, copied.every) == (tmp_path / "run", 1)
     assert len(calls) >= 2
     scalars = _scalars(tmp_path / "run")
     assert set(scalars) == {"loss", "data_loss", "val_loss"}
