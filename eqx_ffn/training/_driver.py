@@ -217,10 +217,20 @@ class _Record:
         return out
 
 
-def _call(prep: Prepared, cfg: Config, state: MemberState, t: int, target: float, penalised):
+def _call(
+    prep: Prepared,
+    cfg: Config,
+    state: MemberState,
+    t: int,
+    target: float,
+    penalised,
+    programs: dict | None = None,
+):
     """One program call from step `t`, sized to run about `target` seconds (and at most
     `callback_every` steps, rounded up to whole chunks, when callbacks are set): `(state, out,
-    result, compile_seconds)`, `out` on the host (one transfer)."""
+    result, compile_seconds)`, `out` on the host (one transfer). `programs` (one fit's calls
+    share it) keeps the program found for each index shape: the later calls of a fit skip the
+    program cache's key (a signature of every argument)."""
     options = prep.options
     steps, c_len = options.steps, cfg.chunk
     remaining = max(1, -(-(steps - t) // c_len))
@@ -238,7 +248,13 @@ def _call(prep: Prepared, cfg: Config, state: MemberState, t: int, target: float
         eval_every=options.eval_every, patience=options.patience,
     )  # fmt: skip
     args = (state, prep.data, prep.val, idx, sc.vector())
-    program, seconds = _program_cache.compiled_program(cfg, *args)
+    shape = None if idx is None else idx.shape
+    program = None if programs is None else programs.get(shape)
+    seconds = 0.0
+    if program is None:
+        program, seconds = _program_cache.compiled_program(cfg, *args)
+        if programs is not None:
+            programs[shape] = program
     t_call = time.perf_counter()
     state, out = program(*args)
     data_loss = out.data_loss if penalised else None  # else equal to `loss`
@@ -355,11 +371,14 @@ def run(
         target = prep.options._call_seconds
     result = state.params
     stopped, first = None, True
+    programs: dict = {}
     try:
         with _sigint_as_flag() as sigint:
             while first or record.running():
                 first = False
-                state, host, result, seconds = _call(prep, cfg, state, t, target, penalised)
+                state, host, result, seconds = _call(
+                    prep, cfg, state, t, target, penalised, programs
+                )
                 compile_time += seconds
                 t = record.add(t, host)
                 if bar is not None:
