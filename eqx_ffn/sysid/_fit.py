@@ -478,8 +478,9 @@ def _finish(
     message = _MESSAGES[run.stop].format(steps=run.steps, best=run.best_step)
     if run.stop == "non_finite_loss":
         warnings.warn(message, NonFiniteSimulationWarning, stacklevel=3)
+    loss = np.concatenate(run.losses) if run.losses else np.zeros(0, np.float32)
     history = History(
-        loss=np.concatenate(run.losses) if run.losses else np.zeros(0, np.float32),
+        loss=loss,
         val_loss=np.asarray(run.val_losses, np.float32),
         val_steps=np.asarray(run.val_steps, np.int64),
         steps=run.steps,
@@ -489,6 +490,8 @@ def _finish(
         wall_time=run.prior_wall + time.perf_counter() - start,
         compile_time=run.compile_time,
         message=f"sysid.fit {message}.",
+        # without l2 the loss is the data loss; with it, the per-step penalty is not recorded
+        data_loss=loss if float(l2a) == 0.0 else None,
     )
     x0_out = x0s[0] if isinstance(experiments, Experiment) else x0s
     return trained, x0_out, history

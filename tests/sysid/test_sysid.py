@@ -121,6 +121,7 @@ def test_early_stopping_returns_the_best_validation_model(nss, records):
         )
     assert len(history.val_loss) >= 2
     assert history.stop_reason in ("early_stopping", "completed", "converged")
+    assert history.data_loss is history.loss  # no l2: the loss is the data loss (history.csv)
     if history.best_step is not None:
         assert history.val_loss[list(history.val_steps).index(history.best_step)] == min(
             history.val_loss
