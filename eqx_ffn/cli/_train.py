@@ -206,9 +206,12 @@ def score(
         raise Diverged("the trained model's predictions are not finite; nothing written")
     train_rows, val, test = rows
     start, end = float(hist.loss[0]), facts["fitted_loss"](out[train_rows], y_all[train_rows])
-    if not end <= start:  # also NaN
+    # like with like: `end` has no penalty, so neither has the initial loss it is compared with
+    data = getattr(hist, "data_loss", None)
+    start_data = start if data is None or not len(data) else float(data[0])
+    if not end <= start_data:  # also NaN
         raise Diverged(
-            f"the fit diverged: the training loss rose from {start:.4g} (initial model) to "
+            f"the fit diverged: the training loss rose from {start_data:.4g} (initial model) to "
             f"{end:.4g} (returned model); nothing written. Lower --lr (now "
             f"{facts['learning_rate']})"
         )
