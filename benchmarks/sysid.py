@@ -110,7 +110,7 @@ L2_GRID = (1e-3, 1e-2, 3e-2, 1e-1)
 FOLDS = 5
 
 
-def _segment(a: int, b: int, n_init: int | None = None) -> sysid.Experiment:
+def _segment(a: int, b: int, n_init: int = 0) -> sysid.Experiment:
     """Samples `[a, b)` of the training record."""
     return sysid.Experiment(TRAIN.u[a:b], TRAIN.y[a:b], TRAIN.ts, n_init=n_init)
 
