@@ -7,6 +7,7 @@ Standard library only at import time (`eqx-ffn --help` loads no JAX).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -277,3 +278,22 @@ def predict_proba(model: Any, x: Any) -> Any:
     from ..training._predict import predict_proba
 
     return np.asarray(predict_proba(model, x))
+
+
+def number(text: str) -> float:
+    """An option's finite number (argparse `type=`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def nonnegative_number(text: str) -> float:
+    """An option's finite number >= 0 (argparse `type=`), e.g. `--checkpoint-every` seconds."""
+    value = number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value

@@ -7,11 +7,12 @@ answers without importing JAX; each command imports what it uses.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from ._common import MAX_INT32, MAX_SEED, UsageError
+from ._common import nonnegative_number as _nonnegative_float
+from ._common import number as _number
 from ._sysid import add_parser as add_sysid_parser
 
 EXAMPLES = ("sine", "sine2", "minibatch", "2d", "tanks")
@@ -93,27 +94,10 @@ def _seed(text: str) -> int:
     return _integer(text, 0, MAX_SEED)
 
 
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
 def _positive_float(text: str) -> float:
     value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value
 
 

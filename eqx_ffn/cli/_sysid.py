@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ._common import Interrupted, Staging, UsageError, check_file, check_out, one_line
+from ._common import (
+    Interrupted,
+    Staging,
+    UsageError,
+    check_file,
+    check_out,
+    nonnegative_number,
+    one_line,
+)
 
 TIME_COLUMNS = ("t", "time", "Time", "time_s")
 PERIOD_COLUMNS = ("Ts", "ts", "dt")
@@ -56,19 +63,6 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-
-
-def _seconds(text: str) -> float:
-    """A finite number >= 0 (`eqx-ffn fit --checkpoint-every`'s check and words)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -124,7 +118,7 @@ def add_parser(sub: Any) -> None:
     )
     fit.add_argument(
         "--checkpoint-every",
-        type=_seconds,
+        type=nonnegative_number,
         default=60.0,
         metavar="SECONDS",
         help="seconds between checkpoints (default 60; 0: after every program call)",
