@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._validation import check_int, check_number, check_precision, unknown_name
+from .._validation import check_int, check_number, check_path, check_precision, unknown_name
 from ..solvers._resolve import resolve_solver
 from ..solvers._solver import Solver
 from ._callbacks import check_callbacks
@@ -284,12 +284,8 @@ class FitOptions:
 
 
 def _check_path(value: Any, argument: str) -> str | None:
-    """A file path (str or os.PathLike), as a str; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or not str(value):
-        raise TypeError(f"{argument} must be a file path (a str or pathlib.Path); got {value!r}.")
-    return str(os.fspath(value))
+    """A file path (`_validation.check_path`), as a str; None stays None."""
+    return None if value is None else str(check_path(value, argument))
 
 
 @functools.cache
