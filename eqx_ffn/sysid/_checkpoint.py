@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .._validation import ArgumentTypeError, check_number, check_path
 from ..training._checkpoint import (
     CheckpointError,
+    check_checkpoint_arguments,
     load_checkpoint,
     save_checkpoint,
     structure_text,
@@ -213,23 +212,7 @@ class Session:
 
 def session(checkpoint: Any, checkpoint_every: Any, resume: Any) -> Session:
     """The checked `checkpoint`, `checkpoint_every` and `resume` arguments as a `Session`."""
-    path = None
-    if checkpoint is not None:
-        path = check_path(
-            checkpoint, "checkpoint", empty_hint="pass a file path such as 'fit.ckpt'"
-        )
-    every = check_number(checkpoint_every, "checkpoint_every", 0, math.inf, closed=True)
-    source = None
+    path, every, resume = check_checkpoint_arguments(checkpoint, checkpoint_every, resume)
     if resume is True:
-        if path is None:
-            raise ValueError("resume=True resumes from checkpoint=path: pass checkpoint too.")
-        source = path if path.exists() else None
-    elif resume is not False and resume is not None:
-        if isinstance(resume, (bool, np.bool_)):
-            raise ArgumentTypeError(f"resume must be a file path, True or False; got {resume!r}.")
-        source = check_path(resume, "resume", empty_hint="pass the checkpoint file to resume from")
-        if not source.exists():
-            raise FileNotFoundError(
-                f"resume={str(source)!r}: no checkpoint to resume from ({source} does not exist)."
-            )
-    return Session(path, every, source)
+        return Session(path, every, path if path is not None and path.exists() else None)
+    return Session(path, every, resume or None)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -40,6 +41,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from .._validation import ArgumentTypeError, check_number, check_path
 from ..io._atomic import _atomic_write
 
 PyTree = Any
@@ -250,3 +252,29 @@ def fingerprint_of(prep: Any, cfg: Any, state: PyTree) -> dict[str, Any]:
         "chunk": cfg.chunk,
         "key": None if key is None else _host(key).tolist(),
     }
+
+
+def check_checkpoint_arguments(
+    checkpoint: Any, checkpoint_every: Any, resume: Any
+) -> tuple[Path | None, float, bool | Path]:
+    """`fit`'s and `sysid.fit`'s `checkpoint`, `checkpoint_every` (seconds) and `resume`,
+    checked: `(path or None, seconds, resume)`, `resume` False, True (from `checkpoint`, when
+    that file exists) or the path of an existing checkpoint file."""
+    path = None
+    if checkpoint is not None:
+        path = check_path(
+            checkpoint, "checkpoint", empty_hint="pass a file path such as 'fit.ckpt'"
+        )
+    if resume is True and path is None:
+        raise ValueError("resume=True resumes from checkpoint=path: pass checkpoint too.")
+    every = check_number(checkpoint_every, "checkpoint_every", 0, math.inf, closed=True)
+    if resume is None or resume is False or resume is True:
+        return path, every, bool(resume)
+    if isinstance(resume, (bool, np.bool_)):
+        raise ArgumentTypeError(f"resume must be a file path, True or False; got {resume!r}.")
+    source = check_path(resume, "resume", empty_hint="pass the checkpoint file to resume from")
+    if not source.exists():
+        raise FileNotFoundError(
+            f"resume={str(source)!r}: no checkpoint to resume from ({source} does not exist)."
+        )
+    return path, every, source

@@ -16,10 +16,11 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._validation import check_int, check_number, check_path, check_precision, unknown_name
+from .._validation import check_int, check_precision, unknown_name
 from ..solvers._resolve import resolve_solver
 from ..solvers._solver import Solver
 from ._callbacks import check_callbacks
+from ._checkpoint import check_checkpoint_arguments
 from ._losses import Loss, resolve_loss
 from ._placement import Device, resolve_device
 
@@ -253,13 +254,11 @@ class FitOptions:
 
     def _session(self) -> dict[str, Any]:
         """`checkpoint`, `checkpoint_every`, `resume`, `callbacks`, `callback_every`, checked."""
-        checkpoint = _check_path(self.checkpoint, "checkpoint")
-        resume = self.resume
-        if resume is True and checkpoint is None:
-            raise ValueError("resume=True resumes from checkpoint=path: pass checkpoint too.")
-        if resume is not True and resume is not False:
-            resume = _check_path(resume, "resume")
-        every = check_number(self.checkpoint_every, "checkpoint_every", 0, math.inf, closed=True)
+        path, every, resume = check_checkpoint_arguments(
+            self.checkpoint, self.checkpoint_every, self.resume
+        )
+        checkpoint = None if path is None else str(path)
+        resume = resume if isinstance(resume, bool) else str(resume)
         callback_every = self.callback_every
         if callback_every is not None:
             callback_every = check_int(callback_every, "callback_every", 1, MAX_STEPS)
@@ -281,11 +280,6 @@ class FitOptions:
         if self.progress is None:
             return bool(getattr(sys.stderr, "isatty", lambda: False)())
         return bool(self.progress)
-
-
-def _check_path(value: Any, argument: str) -> str | None:
-    """A file path (`_validation.check_path`), as a str; None stays None."""
-    return None if value is None else str(check_path(value, argument))
 
 
 @functools.cache
