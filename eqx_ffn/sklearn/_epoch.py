@@ -93,7 +93,7 @@ def run_epoch(
     # not the optimizer state, which `fit` never reads back).
     cfg = prep.config(static)
     cfg = dataclasses.replace(cfg, chunk=spe, max_chunks=1, unroll=max(1, min(cfg.unroll, spe)))
-    penalised = bool(np.any(np.asarray(options.l1) != 0) or np.any(np.asarray(options.l2) != 0))
+    penalised = options.penalised
     record = _Record(1, options.steps, prep.eval_every, prep.loss_dtype, penalised)
     record.steps_run[:] = t0
     t, compile_time, result = t0, prep.init_compile_time, state.params

@@ -357,8 +357,7 @@ def run(
     t_start = time.perf_counter() if t_start is None else t_start
     steps = prep.options.steps
     cfg = _sized_for_callbacks(prep, cfg)
-    o = prep.options
-    penalised = bool(np.any(np.asarray(o.l1) != 0) or np.any(np.asarray(o.l2) != 0))
+    penalised = prep.options.penalised
     record = _Record(prep.ensemble or 1, steps, prep.eval_every, prep.loss_dtype, penalised)
     session = _Session(prep, cfg, record, to_model)
     state, t, (prior_wall, prior_compile) = session.resume(state)

@@ -252,6 +252,12 @@ class FitOptions:
             raise ValueError("patience needs validation=(x_val, y_val) to watch.")
         return check_int(self.patience, "patience", 1, 2**30)
 
+    @property
+    def penalised(self) -> bool:
+        """Whether some member has an L1 or L2 penalty (only then is the data loss recorded
+        apart from the loss)."""
+        return bool(np.any(np.asarray(self.l1) != 0) or np.any(np.asarray(self.l2) != 0))
+
     def _session(self) -> dict[str, Any]:
         """`checkpoint`, `checkpoint_every`, `resume`, `callbacks`, `callback_every`, checked."""
         path, every, resume = check_checkpoint_arguments(
