@@ -247,43 +247,55 @@ class _FFNEstimator(PartialFitMixin, BaseEstimator):
         """
         hidden = self._hidden_sizes()
         compute_dtype = self._compute_dtype()
-        dtype = jnp.zeros(()).dtype  # the network's: float32, float64 under jax_enable_x64
         seed = self._seed()
-        k_init, k_fit = jr.split(jr.key(seed))
+        k_fit = jr.split(jr.key(seed))[1]
         weight = _sample_weight(sample_weight, x)
 
         # The network is trained on standardised targets (as inside scikit-learn's
         # TransformedTargetRegressor with a StandardScaler): losses, `tol` and `alpha` do not
         # depend on the targets' units. The y scaler is put around the trained network.
-        x_scaler = y_scaler = None
         warm = self._warm_network(x.shape[1], out_size, hidden)
         if warm is not None:
             # scikit-learn's warm_start: the previous network is the initial one; its scalers
             # stay, so that its weights keep their meaning (the optimizer starts afresh)
-            x_scaler, y_scaler = self.model_.x_scaler, self.model_.y_scaler
-            if y_scaler is not None:
-                mean, std = (np.asarray(a, np.float64) for a in (y_scaler.mean, y_scaler.scale))
-                y = (y - mean) / std
-        elif self.standardize:
-            x_scaler = scaler(x, weight, dtype)
-            if not self._classifier:
-                y_scaler = scaler(y, weight, dtype)
-                mean, std = (np.asarray(a, np.float64) for a in (y_scaler.mean, y_scaler.scale))
-                y = (y - mean) / std
+            net = Standardized(warm, self.model_.x_scaler, self.model_.y_scaler)
+        else:
+            net = self._new_network(x, y, weight, out_size, hidden, seed)
+        x_scaler, y_scaler, ffn = net.x_scaler, net.y_scaler, net.model
+        if y_scaler is not None:
+            mean, std = (np.asarray(a, np.float64) for a in (y_scaler.mean, y_scaler.scale))
+            y = (y - mean) / std
 
         data = self._training_data(x, y, weight, seed)
-        activation = self._network_activation()
-        ffn = warm
-        if ffn is None:
-            ffn = FFN(
-                x.shape[1], out_size, hidden, activation=activation, init=self.init, key=k_init
-            )
         model0 = Standardized(ffn, x_scaler, None)
         kwargs = self._engine_kwargs(data, k_fit, compute_dtype)
         outcome = self._run(model0, data, kwargs)
         self._set_fitted(outcome, data, x_scaler, y_scaler)
         self._continuation = Continuation(seed, self.n_iter_, None)  # for a later partial_fit
         return self
+
+    def _new_network(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        weight: Any,
+        out_size: int,
+        hidden: tuple[int, ...],
+        seed: int,
+    ) -> Standardized:
+        """The network a fit starts from when it starts afresh (`fit`, the first
+        `partial_fit`): the scalers of these data (`standardize`; no y scaler for a
+        classifier) around an `FFN` initialised from the first key of `seed`."""
+        dtype = jnp.zeros(()).dtype  # the network's: float32, float64 under jax_enable_x64
+        k_init = jr.split(jr.key(seed))[0]
+        x_scaler = y_scaler = None
+        if self.standardize:
+            x_scaler = scaler(x, weight, dtype)
+            if not self._classifier:
+                y_scaler = scaler(y, weight, dtype)
+        activation = self._network_activation()
+        ffn = FFN(x.shape[1], out_size, hidden, activation=activation, init=self.init, key=k_init)
+        return Standardized(ffn, x_scaler, y_scaler)
 
     def _warm_network(self, n_features: int, out_size: int, hidden: tuple[int, ...]) -> Any:
         """With `warm_start` and a fitted network: that network (checked to fit these data and

@@ -17,15 +17,12 @@ import functools
 import types
 from typing import Any, NamedTuple, cast
 
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..model._ffn import FFN
 from ..model._standardize import Standardized
 from ._epoch import run_epoch
 from ._inputs import sample_weight as _sample_weight
-from ._network import scaler
 from ._rules import _epoch_means
 
 __all__ = ["Continuation", "PartialFitMixin", "stochastic_only"]
@@ -81,7 +78,8 @@ class PartialFitMixin:
         compute_dtype = est._compute_dtype()
         weight = _sample_weight(sample_weight, x)
         if not hasattr(est, "model_"):
-            model, cont = self._first_network(x, y, weight, out_size, hidden)
+            cont = Continuation(est._seed(), 0, None)
+            model = est._new_network(x, y, weight, out_size, hidden, cont.seed)
             curve, t_before, best = [], 0, np.inf
         else:
             what, way_out = "partial_fit continues the fitted network", "Call fit to start anew"
@@ -125,21 +123,3 @@ class PartialFitMixin:
         if est.verbose:  # scikit-learn's line (fit shows a progress bar instead)
             print(f"Iteration {len(est.loss_curve_)}, loss = {loss:.8f}")
         return self
-
-    def _first_network(
-        self, x: np.ndarray, y: np.ndarray, weight: Any, out_size: int, hidden: tuple[int, ...]
-    ) -> tuple[Standardized, Continuation]:
-        """The network (and its scalers) the first `partial_fit` starts from, as `fit` would
-        make them from these data, and a fresh continuation."""
-        est: Any = self
-        seed = est._seed()
-        k_init = jr.split(jr.key(seed))[0]
-        dtype = jnp.zeros(()).dtype  # the network's: float32, float64 under jax_enable_x64
-        x_scaler = y_scaler = None
-        if est.standardize:
-            x_scaler = scaler(x, weight, dtype)
-            if not est._classifier:
-                y_scaler = scaler(y, weight, dtype)
-        activation = est._network_activation()
-        ffn = FFN(x.shape[1], out_size, hidden, activation=activation, init=est.init, key=k_init)
-        return Standardized(ffn, x_scaler, y_scaler), Continuation(seed, 0, None)
