@@ -297,3 +297,43 @@ def nonnegative_number(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value
+
+
+# -- checkpoints: `eqx-ffn fit` and `eqx-ffn sysid fit` --------------------------------------
+
+CHECKPOINT_NAME = "fit.ckpt"
+"""The checkpoint file in `--checkpoint DIR`."""
+
+CHECKPOINT_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--checkpoint",), dict(default=None, metavar="DIR", help="write the fit's state to "
+        "DIR/fit.ckpt (atomically) every --checkpoint-every seconds, when it ends and on Ctrl-C, "
+        "which then keeps it; continue with the same command plus --resume DIR")),
+    (("--checkpoint-every",), dict(type=nonnegative_number, default=60.0, metavar="SECONDS",
+        help="seconds between checkpoints (default 60; 0: after every program call)")),
+    (("--resume",), dict(default=None, metavar="DIR", help="continue the fit checkpointed in "
+        "DIR/fit.ckpt: give the same data and options as the command that wrote it (checked); "
+        "the result is the uninterrupted fit's, and checkpoints go on into DIR")),
+)  # fmt: skip
+"""`--checkpoint DIR`, `--checkpoint-every SECONDS`, `--resume DIR` (argparse's arguments)."""
+
+
+def checkpoint_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The fit's `checkpoint`, `checkpoint_every` and `resume` from the checkpoint options:
+    the file `DIR/fit.ckpt` of `--checkpoint DIR` (else of `--resume DIR`)."""
+    folder = args.checkpoint or args.resume
+    return dict(
+        checkpoint=None if folder is None else os.path.join(folder, CHECKPOINT_NAME),
+        checkpoint_every=args.checkpoint_every,
+        resume=False if args.resume is None else os.path.join(args.resume, CHECKPOINT_NAME),
+    )
+
+
+def interrupted(args: argparse.Namespace, steps: int) -> Interrupted:
+    """The error an interrupted fit stops the command with (exit 130): what keeps the fit."""
+    kept = checkpoint_settings(args)["checkpoint"]
+    if kept is None:
+        return Interrupted(f"interrupted after {steps} steps; nothing written")
+    return Interrupted(
+        f"interrupted after {steps} steps; the checkpoint {kept} keeps the fit: run the same "
+        f"command with --resume {args.checkpoint or args.resume} to continue"
+    )

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ._common import MAX_INT32, MAX_SEED, UsageError
+from ._common import CHECKPOINT_OPTIONS, MAX_INT32, MAX_SEED, UsageError
 from ._common import nonnegative_number as _nonnegative_float
 from ._common import number as _number
 from ._sysid import add_parser as add_sysid_parser
@@ -259,14 +259,7 @@ FIT: tuple[Option, ...] = (
         help=f"share of rows held out for testing (default {DEFAULT_TEST_FRACTION})")),
     (("--seed",), dict(type=_seed, default=0, help="random seed for the split, the initial "
         f"weights and the batches, 0 to {MAX_SEED} (default 0)")),
-    (("--checkpoint",), dict(default=None, metavar="DIR", help="write the fit's state to "
-        "DIR/fit.ckpt (atomically) every --checkpoint-every seconds, when it ends and on Ctrl-C, "
-        "which then keeps it; continue with the same command plus --resume DIR")),
-    (("--checkpoint-every",), dict(type=_nonnegative_float, default=60.0, metavar="SECONDS",
-        help="seconds between checkpoints (default 60; 0: after every program call)")),
-    (("--resume",), dict(default=None, metavar="DIR", help="continue the fit checkpointed in "
-        "DIR/fit.ckpt: give the same data and options as the command that wrote it (checked); "
-        "the result is the uninterrupted fit's, and checkpoints go on into DIR")),
+    *CHECKPOINT_OPTIONS,
     (("--tensorboard",), dict(default=None, metavar="DIR", help="write the per-step losses "
         "(loss, data_loss, val_loss, as in history.csv) to a TensorBoard event file in DIR while "
         "the fit runs; needs tensorboardX: pip install \"eqx_ffn[tensorboard]\"")),

@@ -20,20 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
-    Interrupted,
+    CHECKPOINT_OPTIONS,
     Staging,
     UsageError,
     check_file,
     check_out,
-    nonnegative_number,
+    checkpoint_settings,
+    interrupted,
     one_line,
 )
 
 TIME_COLUMNS = ("t", "time", "Time", "time_s")
 PERIOD_COLUMNS = ("Ts", "ts", "dt")
 CRITERIA = ("simulation", "truncated")
-CHECKPOINT_NAME = "fit.ckpt"
-"""The checkpoint file in `--checkpoint DIR` (the name `eqx-ffn fit` uses)."""
 SYSID_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lbfgs", "lm", "gauss_newton")
 
 
@@ -108,29 +107,8 @@ def add_parser(sub: Any) -> None:
     fit.add_argument("--l2", type=_float, default=0.0, help="L2 penalty (default 0)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fit.add_argument("--out", default="sysid_out", help="output folder (default sysid_out)")
-    fit.add_argument(
-        "--checkpoint",
-        default=None,
-        metavar="DIR",
-        help="write the fit's state to DIR/fit.ckpt (atomically) every --checkpoint-every "
-        "seconds, when it ends and on Ctrl-C, which then keeps it; continue with the same "
-        "command plus --resume DIR",
-    )
-    fit.add_argument(
-        "--checkpoint-every",
-        type=nonnegative_number,
-        default=60.0,
-        metavar="SECONDS",
-        help="seconds between checkpoints (default 60; 0: after every program call)",
-    )
-    fit.add_argument(
-        "--resume",
-        default=None,
-        metavar="DIR",
-        help="continue the fit checkpointed in DIR/fit.ckpt: give the same records and options "
-        "as the command that wrote it (checked); the result is the uninterrupted fit's, and "
-        "checkpoints go on into DIR",
-    )
+    for flags, kwargs in CHECKPOINT_OPTIONS:
+        fit.add_argument(*flags, **kwargs)
     sim = inner.add_parser("simulate", help="simulate a saved model on a record's inputs")
     sim.add_argument("model", help="model file written by `eqx-ffn sysid fit`")
     sim.add_argument("data", help="CSV with the model's input columns (and outputs for --n-init)")
@@ -229,22 +207,6 @@ def fit_settings(args) -> dict[str, Any]:
     return kw
 
 
-def checkpoint_settings(args) -> dict[str, Any]:
-    """`sysid.fit`'s `checkpoint`, `checkpoint_every` and `resume` from `--checkpoint DIR`,
-    `--checkpoint-every` and `--resume DIR` (the file `DIR/fit.ckpt`)."""
-    import os
-
-    folder = args.checkpoint or args.resume
-    if folder is None:
-        return {}
-    resume = False if args.resume is None else os.path.join(args.resume, CHECKPOINT_NAME)
-    return dict(
-        checkpoint=os.path.join(folder, CHECKPOINT_NAME),
-        checkpoint_every=args.checkpoint_every,
-        resume=resume,
-    )
-
-
 def scores(model, record, x0, skip: int) -> tuple[dict[str, Any], Any]:
     """RMSE, NRMSE and fit % per output of the free-run simulation from `x0`."""
     from ..sysid import _metrics as m
@@ -279,14 +241,10 @@ def sysid_fit(args) -> int:
     _check_fit_args(args, train)
     kw = fit_settings(args)
     model = NeuralStateSpace(train.n_u, args.nx, train.n_y, args.hidden, key=jr.key(args.seed))
-    saving = checkpoint_settings(args)
+    saving = checkpoint_settings(args) if args.checkpoint or args.resume else {}
     model, x0, history = fit(model, train, **kw, **saving)
     if history.stop_reason == "interrupted" and saving:
-        raise Interrupted(
-            f"interrupted after {history.steps} steps; the checkpoint {saving['checkpoint']} "
-            f"keeps the fit: run the same command with --resume "
-            f"{args.checkpoint or args.resume} to continue"
-        )
+        raise interrupted(args, history.steps)
     train_init = (
         "the initial state learned with the model"
         if args.criterion == "simulation"

@@ -4,7 +4,6 @@ prediction over all rows."""
 from __future__ import annotations
 
 import argparse
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,18 +11,16 @@ from typing import Any
 from ._common import (
     MAX_INT32,
     Diverged,
-    Interrupted,
     UsageError,
+    checkpoint_settings,
     float_dtype,
     flush_notes,
+    interrupted,
     note,
     one_line,
     predict_proba,
 )
 from ._parser import DEFAULT_LR, FULL_BATCH_OPTIMIZERS
-
-CHECKPOINT_NAME = "fit.ckpt"
-"""The checkpoint file in `--checkpoint DIR`."""
 
 
 def check_size(n_in: int, hidden: Sequence[int], n_out: int) -> None:
@@ -71,23 +68,11 @@ def _affine(scaler: Any) -> Callable[[Any], Any]:
     return lambda a: (a.astype(mean.dtype) - mean) / scale
 
 
-def _checkpoint_file(args: argparse.Namespace) -> str | None:
-    """`--checkpoint DIR` (else `--resume DIR`): the file `DIR/fit.ckpt` the fit writes."""
-    folder = args.checkpoint or args.resume
-    return None if folder is None else os.path.join(folder, CHECKPOINT_NAME)
-
-
 def _check_stop(args: argparse.Namespace, hist: Any, lr: Any) -> None:
     """An interrupted or diverged fit stops the command; nothing is written (but the
     checkpoint, which an interrupted fit keeps)."""
     if hist.stop_reason == "interrupted":
-        kept = _checkpoint_file(args)
-        if kept is not None:
-            raise Interrupted(
-                f"interrupted after {hist.steps} steps; the checkpoint {kept} keeps the fit: "
-                f"run the same command with --resume {args.checkpoint or args.resume} to continue"
-            )
-        raise Interrupted(f"interrupted after {hist.steps} steps; nothing written")
+        raise interrupted(args, hist.steps)
     if hist.stop_reason in ("non_finite_loss", "diverged"):
         what = (
             "the training loss became NaN or inf"
@@ -134,7 +119,9 @@ def train(
         f"{'classes' if classify else 'output' if n_out == 1 else 'outputs'}, "
         f"{args.optimizer}, up to {args.steps} steps (Ctrl-C stops; "
         + (
-            "the checkpoint is kept then)" if _checkpoint_file(args) else "nothing is written then)"
+            "the checkpoint is kept then)"
+            if args.checkpoint or args.resume
+            else "nothing is written then)"
         ),
     )
     validation = (scale_x(table.x[val].astype(dtype)), target(y_all[val])) if use_val else None
@@ -156,9 +143,7 @@ def train(
             patience=args.patience if early else None,
             l2=args.l2,
             progress=args.progress,
-            checkpoint=_checkpoint_file(args),
-            checkpoint_every=args.checkpoint_every,
-            resume=False if args.resume is None else os.path.join(args.resume, CHECKPOINT_NAME),
+            **checkpoint_settings(args),
             callbacks=getattr(args, "callbacks", ()),
         )
     for w in caught:
