@@ -46,6 +46,8 @@ class Config:
     param_spec: Any = None  # the raveled parameters' layout (flat mode), or None (the tree)
     cpu_options: bool = False  # compiled with CPU_COMPILE_OPTIONS
     fast_compile: bool = False  # a small CPU program (see FAST_COMPILE_OPTIONS)
+    # (l1, l2): a term that is 0 for every member is left out of the program
+    penalty_terms: tuple[bool, bool] = (True, True)
 
     def __post_init__(self):
         key = (
@@ -70,6 +72,7 @@ class Config:
             self.param_spec,
             self.cpu_options,
             self.fast_compile,
+            self.penalty_terms,
         )
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_hash", hash(key))

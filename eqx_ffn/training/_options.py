@@ -253,10 +253,16 @@ class FitOptions:
         return check_int(self.patience, "patience", 1, 2**30)
 
     @property
+    def penalty_terms(self) -> tuple[bool, bool]:
+        """`(l1, l2)`: whether some member has that penalty (a term that is 0 for every member
+        is left out of the training program)."""
+        return bool(np.any(np.asarray(self.l1) != 0)), bool(np.any(np.asarray(self.l2) != 0))
+
+    @property
     def penalised(self) -> bool:
         """Whether some member has an L1 or L2 penalty (only then is the data loss recorded
         apart from the loss)."""
-        return bool(np.any(np.asarray(self.l1) != 0) or np.any(np.asarray(self.l2) != 0))
+        return any(self.penalty_terms)
 
     def _session(self) -> dict[str, Any]:
         """`checkpoint`, `checkpoint_every`, `resume`, `callbacks`, `callback_every`, checked."""

@@ -115,6 +115,7 @@ def objective_of(cfg: Config, m: MemberState) -> Objective:
         tol=m.tol,
         compute_dtype=cfg.compute_dtype,
         unravel=None if cfg.param_spec is None else unraveler(cfg.param_spec),
+        terms=cfg.penalty_terms,
     )
 
 
@@ -439,7 +440,14 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
 def _final_values(cfg: Config, frozen, l1, l2, result, data):
     def one(f, a, b, r):
         objective = Objective(
-            cfg.loss, f, cfg.static, l1=a, l2=b, tol=None, compute_dtype=cfg.compute_dtype
+            cfg.loss,
+            f,
+            cfg.static,
+            l1=a,
+            l2=b,
+            tol=None,
+            compute_dtype=cfg.compute_dtype,
+            terms=cfg.penalty_terms,
         )
         return objective(r, data).astype(loss_dtype(r))
 
