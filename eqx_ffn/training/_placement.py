@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, TypeAlias
 import jax
 import numpy as np
 
-from ._data import on_host_if_cpu, pad_rows
+from ._data import aligned_rows, all_finite, cast_finite, on_host_if_cpu, pad_rows
 from ._program_cache import bucket, bucket_floor
 
 Device: TypeAlias = Any
@@ -143,13 +143,52 @@ class Placement(NamedTuple):
     platform: str
 
 
+def _host_cpu(device: Device | None, mesh) -> bool:
+    """Whether the data go to a host CPU device (`device`, or JAX's default)."""
+    if mesh is not None:
+        return False
+    return (device if device is not None else jax.devices()[0]).platform == "cpu"
+
+
+def _staged(arrays: list, rows: int, x_dtype: Any) -> list:
+    """`arrays = [x, y, w]` as NumPy arrays of `rows` rows in memory a CPU device shares
+    (`aligned_rows`); `x` (not yet checked) cast to `x_dtype`, then checked for NaN, inf and
+    overflow in that one copy. A JAX array that needs neither padding nor a cast stays itself."""
+    out = []
+    for j, a in enumerate(arrays):
+        dtype = x_dtype if j == 0 else a.dtype
+        if isinstance(a, jax.Array) and a.shape[0] == rows and a.dtype == dtype:
+            out.append(a)
+        else:
+            out.append(aligned_rows(a, rows, dtype))
+    x = out[0]
+    if not all_finite(on_host_if_cpu(x)):
+        cast_finite(arrays[0], x_dtype, "x")  # names the first bad value (raises)
+    return out
+
+
 def place(
-    arrays: tuple, val: tuple | None, *, weighted: bool, device, mesh, batch_size
+    arrays: tuple,
+    val: tuple | None,
+    *,
+    weighted: bool,
+    device,
+    mesh,
+    batch_size,
+    x_dtype: Any = None,
 ) -> Placement:
     """Pad `arrays = (x, y, w)` (and `val`) to a size bucket (named losses: `w` then weighs the
     padding 0; a callable loss sees exactly N rows) and put them on `device` or over `mesh`.
-    `w` is None for a callable loss."""
+    `w` is None for a callable loss. With `x_dtype`, `x` arrives unchecked (`check_features(...,
+    values=False)`): it is cast to `x_dtype` and checked here, where data bound for a CPU are
+    copied once into memory the device shares (`aligned_rows`): the cast, the padding and the
+    check in that one copy."""
     n = int(arrays[0].shape[0])
+    x_dtype = arrays[0].dtype if x_dtype is None else x_dtype
+    cpu = _host_cpu(device, mesh)
+    nbytes = sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in arrays if a is not None)
+    if not (cpu and nbytes > HOST_DATA_MAX_BYTES):
+        arrays = (cast_finite(arrays[0], x_dtype, "x"), *arrays[1:])
     n_dev, batch_sharding = 1, None
     if mesh is not None:
         data_sharding, batch_sharding, replicated, n_dev = mesh_shardings(
@@ -161,10 +200,15 @@ def place(
         put = functools.partial(put_data, target=device)
         replicate = functools.partial(put_tree, target=device)
     nb = bucket(n, n_dev) if weighted else n
-    if weighted:
+    present = list(arrays if weighted else arrays[:2])
+    if cpu and nbytes > HOST_DATA_MAX_BYTES:
+        # one copy into shared memory (the cast, padding and check in it): no transfer
+        staged = tuple(jax.device_put(_staged(present, nb, x_dtype), device))
+        data = staged if weighted else (*staged, None)
+    elif weighted:
         data = tuple(put([pad_rows(on_host_if_cpu(a), nb) for a in arrays]))  # one transfer
     else:
-        data = (*put(list(arrays[:2])), None)
+        data = (*put(present), None)
     placed_val = None
     if val is not None:
         nv = int(val[0].shape[0])

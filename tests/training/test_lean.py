@@ -1,0 +1,138 @@
+"""What a fit does not pay for: unused penalty terms, a copy of large data through the host, a
+raveled parameter vector for large networks; and that none of it changes what a fit computes."""
+
+from __future__ import annotations
+
+import gc
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+from eqx_ffn import FFN, fit, fit_ensemble, ravel
+from eqx_ffn.training import _data, _prepare
+from eqx_ffn.training import _program_cache as _engine
+from eqx_ffn.training._options import FitOptions
+
+
+def _options(**kw) -> FitOptions:
+    base = dict(
+        steps=5, progress=False, key=jr.key(0), optimizer="adam", learning_rate=1e-2, l1=0.0, l2=0.0
+    )
+    base.update(kw)
+    return FitOptions.of(base)
+
+
+@pytest.mark.parametrize(
+    ("l1", "l2", "terms"),
+    [(0.0, 0.0, (False, False)), (0.0, 1e-3, (False, True)), (1e-3, 0.0, (True, False))],
+)
+def test_penalty_terms_follow_the_coefficients(l1, l2, terms):
+    assert _options(l1=l1, l2=l2).penalty_terms == terms
+    assert _options(l1=l1, l2=l2).penalised == any(terms)
+
+
+def test_a_penalty_compiles_once_for_every_value_and_zero_apart(lecture1):
+    x, y, _ = lecture1
+    model = FFN(1, 1, (16,), key=jr.key(1))
+    fit(model, x, y, steps=3, l2=1e-3, progress=False)  # compiled (or cached) here
+    before = _engine.compile_count
+    fit(model, x, y, steps=3, l2=2e-2, progress=False)
+    fit(model, x, y, steps=7, l2=5e-1, progress=False)
+    assert _engine.compile_count == before  # the value of l2 is a run-time input
+
+
+def test_member_without_penalty_equals_its_own_fit(lecture1):
+    # the ensemble computes the l2 term (another member has one) and adds exact zeros for
+    # member 0; member 0's own fit leaves the term out of its program
+    x, y, _ = lecture1
+    keys = jr.split(jr.key(3), 2)
+    _, hs = fit_ensemble(
+        lambda k: FFN(1, 1, (16,), key=k), x, y, keys=keys, l2=jnp.array([0.0, 0.1]),
+        steps=300, progress=False,
+    )  # fmt: skip
+    model_key, fit_key = jr.split(keys[0])
+    _, h0 = fit(FFN(1, 1, (16,), key=model_key), x, y, steps=300, key=fit_key, progress=False)
+    np.testing.assert_allclose(hs[0].loss, h0.loss, rtol=2e-5)
+    np.testing.assert_allclose(hs[0].data_loss, h0.loss, rtol=2e-5)
+    assert hs[1].loss[-1] > hs[1].data_loss[-1]  # member 1 pays its penalty
+
+
+def test_large_networks_train_on_their_own_arrays(monkeypatch, lecture1):
+    # an elementwise optimizer updates one raveled vector for small networks and the layers'
+    # arrays above FLAT_MAX_WEIGHTS: the same arithmetic, element by element
+    x, y, _ = lecture1
+    model = FFN(1, 1, (16,), key=jr.key(2))
+    flat, h_flat = fit(model, x, y, steps=200, progress=False)
+    monkeypatch.setattr(_prepare, "FLAT_MAX_WEIGHTS", 10)
+    tree, h_tree = fit(model, x, y, steps=200, progress=False)
+    np.testing.assert_allclose(h_tree.loss, h_flat.loss, rtol=1e-5)
+    np.testing.assert_allclose(ravel(tree)[0], ravel(flat)[0], rtol=1e-5, atol=1e-7)
+
+
+# --- large data on a CPU: one copy, into memory the device shares ----------------------------
+
+
+def test_aligned_rows_are_shared_with_the_cpu_device():
+    a = np.arange(3000 * 7, dtype=np.float64).reshape(3000, 7)
+    out = _data.aligned_rows(a, 4096, np.float32)
+    assert out.shape == (4096, 7) and out.dtype == np.float32
+    assert out.ctypes.data % _data.ALIGNMENT == 0
+    np.testing.assert_array_equal(out[:3000], a.astype(np.float32))
+    assert not out[3000:].any()
+    if jax.devices()[0].platform == "cpu":
+        on_device = jax.device_put(out)
+        assert on_device.unsafe_buffer_pointer() == out.ctypes.data  # no copy
+
+
+def test_staging_buffer_is_reused_only_when_nothing_holds_it():
+    a = np.ones((2048, 100), np.float32)  # 800 KB
+    first = _data.aligned_rows(a, 2048, np.float32)
+    held = jax.device_put(first)
+    address = first.ctypes.data
+    del first
+    second = _data.aligned_rows(2 * a, 2048, np.float32)
+    assert second.ctypes.data != address  # `held` still reads the first buffer
+    np.testing.assert_array_equal(np.asarray(held), a)  # ... and it is intact
+    del held, second
+    gc.collect()
+    third = _data.aligned_rows(3 * a, 2048, np.float32)
+    assert third.ctypes.data == address  # free again: reused
+    np.testing.assert_array_equal(third, 3 * a)
+
+
+def _big(n=20000, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))  # float64: cast in the staging copy
+    y = np.tanh(x[:, :1])
+    return x, y
+
+
+def test_large_data_errors_name_the_value():
+    x, y = _big()
+    model = FFN(8, 1, (4,), key=jr.key(0))
+    bad = x.copy()
+    bad[12345, 3] = np.nan
+    with pytest.raises(ValueError, match=r"x contains NaN or inf \(first at row 12345, column 3\)"):
+        fit(model, bad, y, steps=1, progress=False)
+    big = x.copy()
+    big[777, 1] = 1e300
+    with pytest.raises(ValueError, match=r"x has values too large for float32 \(first at row 777"):
+        fit(model, big, y, steps=1, progress=False)
+
+
+def test_large_data_are_the_callers_values_at_the_call():
+    # the fit trains on its own copy: changing the caller's array afterwards changes neither
+    # the lazily computed final loss nor a second fit's start
+    x, y = _big()
+    model = FFN(8, 1, (4,), key=jr.key(0))
+    kw = dict(steps=50, batch_size=64, progress=False, key=jr.key(1))
+    trained, h1 = fit(model, x, y, **kw)
+    expected = np.mean((np.asarray(jax.vmap(trained)(jnp.asarray(x, jnp.float32))) - y) ** 2)
+    x[:] = 1e3  # the caller reuses its buffer
+    np.testing.assert_allclose(h1.final_loss, expected, rtol=1e-4)
+    x2, _ = _big()
+    _, h2 = fit(model, x2, y, **kw)
+    np.testing.assert_array_equal(h2.loss, h1.loss)
