@@ -228,10 +228,9 @@ def fit(
     once).
 
     Compiling: one program per network structure, loss, optimizer, batch size and padded data
-    size (full batch: N padded to 4 sizes per octave; mini-batches: to the next power of two up
-    to 2048 rows, then 4 sizes per octave), and which of the `l1`, `l2` terms are nonzero:
-    learning rates, the values of `l1` and `l2`, `tol`, `steps`, sample weights, validation
-    data, `eval_every` and `patience` are run-time inputs and never recompile.
+    size (N padded to the next power of two up to 2048 rows, then to 4 sizes per octave):
+    learning rates, `l1`, `l2`, `tol`, `steps`, sample weights, validation data, `eval_every`
+    and `patience` are run-time inputs and never recompile.
 
     ```python
     model = eqx_ffn.FFN(1, 1, (16,), key=jr.key(0))

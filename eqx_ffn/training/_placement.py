@@ -199,7 +199,7 @@ def place(
     else:
         put = functools.partial(put_data, target=device)
         replicate = functools.partial(put_tree, target=device)
-    nb = bucket(n, n_dev, full_batch=batch_size is None) if weighted else n
+    nb = bucket(n, n_dev) if weighted else n
     present = list(arrays if weighted else arrays[:2])
     if cpu and nbytes > HOST_DATA_MAX_BYTES:
         # one copy into shared memory (the cast, padding and check in it): no transfer
@@ -221,8 +221,7 @@ def place(
         else:
             placed_val = (*vput([val[0], val[1]]), None)
     platform = device.platform if device is not None else jax.devices()[0].platform
-    # a lower bound on N for the padded size (mini-batch programs size their epochs by it)
-    n_floor = bucket_floor(nb) if weighted and batch_size is not None else n
+    n_floor = bucket_floor(nb) if weighted else n
     return Placement(data, placed_val, replicate, n_floor, batch_sharding, platform)
 
 

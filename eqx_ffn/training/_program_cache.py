@@ -24,31 +24,21 @@ from ._program import precision_context, program
 from ._state import InitConfig, init_states
 
 POW2_BUCKETS_UP_TO = 2048
-"""Up to this many rows, mini-batch data are padded to the next power of two; above, and for
-full-batch data from `FINE_BUCKETS_FROM` rows, to 4 sizes per octave."""
-
-FINE_BUCKETS_FROM = 16
-"""Full-batch data of more rows than this take 4 sizes per octave (see `bucket`)."""
+"""Up to this many rows, N is padded to the next power of two; above, to 4 sizes per octave."""
 
 
-def bucket(n: int, multiple: int = 1, *, full_batch: bool = False) -> int:
+def bucket(n: int, multiple: int = 1) -> int:
     """The padded size for `n` rows, rounded up to a multiple of `multiple` (the number of devices
-    of a mesh).
-
-    Mini-batch data: the next power of two up to `POW2_BUCKETS_UP_TO` rows (a padding row costs
-    memory alone, never a step: cross-validation folds of 160, 161 or 200 rows share one
-    program), then 4 sizes per octave (at most 25% padding, 12% on average). Full-batch data,
-    whose every row enters every step: 4 sizes per octave from `FINE_BUCKETS_FROM` rows (the
-    lecture's 200 rows train on 224, where the power of two cost 25% more time a step; folds of
-    162 and 163 rows still share one program, folds of 160 and 161 do not).
+    of a mesh): the next power of two up to `POW2_BUCKETS_UP_TO` rows (where compiling costs far
+    more than the padding: cross-validation folds of 160, 161 or 200 rows share one program),
+    then 4 sizes per octave (at most 25% padding, 12% on average).
 
     The padding rows carry weight zero and never enter a mini-batch.
     """
-    fine = full_batch and n > FINE_BUCKETS_FROM
-    if n <= POW2_BUCKETS_UP_TO and not fine:
+    if n <= POW2_BUCKETS_UP_TO:
         size = 1 << max(n - 1, 0).bit_length()
     else:
-        step = 1 << max(n.bit_length() - 3, 0)  # a quarter of the octave [2^k, 2^(k+1))
+        step = 1 << (n.bit_length() - 3)  # a quarter of the octave [2^k, 2^(k+1))
         size = -(-n // step) * step
     return -(-size // multiple) * multiple
 

@@ -76,19 +76,15 @@ def test_size_buckets():
     ]  # fmt: skip
     assert _engine.bucket(2049) == 2560 and _engine.bucket(20_000) == 20480
     assert _engine.bucket(198, multiple=4) == 256 and _engine.bucket(3, multiple=4) == 4
-    # full batch: every padding row costs compute every step, so 4 sizes per octave from 16 rows
-    full = [_engine.bucket(n, full_batch=True) for n in (3, 16, 17, 160, 161, 162, 163, 200, 257)]
-    assert full == [4, 16, 20, 160, 192, 192, 192, 224, 320]
-    assert _engine.bucket(198, multiple=4, full_batch=True) == 224
     for size in (256, 2560, 20480):
         lo = _engine.bucket_floor(size)
         assert _engine.bucket(lo) == size and _engine.bucket(lo - 1) < size
 
 
 def test_padded_fit_equals_the_unpadded_computation():
-    # N = 161 is padded to the bucket of 192 with zero-weight rows: same losses as a plain loop
+    # N = 161 is padded to the bucket of 256 with zero-weight rows: same losses as a plain loop
     x, y = _table(161)
-    assert _engine.bucket(161, full_batch=True) == 192
+    assert _engine.bucket(161) == 256
     model = FFN(3, 1, (8,), init="glorot_normal", key=jr.key(0))
     opt = optax.adam(3e-3)
     _, h = fit(model, x, y, optimizer=opt, steps=50, progress=False)
