@@ -22,6 +22,13 @@ from ._state import InitConfig, MemberState
 
 PyTree = Any
 
+PENALTY_ALWAYS_MAX_WEIGHTS = 1 << 16
+"""Networks of at most this many weights compute both penalty terms in every program (a pass
+over so few weights costs next to nothing, and an `l1` or `l2` going from 0 to a nonzero value,
+as in a cross-validation over `l2`, compiles nothing); larger networks leave a term that is 0 for
+every member out of the program (at 784-256-256-10 it cost 20% of an Adam step), and compile
+once more when it becomes nonzero."""
+
 FLAT_MAX_WEIGHTS = 1 << 16
 """An elementwise optimizer (Adam, SGD, ...) updates one raveled vector for networks of at most
 this many weights (one kernel an update instead of several a layer: 0.63x the step time of the
@@ -107,6 +114,7 @@ class Prepared:
             w_arr = check_sample_weight(options.sample_weight, n, dtype=work_dtype)
         val = _validation(options, in_size, out_size, store_dtype, work_dtype)
         weights = n_weights(model)
+        self.n_weights = weights
         device = options.target
         if device is None and options.mesh is None:
             full_line_search = self.batch_size is None and self.solver.line_search
@@ -200,7 +208,11 @@ class Prepared:
             param_spec=self.param_spec,
             cpu_options=tuned,
             fast_compile=tuned and s.step_seconds <= FAST_COMPILE_MAX_STEP,
-            penalty_terms=self.options.penalty_terms,
+            penalty_terms=(
+                (True, True)
+                if self.n_weights <= PENALTY_ALWAYS_MAX_WEIGHTS
+                else self.options.penalty_terms
+            ),
         )
 
 

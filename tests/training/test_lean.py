@@ -14,6 +14,7 @@ import pytest
 from eqx_ffn import FFN, fit, fit_ensemble, ravel
 from eqx_ffn.training import _data, _prepare
 from eqx_ffn.training import _program_cache as _engine
+from eqx_ffn.training._fit import split_model
 from eqx_ffn.training._options import FitOptions
 
 
@@ -34,19 +35,34 @@ def test_penalty_terms_follow_the_coefficients(l1, l2, terms):
     assert _options(l1=l1, l2=l2).penalised == any(terms)
 
 
-def test_a_penalty_compiles_once_for_every_value_and_zero_apart(lecture1):
+def test_small_networks_share_one_program_for_every_penalty(lecture1):
     x, y, _ = lecture1
     model = FFN(1, 1, (16,), key=jr.key(1))
     fit(model, x, y, steps=3, l2=1e-3, progress=False)  # compiled (or cached) here
     before = _engine.compile_count
     fit(model, x, y, steps=3, l2=2e-2, progress=False)
-    fit(model, x, y, steps=7, l2=5e-1, progress=False)
-    assert _engine.compile_count == before  # the value of l2 is a run-time input
+    fit(model, x, y, steps=7, l2=0.0, progress=False)
+    fit(model, x, y, steps=7, l1=1e-3, progress=False)
+    assert _engine.compile_count == before  # l1 and l2 are run-time inputs, 0 included
+
+
+def test_large_networks_leave_unused_penalty_terms_out():
+    big = FFN(300, 1, (256,), key=jr.key(0))  # 77,313 weights
+    small = FFN(300, 1, (8,), key=jr.key(0))
+    x, y = np.zeros((8, 300), np.float32), np.zeros((8, 1), np.float32)
+    cases = [
+        (big, dict(l2=0.0), (False, False)),
+        (big, dict(l2=1e-3), (False, True)),
+        (big, dict(l1=1e-3), (True, False)),
+        (small, dict(l2=0.0), (True, True)),
+    ]
+    for model, kw, terms in cases:
+        prep = _prepare.Prepared(model, x, y, _options(**kw))
+        assert prep.config(split_model(model)[2]).penalty_terms == terms
 
 
 def test_member_without_penalty_equals_its_own_fit(lecture1):
-    # the ensemble computes the l2 term (another member has one) and adds exact zeros for
-    # member 0; member 0's own fit leaves the term out of its program
+    # the penalty's l2 is a per-member input: member 0's is 0, member 1's is not
     x, y, _ = lecture1
     keys = jr.split(jr.key(3), 2)
     _, hs = fit_ensemble(
