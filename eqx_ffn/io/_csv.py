@@ -1,6 +1,7 @@
-"""Reading a CSV table: pandas' C parser when pandas is installed (missing-value markers
-included, and rows dropped with `drop_missing` after a vectorised check of the file's structure),
-else NumPy's `np.loadtxt` (also in C): no cell of a clean table is touched by Python. A file the
+"""Reading a CSV table: NumPy's `np.loadtxt` (in C) for a table of numbers alone, else pandas' C
+parser when pandas is installed (missing-value markers and text labels included, and rows
+dropped with `drop_missing` after a vectorised check of the file's structure): no cell of a clean
+table is touched by Python. A file the
 fast reader does not take as it is (a problem to report, quotes around a short row, text labels or
 missing values without pandas, '#' both starting lines and inside cells) is read by the reference
 reader of `_csv_reference`, which names the line and column of the first problem.
@@ -211,12 +212,38 @@ def _fast_numpy(
         raise _Slow from None
     if arr.shape[0] == 0 or arr.shape[1] != len(head.names):
         raise _Slow
-    sub = arr[:, wanted]
-    if not np.isfinite(sub).all() or (limit is not None and np.abs(sub).max(initial=0) > limit):
+    # NaN or inf anywhere: a missing value, a short row (NaN in an unused column) or an
+    # overflow: pandas or the reference reader decide
+    if not np.isfinite(arr).all():
         raise _Slow
-    if np.isnan(arr).any():
-        raise _Slow  # a NaN in an unused column: maybe a short row; let the reference decide
+    sub = arr[:, wanted]
+    if limit is not None and np.abs(sub).max(initial=0) > limit:
+        raise _Slow
     return {j: arr[:, j] for j in wanted}, np.ones(arr.shape[0], bool)
+
+
+def _fast(
+    path: Path,
+    raw: bytes,
+    head: _Header,
+    wanted: list[int],
+    label_cols: set[int],
+    comments: bool,
+    drop_missing: bool,
+    limit: float | None,
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """The fast readers in turn: NumPy's `loadtxt` for a table of numbers alone (no import of
+    pandas, which costs as much as pandas' parsing of 500,000 rows), then pandas' C parser
+    (missing-value markers, text labels), else `_Slow`."""
+    if not label_cols:
+        try:
+            return _fast_numpy(path, head, wanted, label_cols, comments, limit)
+        except _Slow:
+            pass
+    pd = _pandas()
+    if pd is None or len(head.names) > _PANDAS_MAX_COLUMNS:
+        raise _Slow
+    return _fast_pandas(pd, raw, head, wanted, label_cols, comments, drop_missing, limit)
 
 
 def _read_csv(
@@ -269,18 +296,10 @@ def _read_body(
             f"{path}: the file has a header ({', '.join(head.names)}) but no data rows."
         )
     comments = _comment_mode(raw, head.body_start)
-    pd = _pandas()
     try:
         if comments is None or not _first_row_fits(raw, head):
             raise _Slow
-        if pd is not None and len(head.names) <= _PANDAS_MAX_COLUMNS:
-            columns, keep = _fast_pandas(
-                pd, raw, head, wanted, label_cols, comments, drop_missing, limit
-            )
-        else:
-            if label_cols:
-                raise _Slow  # NumPy reads numbers only; labels may be text
-            columns, keep = _fast_numpy(path, head, wanted, label_cols, comments, limit)
+        columns, keep = _fast(path, raw, head, wanted, label_cols, comments, drop_missing, limit)
     except _Slow:
         columns, keep = _reference(path, raw, head, wanted, label_cols, drop_missing, limit)
     n_dropped = int((~keep).sum())
