@@ -1,5 +1,11 @@
 """The host driver: calls the compiled program chunk after chunk, records the losses, and turns
-what the program reports into one `History` per member (and warnings)."""
+what the program reports into one `History` per member (and warnings).
+
+Calls are pipelined: the next call is dispatched (its inputs are the device's future outputs of
+this one) before the host reads this call's losses, runs the callbacks, writes a checkpoint or
+updates the progress bar, so the host's work between calls overlaps the device's. A call
+dispatched past the end of the fit (a callback, Ctrl-C, or every member stopping) is left to
+finish and its results are not used: the model and History are those of the calls read."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -217,20 +223,31 @@ class _Record:
         return out
 
 
-def _call(
+class _Pending(NamedTuple):
+    """A program call dispatched (running, or queued behind the previous one): its outputs are
+    device arrays until `_fetch` reads them."""
+
+    t: int  # the step it starts at
+    end: int  # the step it ends at when no member stops: t + its chunks * chunk
+    state: MemberState
+    out: Any  # the program's `Output`
+    compile_seconds: float
+    dispatched: float  # perf_counter() when dispatched
+
+
+def _dispatch(
     prep: Prepared,
     cfg: Config,
     state: MemberState,
     t: int,
     target: float,
-    penalised,
     programs: dict | None = None,
-):
-    """One program call from step `t`, sized to run about `target` seconds (and at most
-    `callback_every` steps, rounded up to whole chunks, when callbacks are set): `(state, out,
-    result, compile_seconds)`, `out` on the host (one transfer). `programs` (one fit's calls
-    share it) keeps the program found for each index shape: the later calls of a fit skip the
-    program cache's key (a signature of every argument)."""
+) -> _Pending:
+    """Dispatch one program call from step `t`, sized to run about `target` seconds (and at most
+    `callback_every` steps, rounded up to whole chunks, when callbacks are set); it runs while
+    the host goes on. `programs` (one fit's calls share it) keeps the program found for each
+    index shape: the later calls of a fit skip the program cache's key (a signature of every
+    argument)."""
     options = prep.options
     steps, c_len = options.steps, cfg.chunk
     remaining = max(1, -(-(steps - t) // c_len))
@@ -255,18 +272,42 @@ def _call(
         program, seconds = _program_cache.compiled_program(cfg, *args)
         if programs is not None:
             programs[shape] = program
-    t_call = time.perf_counter()
+    dispatched = time.perf_counter()
     state, out = program(*args)
+    return _Pending(t, t + m * c_len, state, out, seconds, dispatched)
+
+
+def _fetch(cfg: Config, call: _Pending, penalised, busy_until: float) -> dict:
+    """Wait for a dispatched call and read its outputs onto the host (one transfer); records
+    the run time of its chunks (from when it could start: its dispatch, or the end of the call
+    before it, `busy_until`)."""
+    out = call.out
     data_loss = out.data_loss if penalised else None  # else equal to `loss`
     host = jax.device_get(
         {"ints": out.ints, "loss": out.loss, "data_loss": data_loss, "val": out.val,
          "final_loss": out.final_loss}
     )  # fmt: skip
-    elapsed = time.perf_counter() - t_call
-    chunks = (int(host["ints"][0]) - t) // c_len
+    elapsed = time.perf_counter() - max(call.dispatched, busy_until)
+    chunks = (int(host["ints"][0]) - call.t) // cfg.chunk
     if chunks > 0:
         _program_cache.record_chunk_seconds(cfg, elapsed / chunks)
-    return state, host, out.result, seconds
+    return host
+
+
+def _call(
+    prep: Prepared,
+    cfg: Config,
+    state: MemberState,
+    t: int,
+    target: float,
+    penalised,
+    programs: dict | None = None,
+):
+    """One program call from step `t`, waited for: `(state, host, result, compile_seconds)`,
+    `host` the outputs on the host (see `_dispatch`, `_fetch`)."""
+    call = _dispatch(prep, cfg, state, t, target, programs)
+    host = _fetch(cfg, call, penalised, 0.0)
+    return call.state, host, call.out.result, call.compile_seconds
 
 
 class _Session:
@@ -369,17 +410,24 @@ def run(
     if prep.options._call_seconds is not None:
         target = prep.options._call_seconds
     result = state.params
-    stopped, first = None, True
+    stopped = None
     programs: dict = {}
+    ahead: _Pending | None = None  # the next call, dispatched before the host reads this one
     try:
         with _sigint_as_flag() as sigint:
-            while first or record.running():
-                first = False
-                state, host, result, seconds = _call(
-                    prep, cfg, state, t, target, penalised, programs
-                )
-                compile_time += seconds
-                t = record.add(t, host)
+            call: _Pending | None = _dispatch(prep, cfg, state, t, target, programs)
+            busy_until = 0.0
+            while call is not None:
+                compile_time += call.compile_seconds
+                # the next call runs on the device while the host reads, records and calls
+                # back on this one (it is discarded if this one ends the fit)
+                ahead = None
+                if call.end < steps:
+                    ahead = _dispatch(prep, cfg, call.state, call.end, target, programs)
+                host = _fetch(cfg, call, penalised, busy_until)
+                busy_until = time.perf_counter()
+                state, result = call.state, call.out.result
+                t = record.add(call.t, host)
                 if bar is not None:
                     bar.update(min(t, steps) - bar.n)
                     bar.set_postfix(record.postfix(), refresh=False)
@@ -389,11 +437,15 @@ def run(
                     stopped = "interrupted"
                 times = (prior_wall + time.perf_counter() - t_start, compile_time)
                 session.save(state, t, times, force=stopped is not None or not record.running())
-                if stopped is not None:
+                if stopped is not None or not record.running():
                     break
+                assert ahead is not None and ahead.t == t  # running members: steps remain
+                call, ahead = ahead, None
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, with what the finished calls trained
         stopped = "interrupted"
     finally:
+        if ahead is not None:  # a call past the end of the fit: let it finish, unused
+            jax.block_until_ready(ahead.out.ints)
         if bar is not None:
             bar.close()
     wall = prior_wall + time.perf_counter() - t_start

@@ -111,3 +111,37 @@ def test_bad_callbacks_are_refused():
         eqx_ffn.fit(_model(), x, y, callbacks=["print"])
     with pytest.raises(ValueError, match="callback_every"):
         eqx_ffn.fit(_model(), x, y, callbacks=[print], callback_every=0)
+
+
+def test_the_next_call_runs_while_the_host_reads_this_one(monkeypatch):
+    from eqx_ffn.training import _driver
+
+    events = []
+    dispatch, fetch = _driver._dispatch, _driver._fetch
+
+    def traced_dispatch(prep, cfg, state, t, *args, **kw):
+        events.append(("dispatch", t))
+        return dispatch(prep, cfg, state, t, *args, **kw)
+
+    def traced_fetch(cfg, call, *args):
+        events.append(("fetch", call.t))
+        return fetch(cfg, call, *args)
+
+    monkeypatch.setattr(_driver, "_dispatch", traced_dispatch)
+    monkeypatch.setattr(_driver, "_fetch", traced_fetch)
+    x, y = _data()
+    model, h = eqx_ffn.fit(
+        _model(), x, y, steps=5000, optimizer=ADAM, callbacks=[lambda info: info.step >= 300],
+        callback_every=100, progress=False,
+    )  # fmt: skip
+    started = [t for kind, t in events if kind == "dispatch"]
+    read = [t for kind, t in events if kind == "fetch"]
+    assert len(read) >= 3 and started[: len(read)] == read
+    for k in range(1, len(read)):  # call k was on its way before call k - 1 was read
+        assert events.index(("dispatch", read[k])) < events.index(("fetch", read[k - 1]))
+    # the callback stopped the fit after the call that reached step 300; the call dispatched
+    # beyond it was not used: the model is the one trained for h.steps steps
+    assert h.stop_reason == "callback" and h.steps >= 300 and started == [*read, h.steps]
+    ref, _ = eqx_ffn.fit(_model(), x, y, steps=h.steps, optimizer=ADAM, progress=False)
+    for a, b in zip(jax.tree.leaves(model), jax.tree.leaves(ref), strict=True):
+        np.testing.assert_array_equal(a, b)
