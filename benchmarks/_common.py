@@ -25,14 +25,15 @@ from eqx_ffn.training import _program_cache as engine
 
 
 class Mode:
-    """Repeats and sizes for `--quick` (about a minute on 2 CPU cores) or the full run."""
+    """Repeats and sizes for `--quick` (a smoke run: every case and check, the fewest repeats and
+    smallest sizes that keep each check's meaning; compiling dominates it) or the full run."""
 
     def __init__(self, quick: bool):
         self.quick = quick
         self.name = "quick" if quick else "full"
-        self.repeats = 3 if quick else 7  # timed repeats of a cheap measurement
+        self.repeats = 2 if quick else 7  # timed repeats of a cheap measurement (a minimum: >= 2)
         self.slow_repeats = 1 if quick else 3  # ... of an expensive one (Python loops, processes)
-        self.min_time = 0.1 if quick else 0.5  # cheap measurements repeat until this many seconds
+        self.min_time = 0.05 if quick else 0.5  # cheap measurements repeat until this many seconds
 
 
 # -- timing ------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def _make(key):
 
 
 def run(mode: Mode) -> list[Table]:
-    members = 16 if mode.quick else 64
+    members = 8 if mode.quick else 64
     x, y, _ = lecture_data()
     keys = jr.split(jr.key(0), members)
     kw = {"optimizer": optax.adam(1e-2), "steps": STEPS, "progress": False}

@@ -226,7 +226,7 @@ def _targets(mode: Mode, model, x, y, steps_to: dict, direct: Callable | None) -
         return t
     before = compile_count()
     lm, lbfgs = _fit(model, x, y, "lm", k_lm), _fit(model, x, y, "lbfgs", k_lbfgs)
-    pairs = 10 if mode.quick else 50  # a pair takes a few tens of milliseconds
+    pairs = 4 if mode.quick else 50  # a pair takes a few tens of milliseconds
     p = paired(lm, lbfgs, pairs, min_time=5 * mode.min_time)
     q = paired(program_call(lm), program_call(lbfgs), pairs, min_time=5 * mode.min_time)
     t.add(f"fit LM {k_lm} steps / fit L-BFGS {k_lbfgs} steps", p.pairs, p.min_ratio, p.ratio,
@@ -240,7 +240,7 @@ def _targets(mode: Mode, model, x, y, steps_to: dict, direct: Callable | None) -
         call = _fit(model, x, y, "lm", BUDGET)
         for label, f in ((f"fit LM {BUDGET} steps / driven directly", call),
                          ("its compiled loop alone / driven directly", program_call(call))):  # fmt: skip
-            p = paired(f, direct, pairs // 2 if mode.quick else 30, min_time=2 * mode.min_time)
+            p = paired(f, direct, 2 if mode.quick else 30, min_time=2 * mode.min_time)
             t.add(label, p.pairs, p.min_ratio, p.ratio, p.a_min, p.b_min)
     t.notes.append("*A*, *B*: the minimums of the two sides. The loop pads the 200 rows to 256 "
                    "with zero weights (data sizes up to the same power of two share one program) "

@@ -102,13 +102,14 @@ def _predict(model, params, x):
     return jax.vmap(eqx.combine(params, static))(x)
 
 
-def sklearn_run(mode: Mode, x, y, params, solver: str) -> Run | str:
-    """`MLPRegressor` at the lecture's init, float64 on the CPU (`peers.sklearn_lecture`)."""
+def sklearn_run(mode: Mode, x, y, params, solver: str, steps: int = STEPS) -> Run | str:
+    """`MLPRegressor` at the lecture's init, float64 on the CPU (`peers.sklearn_lecture`), at
+    most `steps` epochs (Adam) or iterations (L-BFGS)."""
     if peers.optional("sklearn") is None:
         return "scikit-learn not installed"
     xn, yn = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    setup, _ = timed(lambda: peers.sklearn_lecture(solver, params, xn, yn, STEPS))
-    runs = [peers.sklearn_train(peers.sklearn_lecture(solver, params, xn, yn, STEPS), xn, yn)
+    setup, _ = timed(lambda: peers.sklearn_lecture(solver, params, xn, yn, steps))
+    runs = [peers.sklearn_train(peers.sklearn_lecture(solver, params, xn, yn, steps), xn, yn)
             for _ in range(mode.slow_repeats)]  # fmt: skip
     times = [r[0] for r in runs]
     _, mse, iters, curve = runs[-1]
@@ -141,7 +142,7 @@ def torch_run(mode: Mode, x, y, params, optimizer: str, steps: int) -> Run | str
 
 def run(mode: Mode) -> list[Table]:
     x, y, params = lecture_data()
-    py_steps = 200 if mode.quick else STEPS  # the Python loops' steps (their time per step is flat)
+    py_steps = 50 if mode.quick else STEPS  # the Python loops' steps (their time per step is flat)
     runs: list[Run | str] = []
     calls: dict[str, Callable[[], Any]] = {}
     lecture_train = peers.lecture_loop(x, y, params, LR)
@@ -164,7 +165,7 @@ def run(mode: Mode) -> list[Table]:
         ("", lambda: fit_run(mode, x, y, params, "lbfgs")),
         ("bare_adam", lambda: bare_run(mode, x, y, params, "adam")),
         ("bare_lbfgs", lambda: bare_run(mode, x, y, params, "lbfgs")),
-        ("", lambda: sklearn_run(mode, x, y, params, "adam")),
+        ("", lambda: sklearn_run(mode, x, y, params, "adam", py_steps)),
         ("", lambda: sklearn_run(mode, x, y, params, "lbfgs")),
         ("", lambda: torch_run(mode, x, y, params, "adam", py_steps)),
         ("", lambda: torch_run(mode, x, y, params, "lbfgs", py_steps // 4 if mode.quick else STEPS)),
@@ -207,7 +208,7 @@ def _table(runs: list[Run | str], params, x, y, py_steps: int) -> Table:
         "loop's time per step / this one's; *x floor*: this time per step / the lean bare scan's "
         "of the same optimiser; *to 1e-2 / 1e-3*: run time until the training MSE first reaches "
         "it (— never within the steps run; scikit-learn's L-BFGS: found by refits, full mode "
-        f"only). The Python loops run {py_steps} steps (their time per step does not depend on the count); Adam "
+        f"only). The Python loops and scikit-learn's Adam run {py_steps} steps (their time per step does not depend on the count); Adam "
         "at 1e-2 does not reach 1e-3 within 2000 steps (docs/REFERENCE.md: about 5.8e-3), "
         "L-BFGS does. jax-sysid is not run: it pins jax<=0.4.31 and switches the process to "
         "float64."
@@ -225,7 +226,7 @@ def _checks_table(mode: Mode, calls, lecture_train, runs) -> Table:
         t.checks += [Check(SPEEDUP, None, ">= 100", False, 3, "a runner failed"),
                      Check(FLOOR, None, "<= 1.5", False, 3, "a runner failed")]  # fmt: skip
         return t
-    n = 50 if mode.quick else 200  # lecture-loop steps a pair (its time per step is flat)
+    n = 20 if mode.quick else 200  # lecture-loop steps a pair (its time per step is flat)
     p = paired(lambda: lecture_train(n), fit, mode.repeats, mode.min_time)
     speedup, median = STEPS / n * p.min_ratio, STEPS / n * p.ratio
     t.add(f"lecture loop per step / fit Adam per step ({n} and {STEPS} steps)", p.pairs,
