@@ -18,7 +18,7 @@ import io
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -99,16 +99,20 @@ def _first_row_fits(raw: bytes, head: _Header) -> bool:
     return True
 
 
+class _Want(NamedTuple):
+    """What the fast readers are asked for."""
+
+    wanted: list[int]  # the columns read, in order
+    label_cols: set[int]  # the ones holding class labels (text allowed)
+    comments: bool  # '#' starts comment lines
+    drop_missing: bool
+    limit: float | None  # the largest magnitude a value may have
+
+
 def _fast_pandas(
-    pd: Any,
-    raw: bytes,
-    head: _Header,
-    wanted: list[int],
-    label_cols: set[int],
-    comments: bool,
-    drop_missing: bool,
-    limit: float | None,
+    pd: Any, raw: bytes, head: _Header, want: _Want
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    wanted, label_cols, comments, drop_missing, limit = want
     ncol = len(head.names)
     names = [f"c{j}" for j in range(ncol)]
     # one list for every column unless some are labels (a dict costs memory per column)
@@ -187,14 +191,8 @@ def _fast_pandas(
     return columns, keep
 
 
-def _fast_numpy(
-    path: Path,
-    head: _Header,
-    wanted: list[int],
-    label_cols: set[int],
-    comments: bool,
-    limit: float | None,
-) -> tuple[dict[int, np.ndarray], np.ndarray]:
+def _fast_numpy(path: Path, head: _Header, want: _Want) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    wanted, comments, limit = want.wanted, want.comments, want.limit
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # e.g. "input contained no data"
@@ -223,27 +221,20 @@ def _fast_numpy(
 
 
 def _fast(
-    path: Path,
-    raw: bytes,
-    head: _Header,
-    wanted: list[int],
-    label_cols: set[int],
-    comments: bool,
-    drop_missing: bool,
-    limit: float | None,
+    path: Path, raw: bytes, head: _Header, want: _Want
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """The fast readers in turn: NumPy's `loadtxt` for a table of numbers alone (no import of
     pandas, which costs as much as pandas' parsing of 500,000 rows), then pandas' C parser
     (missing-value markers, text labels), else `_Slow`."""
-    if not label_cols:
+    if not want.label_cols:
         try:
-            return _fast_numpy(path, head, wanted, label_cols, comments, limit)
+            return _fast_numpy(path, head, want)
         except _Slow:
             pass
     pd = _pandas()
     if pd is None or len(head.names) > _PANDAS_MAX_COLUMNS:
         raise _Slow
-    return _fast_pandas(pd, raw, head, wanted, label_cols, comments, drop_missing, limit)
+    return _fast_pandas(pd, raw, head, want)
 
 
 def _read_csv(
@@ -299,7 +290,8 @@ def _read_body(
     try:
         if comments is None or not _first_row_fits(raw, head):
             raise _Slow
-        columns, keep = _fast(path, raw, head, wanted, label_cols, comments, drop_missing, limit)
+        want = _Want(wanted, label_cols, comments, drop_missing, limit)
+        columns, keep = _fast(path, raw, head, want)
     except _Slow:
         columns, keep = _reference(path, raw, head, wanted, label_cols, drop_missing, limit)
     n_dropped = int((~keep).sum())
