@@ -58,7 +58,7 @@ def _cpu() -> float:
 def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
     """Run the named cases (in `CASES` order); `{"meta": ..., "cases": {name: {"title",
     "tables"} or {"title", "error"}}}`."""
-    from ._common import Mode, environment
+    from ._common import Mode, XlaCompiles, environment
 
     mode = Mode(quick)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -66,11 +66,12 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
     cases: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    compiling: dict[str, float] = {}
     load = {"start": _load()}
     for name in (n for n in CASES if n in names):
         load[name] = _load()
         print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
-        t, c = time.perf_counter(), _cpu()
+        t, c, x = time.perf_counter(), _cpu(), XlaCompiles.snapshot()
         title = name
         try:
             module = importlib.import_module(f"benchmarks.{CASES[name]}")
@@ -80,7 +81,9 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
             traceback.print_exc()
             cases[name] = {"title": title, "error": f"{type(e).__name__}: {e}"}
         seconds[name], cpu[name] = time.perf_counter() - t, _cpu() - c
-        print(f"[benchmarks] {name} took {seconds[name]:.1f} s", file=sys.stderr, flush=True)
+        compiling[name] = XlaCompiles.since(x)[1]
+        print(f"[benchmarks] {name} took {seconds[name]:.1f} s ({compiling[name]:.1f} s XLA "
+              "compiling here)", file=sys.stderr, flush=True)  # fmt: skip
     load["end"] = _load()
     meta = {
         "mode": mode.name,
@@ -88,6 +91,7 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
         "elapsed_s": time.perf_counter() - t0,
         "case_seconds": seconds,
         "case_cpu_seconds": cpu,
+        "case_compile_seconds": compiling,
         "load_average_1min": load,
         "env": environment(),
     }

@@ -139,6 +139,12 @@ def render_result(result: dict[str, Any]) -> str:
             + ")"
             if "case_cpu_seconds" in meta
             else ""
+        )
+        + (
+            "; XLA compiling, seconds in this process: "
+            + ", ".join(f"{k} {s:.1f}" for k, s in meta["case_compile_seconds"].items())
+            if "case_compile_seconds" in meta
+            else ""
         ),
         f"- Load average (1 min) when each case began: {load}. The machine may be shared: clearly "
         "above 0.5 at 'start' means it was busy before this run began, and absolute times are "
