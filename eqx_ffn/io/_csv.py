@@ -1,7 +1,6 @@
-"""Reading a CSV table: NumPy's `np.loadtxt` (in C) for a table of numbers alone, else pandas' C
-parser when pandas is installed (missing-value markers and text labels included, and rows
-dropped with `drop_missing` after a vectorised check of the file's structure): no cell of a clean
-table is touched by Python. A file the
+"""Reading a CSV table: pandas' C parser when pandas is installed (missing-value markers
+included, and rows dropped with `drop_missing` after a vectorised check of the file's structure),
+else NumPy's `np.loadtxt` (also in C): no cell of a clean table is touched by Python. A file the
 fast reader does not take as it is (a problem to report, quotes around a short row, text labels or
 missing values without pandas, '#' both starting lines and inside cells) is read by the reference
 reader of `_csv_reference`, which names the line and column of the first problem.
@@ -223,18 +222,15 @@ def _fast_numpy(path: Path, head: _Header, want: _Want) -> tuple[dict[int, np.nd
 def _fast(
     path: Path, raw: bytes, head: _Header, want: _Want
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    """The fast readers in turn: NumPy's `loadtxt` for a table of numbers alone (no import of
-    pandas, which costs as much as pandas' parsing of 500,000 rows), then pandas' C parser
-    (missing-value markers, text labels), else `_Slow`."""
-    if not want.label_cols:
-        try:
-            return _fast_numpy(path, head, want)
-        except _Slow:
-            pass
+    """A fast reader: pandas' C parser when pandas is installed and the table is not too wide
+    (its parsing takes half the time of NumPy's `loadtxt`, which pays for importing pandas),
+    else NumPy's `loadtxt` for numbers; `_Slow` when neither takes the file as it is."""
     pd = _pandas()
-    if pd is None or len(head.names) > _PANDAS_MAX_COLUMNS:
-        raise _Slow
-    return _fast_pandas(pd, raw, head, want)
+    if pd is not None and len(head.names) <= _PANDAS_MAX_COLUMNS:
+        return _fast_pandas(pd, raw, head, want)
+    if want.label_cols:
+        raise _Slow  # NumPy reads numbers only; labels may be text
+    return _fast_numpy(path, head, want)
 
 
 def _read_csv(
