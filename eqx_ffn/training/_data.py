@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import time
 from typing import Any
 
 import jax
@@ -134,30 +135,51 @@ class _StagingPool:
     """One staging buffer of at most `STAGING_POOL_MAX_BYTES`, reused by the next fit of the
     same or a smaller size: a fresh buffer costs the kernel's zeroing of every page (2.9x the
     copy itself for a 188 MB MNIST-size matrix). The buffer is free again once nothing
-    references it: no view of it, and no JAX array (JAX's CPU client holds a reference to
-    the NumPy array whose memory it shares until the device buffer is freed, after any
-    computation reading it)."""
+    references it: no view of it, and no JAX array (JAX's CPU client holds a reference to the
+    NumPy array whose memory it shares until the device buffer is freed, after any computation
+    reading it). Its reference count is compared with the count measured when it was made, in
+    the same way, so the test does not depend on how the interpreter counts references."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.raw: np.ndarray | None = None
+        self.alone = 0  # the reference count of `raw` with nothing else holding it
+
+    def _count(self) -> int:
+        raw = self.raw
+        return sys.getrefcount(raw)
+
+    def _free(self) -> bool:
+        if self.raw is None:
+            return False
+        for wait in (0.0, 0.0005, 0.001, 0.002):
+            if wait:
+                # JAX's CPU client drops its references from its own threads, a moment after
+                # the last computation reading the buffer ends, by a queue that its `gc`
+                # callback drains (a young-generation collection runs it)
+                time.sleep(wait)
+                gc.collect(0)
+            if self._count() == self.alone:
+                return True
+        return False
 
     def take(self, nbytes: int, dtype: np.dtype, shape: tuple) -> np.ndarray:
         """An uninitialised array of `shape` whose data start on an `ALIGNMENT` boundary."""
         need = nbytes + ALIGNMENT
         with self.lock:
-            raw = self.raw
-            # references: `self.raw`, `raw` and getrefcount's argument: nothing else holds it
-            free = raw is not None and sys.getrefcount(raw) == 3
-            if raw is not None and not free:
-                # JAX's CPU client drops its references from its own threads by a queue that
-                # its `gc` callback drains: a young-generation collection runs it
-                gc.collect(0)
-                free = sys.getrefcount(raw) == 3
-            if not (free and need <= raw.nbytes <= 2 * need):
+            # (no local reference to the pool's buffer while its count is read)
+            fits = self.raw is not None and need <= self.raw.nbytes <= 2 * need
+            raw = None
+            if fits and self._free():
+                raw = self.raw
+            if raw is None:
                 raw = np.empty(need, np.uint8)
-                if need <= STAGING_POOL_MAX_BYTES and (free or self.raw is None):
+                # the pool keeps its buffer unless a larger one is needed (a small request,
+                # a validation set or labels, never evicts the training matrix's)
+                bigger = self.raw is None or need > self.raw.nbytes
+                if need <= STAGING_POOL_MAX_BYTES and bigger:
                     self.raw = raw
+                    self.alone = self._count() - 1  # less this function's own `raw`
             start = (-raw.ctypes.data) % ALIGNMENT
             return raw[start : start + nbytes].view(dtype).reshape(shape)
 

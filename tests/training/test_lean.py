@@ -117,6 +117,12 @@ def test_staging_buffer_is_reused_only_when_nothing_holds_it():
     third = _data.aligned_rows(3 * a, 2048, np.float32)
     assert third.ctypes.data == address  # free again: reused
     np.testing.assert_array_equal(third, 3 * a)
+    del third
+    small = _data.aligned_rows(np.ones((10, 3), np.float32), 16, np.float32)  # labels, say
+    assert small.ctypes.data != address
+    del small
+    again = _data.aligned_rows(a, 2048, np.float32)
+    assert again.ctypes.data == address  # a small request did not evict the large buffer
 
 
 def _big(n=20000, d=8, seed=0):
