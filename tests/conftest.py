@@ -8,6 +8,7 @@ the session: a program compiled in one process is loaded, not compiled, by the o
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 
@@ -32,6 +33,18 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import pytest  # noqa: E402
+
+
+def import_tensorboardx_without_torch() -> None:
+    """Import tensorboardX as PyTorch were not installed: where it is, tensorboardX imports it
+    (seconds) only to recognise its tensors, which the logging tests never pass."""
+    with pytest.MonkeyPatch.context() as mp:
+        if "torch" not in sys.modules:
+            mp.setitem(sys.modules, "torch", None)
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            pass
 
 
 def lecture_data_and_params(n_keys: int = 5, hidden=(16,), n: int = 200):

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import import_tensorboardx_without_torch
 
 from eqx_ffn.cli._main import main
 
@@ -17,20 +18,8 @@ NO_CACHE = ["--no-cache", "--no-progress"]
 
 
 def _has_tensorboardx() -> bool:
-    _import_tensorboardx_without_torch()
+    import_tensorboardx_without_torch()
     return "tensorboardX" in sys.modules and sys.modules["tensorboardX"] is not None
-
-
-def _import_tensorboardx_without_torch() -> None:
-    """Import tensorboardX as PyTorch were not installed: where it is, tensorboardX imports it
-    (seconds) only to recognise its tensors, which these tests never pass."""
-    with pytest.MonkeyPatch.context() as mp:
-        if "torch" not in sys.modules:
-            mp.setitem(sys.modules, "torch", None)
-        try:
-            import tensorboardX  # noqa: F401
-        except ImportError:
-            pass
 
 
 @pytest.fixture(scope="module")

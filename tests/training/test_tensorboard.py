@@ -14,27 +14,16 @@ import jax.random as jr
 import numpy as np
 import optax
 import pytest
+from conftest import import_tensorboardx_without_torch
 
 import eqx_ffn
 from eqx_ffn.training._fit import fit_with
 from eqx_ffn.training._options import FitOptions
 
 
-def _import_tensorboardx_without_torch() -> None:
-    """Import tensorboardX as PyTorch were not installed: where it is, tensorboardX imports it
-    (seconds) only to recognise its tensors, which these tests never pass."""
-    with pytest.MonkeyPatch.context() as mp:
-        if "torch" not in sys.modules:
-            mp.setitem(sys.modules, "torch", None)
-        try:
-            import tensorboardX  # noqa: F401
-        except ImportError:
-            pass
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _tensorboardx():
-    _import_tensorboardx_without_torch()
+    import_tensorboardx_without_torch()
 
 
 def _events(folder: Path) -> list:
