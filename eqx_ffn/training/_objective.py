@@ -134,14 +134,11 @@ class Objective:
             return total
         tree = self.tree(params)
         for p, m in zip(jax.tree.leaves(tree), jax.tree.leaves(self._flags(tree)), strict=True):
-            if m:  # one fused reduction per weight
+            if m:  # one fused reduction per weight, of the terms in use
                 w = p.astype(dtype)
-                if use_l1 and use_l2:
-                    total = total + jnp.sum(self.l1 * jnp.abs(w) + self.l2 * (w * w))
-                elif use_l1:
-                    total = total + self.l1 * jnp.sum(jnp.abs(w))
-                else:
-                    total = total + self.l2 * jnp.sum(w * w)
+                terms = [self.l1 * jnp.abs(w)] if use_l1 else []
+                terms += [self.l2 * (w * w)] if use_l2 else []
+                total = total + jnp.sum(sum(terms[1:], terms[0]))
         return total
 
     def _flags(self, tree: PyTree) -> PyTree:
