@@ -48,6 +48,8 @@ class Config:
     fast_compile: bool = False  # a small CPU program (see FAST_COMPILE_OPTIONS)
     # (l1, l2): a term that is 0 for every member is left out of the program
     penalty_terms: tuple[bool, bool] = (True, True)
+    # callbacks every `snap_chunks` chunks, several to a call: the state at each (0: none)
+    snap_chunks: int = 0
 
     def __post_init__(self):
         key = (
@@ -73,6 +75,7 @@ class Config:
             self.cpu_options,
             self.fast_compile,
             self.penalty_terms,
+            self.snap_chunks,
         )
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_hash", hash(key))

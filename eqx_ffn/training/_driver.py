@@ -10,7 +10,6 @@ finish and its results are not used: the model and History are those of the call
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import threading
@@ -26,7 +25,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _program_cache
-from ._callbacks import STOP_REASON, FitInfo, run_callbacks
+from ._callbacks import (
+    STOP_REASON,
+    FitInfo,
+    run_callbacks,
+    sized_for_callbacks,
+    snapshot_slot,
+    snapshot_steps,
+)
 from ._checkpoint import CheckpointError, fingerprint_of, load_checkpoint, save_checkpoint
 from ._config import Config
 from ._flat import unraveler
@@ -34,7 +40,7 @@ from ._history import DivergenceWarning, History, NonFiniteLossWarning
 from ._prepare import Prepared
 from ._program import DIVERGENCE_FACTOR, Scalars, lazy_final_losses
 from ._sampling import host_indices
-from ._state import CONVERGED, DIVERGED, EARLY_STOPPING, NON_FINITE, RUNNING, MemberState
+from ._state import CONVERGED, DIVERGED, EARLY_STOPPING, NON_FINITE, RUNNING, Ints, MemberState
 
 PyTree = Any
 
@@ -164,6 +170,21 @@ class _Record:
         self.final_loss = np.asarray(out["final_loss"]).reshape(k).astype(self.dtype)
         return t_end
 
+    def truncate(self, t: int, ints: np.ndarray) -> None:
+        """Cut the record back to step `t` (a callback stopped the fit at a snapshot); `ints`:
+        each member's `Ints` there."""
+        ints = ints.reshape(self.k, -1)
+        for j in range(self.k):
+            keep = int(min(self.steps_run[j], t))
+            for name in ("loss", "data_loss") if self.penalised else ("loss",):
+                self.buffers[(name, j)].n = keep
+            n_val = int(np.searchsorted(self.view("val_steps", j), t, side="right"))
+            self.buffers[("val_loss", j)].n = self.buffers[("val_steps", j)].n = n_val
+            self.steps_run[j] = keep
+        self.status = ints[:, Ints._fields.index("status")].astype(np.int64)
+        self.best_step = ints[:, Ints._fields.index("best_step")].astype(np.int64)
+        self.final_loss = np.full(self.k, np.nan, self.dtype)
+
     def layout(self) -> dict[str, str]:
         """The names and dtypes of `arrays()`, in order (what a checkpoint holds)."""
         out = {name: np.dtype(buf.data.dtype).name for (name, _), buf in self._named()}
@@ -254,7 +275,9 @@ def _dispatch(
     est = _program_cache.chunk_seconds(cfg) or c_len * prep.schedule.step_seconds
     m = max(1, min(cfg.max_chunks, remaining, int(target / max(est, 1e-9))))
     if options.callbacks and options.callback_every is not None:
-        m = min(m, -(-options.callback_every // c_len))
+        k = cfg.snap_chunks or -(-options.callback_every // c_len)
+        # a call snapshotting its intervals ends on one; else it runs one interval
+        m = max(k, m - m % k) if cfg.snap_chunks else min(m, k)
     idx = None
     if prep.host_sampling:
         assert prep.key_data is not None
@@ -350,30 +373,31 @@ class _Session:
         save_checkpoint(Path(self.path), fp, state, t, self.record.arrays(), times)
         self.last_save = time.perf_counter()
 
-    def callbacks(self, t: int, result: PyTree, state: MemberState) -> bool:
-        """Run the callbacks; True when one asked the fit to stop."""
+    def callbacks(self, call: _Pending, t: int, result: PyTree, state: MemberState):
+        """Run the callbacks where they are due in a call that ended at step `t`: at each of
+        its snapshots, then at its end. When one asks to stop: `(step, state, result)` to end
+        the fit with (the record cut back to that step); else None."""
+        snaps = call.out.snaps
+        for i, b in enumerate(snapshot_steps(self.cfg, call.t, t)):
+            if self._run(b, lambda i=i: snapshot_slot(snaps[1], i), state):
+                s_state, s_result = snapshot_slot(snaps, i)
+                self.record.truncate(b, np.asarray(s_state.ints))
+                return b, s_state, s_result
+        return (t, state, result) if self._run(t, lambda: result, state) else None
+
+    def _run(self, t: int, result_fn: Callable, state: MemberState) -> bool:
         cfg, to_model = self.cfg, self.to_model
 
         def model():
+            result = result_fn()
             if to_model is not None:
                 return to_model(result)
             parts = (result,) if state.frozen is None else (result, state.frozen)
             return eqx.combine(*parts, cfg.static)
 
-        step = int(min(t, self.prep.options.steps))
-        info = FitInfo(step, self.prep.options.steps, self.record, self.prep.ensemble, model)
+        steps = self.prep.options.steps
+        info = FitInfo(int(min(t, steps)), steps, self.record, self.prep.ensemble, model, t)
         return run_callbacks(self.prep.options.callbacks, info)
-
-
-def _sized_for_callbacks(prep: Prepared, cfg: Config) -> Config:
-    """With callbacks every `callback_every` steps, a program whose calls hold that many steps
-    (rounded up to whole chunks): its per-call buffers (losses, host batch indices) are sized
-    to the call, not to the longest call. The steps compute the same."""
-    o = prep.options
-    if not o.callbacks or o.callback_every is None:
-        return cfg
-    chunks = -(-o.callback_every // cfg.chunk)
-    return cfg if chunks >= cfg.max_chunks else dataclasses.replace(cfg, max_chunks=chunks)
 
 
 def run(
@@ -397,7 +421,7 @@ def run(
     """
     t_start = time.perf_counter() if t_start is None else t_start
     steps = prep.options.steps
-    cfg = _sized_for_callbacks(prep, cfg)
+    cfg = sized_for_callbacks(prep.options, cfg, prep.schedule.step_seconds, state)
     penalised = prep.options.penalised
     record = _Record(prep.ensemble or 1, steps, prep.eval_every, prep.loss_dtype, penalised)
     session = _Session(prep, cfg, record, to_model)
@@ -431,8 +455,12 @@ def run(
                 if bar is not None:
                     bar.update(min(t, steps) - bar.n)
                     bar.set_postfix(record.postfix(), refresh=False)
-                if prep.options.callbacks and session.callbacks(t, result, state):
-                    stopped = STOP_REASON
+                if prep.options.callbacks:
+                    stop = session.callbacks(call, t, result, state)
+                    if stop is not None:
+                        stopped, (t, state, result) = STOP_REASON, stop
+                        if bar is not None:
+                            bar.update(min(t, steps) - bar.n)
                 if sigint["set"]:
                     stopped = "interrupted"
                 times = (prior_wall + time.perf_counter() - t_start, compile_time)

@@ -216,10 +216,12 @@ def fit(
       `wall_time` sums the sessions).
     - `callbacks`: functions `f(info)` the host calls after each program call (about every half
       second; with `callback_every`, every that many steps rounded up to the program's chunk of
-      steps, through a program compiled for calls of that length), with
-      `info` an `eqx_ffn.FitInfo`: `step`, `loss`, `val_loss`, `val_steps`, `model` (built on
-      request). Returning `True` or calling `info.stop()` ends the fit with
-      `stop_reason="callback"` and the model trained so far. Nothing runs on the host per step.
+      steps), with `info` an `eqx_ffn.FitInfo` of that step: `step`, `loss`, `val_loss`,
+      `val_steps`, `model` (built on request). Returning `True` or calling `info.stop()` ends
+      the fit there with `stop_reason="callback"` and the model of that step. Nothing runs on
+      the host per step: where `callback_every` steps take much less time than a program call
+      costs, one call runs several intervals and keeps the state at the end of each, and their
+      callbacks run in order when it returns.
 
     **Returns:** `(model, history)`. If the loss becomes NaN/inf the fit stops, warns
     (`NonFiniteLossWarning`) and returns the last model with a finite loss;

@@ -74,6 +74,9 @@ class Output(NamedTuple):
     val: jax.Array | None  # per-step validation losses (NaN where none was evaluated)
     result: PyTree  # the parameters each member would return now (as the model's tree)
     final_loss: jax.Array  # each member's final loss once the fit is over, else NaN
+    # with `cfg.snap_chunks`: `(state, result)` at the end of every `snap_chunks` chunks, stacked
+    # on a leading axis (slot i: after chunk (i + 1) * snap_chunks of this call), else None
+    snaps: Any = None
 
 
 def precision_context(precision: str | None):
@@ -410,16 +413,30 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
         bufs = (*bufs, jnp.full((*k_shape, cfg.steps_per_call), jnp.nan, ldt))
 
     def cond(carry):
-        c, t0, state, _ = carry
+        c, t0, state = carry[:3]
         return (c < sc.max_chunks) & (t0 < sc.end) & jnp.any(state.i.status == RUNNING)
 
     def chunk(carry):
-        return run_chunk(cfg, data, val, idx, sc, carry)
+        *carry, snaps = carry
+        c, t0, state, bufs = run_chunk(cfg, data, val, idx, sc, tuple(carry))
+        if snaps is not None:  # the slot of this chunk's interval: its last chunk writes last
+            slot = (c - 1) // cfg.snap_chunks
+            snaps = jax.tree.map(
+                lambda buf, a: lax.dynamic_update_index_in_dim(buf, a, slot, 0),
+                snaps,
+                snapshot(cfg, sc, state),
+            )
+        return c, t0, state, bufs, snaps
 
-    carry = (jnp.int32(0), sc.t0, state, bufs)
-    _, t_end, state, bufs = lax.while_loop(cond, chunk, carry)
+    snaps = None
+    if cfg.snap_chunks:
+        n_snaps = cfg.max_chunks // cfg.snap_chunks
+        first = snapshot(cfg, sc, state)
+        snaps = jax.tree.map(lambda a: jnp.broadcast_to(a[None], (n_snaps, *a.shape)), first)
+    carry = (jnp.int32(0), sc.t0, state, bufs, snaps)
+    _, t_end, state, bufs, snaps = lax.while_loop(cond, chunk, carry)
     final_loss, result, state = _finish(cfg, data, sc, t_end, state)
-    as_tree = (lambda r: r) if cfg.param_spec is None else members(cfg, unraveler(cfg.param_spec))
+    as_tree = _as_tree(cfg)
     i = state.i
     # the host reads `t` and each member's status, stop and best steps: one vector
     ints = [v.reshape(-1) for v in (i.status, i.stop_step, i.best_step)]
@@ -430,8 +447,21 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
         val=bufs[1] if cfg.has_val else None,
         result=as_tree(result),
         final_loss=final_loss,
+        snaps=snaps,
     )
     return state, out
+
+
+def _as_tree(cfg: Config) -> Callable:
+    """Parameters as the model's tree (they are one vector in flat mode)."""
+    return (lambda r: r) if cfg.param_spec is None else members(cfg, unraveler(cfg.param_spec))
+
+
+def snapshot(cfg: Config, sc: Scalars, state: MemberState):
+    """What a callback at a step inside a call reads: the state there, and the parameters each
+    member would return from it (as the model's tree)."""
+    result = members(cfg, lambda m: member_result(cfg, sc, m)[0])(state)
+    return state, _as_tree(cfg)(result)
 
 
 # --- a mini-batch fit's final loss, on the host's demand ------------------------------------------

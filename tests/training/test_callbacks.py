@@ -113,8 +113,54 @@ def test_bad_callbacks_are_refused():
         eqx_ffn.fit(_model(), x, y, callbacks=[print], callback_every=0)
 
 
-def test_the_next_call_runs_while_the_host_reads_this_one(monkeypatch):
+def test_short_intervals_share_a_call_and_each_callback_sees_its_own_step(monkeypatch, tmp_path):
+    """Callbacks every 128 steps of a tiny model: one program call runs many intervals and keeps
+    the state at the end of each. Each callback sees the losses up to its step and the model of
+    exactly that many steps; a stop at one ends the fit there (History, model, checkpoint), and
+    resuming from that checkpoint gives the uninterrupted fit, bit for bit."""
     from eqx_ffn.training import _driver
+
+    snaps = []
+    dispatch = _driver._dispatch
+
+    def traced_dispatch(prep, cfg, state, t, *args, **kw):
+        snaps.append(cfg.snap_chunks)
+        return dispatch(prep, cfg, state, t, *args, **kw)
+
+    monkeypatch.setattr(_driver, "_dispatch", traced_dispatch)
+    x, y = _data()
+    seen = {}
+
+    def watch(info):
+        seen[info.step] = (len(info.loss), info.model if info.step == 256 else None)
+        return info.step >= 640
+
+    kw = dict(optimizer=ADAM, progress=False)
+    path = tmp_path / "fit.ckpt"
+    model, h = eqx_ffn.fit(
+        _model(), x, y, steps=2000, callbacks=[watch], callback_every=128, checkpoint=path,
+        checkpoint_every=1e9, **kw,
+    )  # fmt: skip
+    assert snaps[0] > 0 and len(snaps) < len(seen)  # several callbacks a call
+    assert list(seen) == [128, 256, 384, 512, 640]
+    assert all(n == step for step, (n, _) in seen.items())
+    assert h.stop_reason == "callback" and h.steps == 640 and len(h.loss) == 640
+    for step, got in ((256, seen[256][1]), (640, model)):
+        ref, h_ref = eqx_ffn.fit(_model(), x, y, steps=step, **kw)
+        assert all(np.array_equal(a, b) for a, b in zip(*map(jax.tree.leaves, (got, ref))))
+    np.testing.assert_array_equal(h.loss, h_ref.loss)
+    full, h_full = eqx_ffn.fit(_model(), x, y, steps=2000, **kw)
+    resumed, h_res = eqx_ffn.fit(_model(), x, y, steps=2000, checkpoint=path, resume=True, **kw)
+    assert h_res.steps == 2000
+    np.testing.assert_array_equal(h_res.loss, h_full.loss)
+    assert all(np.array_equal(a, b) for a, b in zip(*map(jax.tree.leaves, (resumed, full))))
+
+
+def test_the_next_call_runs_while_the_host_reads_this_one(monkeypatch):
+    from eqx_ffn.training import _callbacks, _driver
+
+    # one interval a call (as for a model whose 100 steps take longer than a call's cost)
+    monkeypatch.setattr(_callbacks, "SNAPSHOT_SECONDS", 0.0)
 
     events = []
     dispatch, fetch = _driver._dispatch, _driver._fetch
