@@ -1,11 +1,12 @@
 """What a callback costs (issue 24): `fit(..., callbacks=[f], callback_every=100)` against the same
 fit without, interleaved in one process (`paired`: the ratio of the minimums).
 
-A callback runs on the host between program calls, so what it costs is the extra calls: one
-every 100 steps instead of about one every half second. The smallest step shows that most: the
-lecture's problem (1-16-1 tanh, N=200, full batch, 2000 Adam steps, ~10 us a step on a CPU);
-a mid size beside it (8-64-64-1 tanh, N=20,000, mini-batches of 256). The callback reads the
-step and the last loss (what a logger reads); the model it could ask for is built only when it
+A callback runs on the host between program calls. Where 100 steps take long (the mid size,
+8-64-64-1 tanh, N=20,000, mini-batches of 256) it costs an extra call every 100 steps; where
+they take much less than a call costs (the lecture's problem: 1-16-1 tanh, N=200, full batch,
+2000 Adam steps, ~10 us a step on a CPU) one call runs many intervals and keeps the state at
+the end of each, and the callbacks run on those when it returns. The callback reads the step
+and the last loss (what a logger reads); the model it could ask for is built only when it
 does. Also: a callback that stops the fit (`info.stop()`) at step 500 of 2000.
 """
 
@@ -79,12 +80,12 @@ def run(mode: Mode) -> list[Table]:
                        callback_every=EVERY)  # fmt: skip
     t.notes.append(
         f"A callback that calls `info.stop()` once step 500 is reached: the fit ran {h.steps} of "
-        f"{steps} steps, `stop_reason={h.stop_reason!r}` (callbacks run at the end of a program "
-        "call: `callback_every` is rounded up to whole chunks of the compiled loop)."
+        f"{steps} steps, `stop_reason={h.stop_reason!r}` (`callback_every` is rounded up to whole "
+        "chunks of the compiled loop; the fit ends at the step of the callback that stopped it)."
     )
     stopped = h.stop_reason == "callback" and 500 <= h.steps < 1000
     t.checks.append(
-        Check("a callback stops the fit at the call after step 500", float(h.steps),
+        Check("a callback stops the fit at its first step past 500", float(h.steps),
               "in [500, 1000)", stopped, 24)
     )  # fmt: skip
     return [t]

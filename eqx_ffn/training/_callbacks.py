@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 STOP_REASON = "callback"
@@ -58,9 +59,28 @@ def snapshot_steps(cfg: Any, t0: int, t_end: int) -> list[int]:
     return list(range(t0 + every, t_end, every))
 
 
-def snapshot_slot(tree: Any, i: int) -> Any:
-    """Slot `i` of a call's stacked snapshots."""
-    return jax.tree.map(lambda a: a[i], tree)
+def pack(tree: Any) -> dict[str, Any]:
+    """A snapshot's leaves raveled into one vector per dtype (written a few kernels a chunk
+    rather than one per leaf)."""
+    groups: dict[str, list] = {}
+    for a in jax.tree.leaves(tree):
+        groups.setdefault(str(a.dtype), []).append(jnp.ravel(a))
+    return {name: jnp.concatenate(parts) for name, parts in groups.items()}
+
+
+def unpack(snaps: dict[str, Any], i: int, template: Any) -> Any:
+    """Slot `i` of a call's stacked packed snapshots, as a tree like `template` (the same
+    structure, shapes and dtypes as what `pack` packed)."""
+    leaves, treedef = jax.tree.flatten(template)
+    slot = {name: v[i] for name, v in snaps.items()}
+    offsets: dict[str, int] = {}
+    out = []
+    for a in leaves:
+        name, size = str(a.dtype), int(np.prod(a.shape))
+        at = offsets.get(name, 0)
+        out.append(slot[name][at : at + size].reshape(a.shape))
+        offsets[name] = at + size
+    return jax.tree.unflatten(treedef, out)
 
 
 class FitInfo:

@@ -30,8 +30,8 @@ from ._callbacks import (
     FitInfo,
     run_callbacks,
     sized_for_callbacks,
-    snapshot_slot,
     snapshot_steps,
+    unpack,
 )
 from ._checkpoint import CheckpointError, fingerprint_of, load_checkpoint, save_checkpoint
 from ._config import Config
@@ -379,8 +379,8 @@ class _Session:
         the fit with (the record cut back to that step); else None."""
         snaps = call.out.snaps
         for i, b in enumerate(snapshot_steps(self.cfg, call.t, t)):
-            if self._run(b, lambda i=i: snapshot_slot(snaps[1], i), state):
-                s_state, s_result = snapshot_slot(snaps, i)
+            if self._run(b, lambda i=i: unpack(snaps, i, (state, result))[1], state):
+                s_state, s_result = unpack(snaps, i, (state, result))
                 self.record.truncate(b, np.asarray(s_state.ints))
                 return b, s_state, s_result
         return (t, state, result) if self._run(t, lambda: result, state) else None

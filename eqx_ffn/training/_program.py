@@ -31,6 +31,7 @@ import numpy as np
 from jax import lax
 
 from ..solvers._solver import SolverStep, as_step
+from ._callbacks import pack
 from ._config import Config
 from ._flat import unraveler
 from ._objective import Objective, loss_dtype
@@ -74,8 +75,8 @@ class Output(NamedTuple):
     val: jax.Array | None  # per-step validation losses (NaN where none was evaluated)
     result: PyTree  # the parameters each member would return now (as the model's tree)
     final_loss: jax.Array  # each member's final loss once the fit is over, else NaN
-    # with `cfg.snap_chunks`: `(state, result)` at the end of every `snap_chunks` chunks, stacked
-    # on a leading axis (slot i: after chunk (i + 1) * snap_chunks of this call), else None
+    # with `cfg.snap_chunks`: `(state, result)` packed (`snapshot`) at the end of every
+    # `snap_chunks` chunks, stacked (slot i: after chunk (i + 1) * snap_chunks), else None
     snaps: Any = None
 
 
@@ -459,9 +460,9 @@ def _as_tree(cfg: Config) -> Callable:
 
 def snapshot(cfg: Config, sc: Scalars, state: MemberState):
     """What a callback at a step inside a call reads: the state there, and the parameters each
-    member would return from it (as the model's tree)."""
+    member would return from it (as the model's tree), packed (`_callbacks.unpack` reads it)."""
     result = members(cfg, lambda m: member_result(cfg, sc, m)[0])(state)
-    return state, _as_tree(cfg)(result)
+    return pack((state, _as_tree(cfg)(result)))
 
 
 # --- a mini-batch fit's final loss, on the host's demand ------------------------------------------
