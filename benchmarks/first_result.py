@@ -18,8 +18,8 @@ saved once by the parent so that every process loads the same rows), for
 
 The processes run interleaved (eqx cold, eqx warm, scikit-learn, per table and repeat); the
 targets are judged on the fastest process of each (noise only adds time). Targets: test quality
-no more than 0.02 below scikit-learn's; wall time within 2.5x scikit-learn's with the cache
-cold, 1.5x warm.
+no more than 0.02 below scikit-learn's; wall time within 2.0x scikit-learn's with the cache
+cold, 1.2x warm (issue 21; issue 10 had asked for 2.5x and 1.5x).
 
 Also `FFN(1, 1, (16,), key=jax.random.key(0))` in a fresh process: seconds after the imports
 (target 0.15 s) without a persistent cache, and with a warm one; the import time itself.
@@ -37,9 +37,9 @@ from . import peers
 from ._common import Mode, attempt, median_runs, python_process, ratio
 from ._report import Check, Table
 
-TITLE = "Time to first result in a fresh process (issue 10)"
+TITLE = "Time to first result in a fresh process (issues 10, 21)"
 DATASETS = {"diabetes": "regression", "digits": "classification"}
-QUALITY_MARGIN, COLD_TARGET, WARM_TARGET, FFN_TARGET = 0.02, 2.5, 1.5, 0.15
+QUALITY_MARGIN, COLD_TARGET, WARM_TARGET, FFN_TARGET = 0.02, 2.0, 1.2, 0.15
 WORKER = ["-m", "benchmarks._worker"]
 
 
@@ -110,9 +110,9 @@ def _checks(name: str, gap, cold, warm, how: str) -> list[Check]:
         Check(f"{name}: eqx_ffn {metric} no more than {QUALITY_MARGIN} below scikit-learn's", gap,
               f">= -{QUALITY_MARGIN}", gap is not None and gap >= -QUALITY_MARGIN, 10, how),
         Check(f"{name}: fresh process, cache cold, within {COLD_TARGET}x scikit-learn's", cold,
-              f"<= {COLD_TARGET}", cold is not None and cold <= COLD_TARGET, 10, how),
+              f"<= {COLD_TARGET}", cold is not None and cold <= COLD_TARGET, 21, how),
         Check(f"{name}: fresh process, cache warm, within {WARM_TARGET}x scikit-learn's", warm,
-              f"<= {WARM_TARGET}", warm is not None and warm <= WARM_TARGET, 10, how),
+              f"<= {WARM_TARGET}", warm is not None and warm <= WARM_TARGET, 21, how),
     ]  # fmt: skip
 
 
