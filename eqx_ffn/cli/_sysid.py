@@ -83,6 +83,11 @@ def add_parser(sub: Any) -> None:
     fit.add_argument("--nx", type=_count, default=2, help="state size (default 2)")
     fit.add_argument("--hidden", type=_sizes, default=(16,), help="hidden widths (default 16)")
     fit.add_argument(
+        "--linear",
+        action="store_true",
+        help="add a linear bypass A [x; u] to the state update (NeuralStateSpace(linear=True))",
+    )
+    fit.add_argument(
         "--criterion",
         choices=CRITERIA,
         default="simulation",
@@ -240,7 +245,9 @@ def sysid_fit(args) -> int:
         test, _ = _read_record(args.test, args.u_cols, args.y_cols, args.time_col, "--test file")
     _check_fit_args(args, train)
     kw = fit_settings(args)
-    model = NeuralStateSpace(train.n_u, args.nx, train.n_y, args.hidden, key=jr.key(args.seed))
+    model = NeuralStateSpace(
+        train.n_u, args.nx, train.n_y, args.hidden, key=jr.key(args.seed), linear=args.linear
+    )
     saving = checkpoint_settings(args) if args.checkpoint or args.resume else {}
     model, x0, history = fit(model, train, **kw, **saving)
     if history.stop_reason == "interrupted" and saving:
@@ -251,7 +258,13 @@ def sysid_fit(args) -> int:
         else f"estimated from the first {min(args.n_init, train.T)} samples (the encoder's)"
     )
     metrics: dict[str, Any] = {
-        "settings": {**kw, "nx": args.nx, "hidden": list(args.hidden), "seed": args.seed},
+        "settings": {
+            **kw,
+            "nx": args.nx,
+            "hidden": list(args.hidden),
+            "linear": args.linear,
+            "seed": args.seed,
+        },
         "columns": {"u": args.u_cols, "y": args.y_cols},
         "history": {
             "steps": history.steps,

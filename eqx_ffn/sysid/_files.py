@@ -1,10 +1,11 @@
 """Saving and loading sysid models: a JSON header, then the arrays (`eqx.tree_serialise_leaves`).
 
 The file starts with the line `EQXFFN-SYSID 1`, then one line of JSON naming the model kind,
-its constructor sizes, its activation, its encoder's window and sizes (when it has one), the
-scaler and the initial state(s) (readable with any text tool), then the parameters. `load`
-checks the header completely (kind among the known ones, every size an integer, the initial
-state's shape) before it builds anything; nothing in the file is executed.
+its constructor sizes and options (a `NeuralStateSpace`'s `linear` bypass), its activation, its
+encoder's window and sizes (when it has one), the scaler and the initial state(s) (readable with
+any text tool), then the parameters. `load` checks the header completely (kind among the known
+ones, every size an integer, the initial state's shape) before it builds anything; nothing in
+the file is executed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def _config(model) -> dict[str, Any]:
             "residual": model.residual,
             "output": model.output,
             "output_hidden_sizes": list(model.g.hidden_sizes) if model.output == "ffn" else [16],
+            "linear": model.linear,
         }
         if model.encoder is not None:
             config["encoder_n_init"] = model.encoder_n_init
@@ -135,6 +137,7 @@ _ALLOWED = {
         "residual",
         "output",
         "output_hidden_sizes",
+        "linear",
         "activation",
         "encoder_n_init",
         "encoder_hidden_sizes",

@@ -46,6 +46,10 @@ def _scale_last_layer(net: FFN, factor: float) -> FFN:
 class NeuralStateSpace(eqx.Module):
     """A neural state-space model `x(k+1) = x(k) + f([x(k); u(k)])`, `y(k) = C x(k)`.
 
+    With `linear=True`, `x(k+1) = x(k) + A [x(k); u(k)] + f([x(k); u(k)])`: a linear bypass `A`
+    beside the network (deepSI's SUBNET networks, `MLP_res_net`, have one), so the model stays
+    linear where `f` saturates, e.g. on inputs larger than the training records'.
+
     **Arguments:**
 
     - `n_u`, `n_x`, `n_y`: numbers of inputs, states and outputs.
@@ -54,6 +58,10 @@ class NeuralStateSpace(eqx.Module):
     - `residual`: `True` (default) for `x + f(...)`, `False` for `x(k+1) = f([x(k); u(k)])`.
     - `output`: `"linear"` (default: `y = C x`, no bias) or `"ffn"` (an `FFN` of the state with
       `output_hidden_sizes`).
+    - `linear`: `False` (default) or `True` for the linear bypass `A [x; u]` (an `FFN` with no
+      hidden layer and no bias, `model.bypass`, initialised at zero so that the model starts equal
+      to the one without it; added after `f` in the state update, with `residual=False` too:
+      `x(k+1) = f([x; u]) + A [x; u]`).
     - `activation`, `init`: as `FFN`'s; `f`'s last layer is scaled by `last_layer_scale`
       (default 1e-3, as the lecture initialises `W2, b2`) so that training starts near `x+ = x`.
 
@@ -66,6 +74,7 @@ class NeuralStateSpace(eqx.Module):
     g: FFN
     scaler: Scaler
     encoder: FFN | None
+    bypass: FFN | None
     n_u: int = eqx.field(static=True)
     n_x: int = eqx.field(static=True)
     n_y: int = eqx.field(static=True)
@@ -86,6 +95,7 @@ class NeuralStateSpace(eqx.Module):
         activation: str | Callable = "tanh",
         init: str = "normal",
         last_layer_scale: float = 1e-3,
+        linear: bool = False,
     ):
         self.n_u = check_int(n_u, "n_u")
         self.n_x = check_int(n_x, "n_x")
@@ -93,6 +103,7 @@ class NeuralStateSpace(eqx.Module):
         if output not in OUTPUTS:
             raise unknown_name("output", output, OUTPUTS)
         check_bool(residual, "residual")
+        check_bool(linear, "linear")
         scale = check_number(last_layer_scale, "last_layer_scale", 0.0, closed=True)
         kf, kg = jr.split(key)
         f = FFN(n_x + n_u, n_x, hidden_sizes, activation=activation, init=init, key=kf)
@@ -104,6 +115,12 @@ class NeuralStateSpace(eqx.Module):
         self.residual, self.output = residual, output
         self.scaler = Scaler.identity(self.n_u, self.n_y, self.f.dtype)
         self.encoder = None
+        self.bypass = None
+        if linear:
+            a = FFN(n_x + n_u, n_x, (), use_bias=False, dtype=self.f.dtype, key=kg)
+            self.bypass = eqx.tree_at(
+                lambda n: n.layers[0].weight, a, jnp.zeros_like(a.layers[0].weight)
+            )
 
     @classmethod
     def from_params(
@@ -138,9 +155,15 @@ class NeuralStateSpace(eqx.Module):
             output="linear",
             scaler=Scaler.identity(f.in_size - n_x, n_y, f.dtype),
             encoder=None,
+            bypass=None,
         ).items():
             object.__setattr__(self, name, value)
         return self
+
+    @property
+    def linear(self) -> bool:
+        """Whether the state update has the linear bypass `A [x; u]` (`model.bypass`)."""
+        return self.bypass is not None
 
     @property
     def state_size(self) -> int:
@@ -169,15 +192,17 @@ class NeuralStateSpace(eqx.Module):
         u = check_vector(u, self.n_u, "u", "NeuralStateSpace.step")
         z = jnp.concatenate([x, u])
         if not self.residual:
-            return self.f(z), self.g(x)
-        # x + W h + b, added in the lecture's order (x + W2 @ h) + b2
-        f = self.f
-        for layer in f.layers[:-1]:
-            z = f.activation(layer(z))
-        last = f.layers[-1]
-        x_next = x + jnp.matmul(last.weight, z, precision=last.precision)
-        if last.bias is not None:
-            x_next = x_next + last.bias
+            x_next = self.f(z)
+        else:  # x + W h + b, added in the lecture's order (x + W2 @ h) + b2
+            f, h = self.f, z
+            for layer in f.layers[:-1]:
+                h = f.activation(layer(h))
+            last = f.layers[-1]
+            x_next = x + jnp.matmul(last.weight, h, precision=last.precision)
+            if last.bias is not None:
+                x_next = x_next + last.bias
+        if self.bypass is not None:
+            x_next = x_next + self.bypass(z)
         return x_next, self.g(x)
 
     __call__ = step

@@ -33,18 +33,22 @@ SETTINGS = dict(
     patience=20,  # 10,000 steps without a better validation simulation: the budget is used
 )
 STAGES = ((3e-3, 0.5), (1e-3, 0.3), (3e-4, 0.2))  # (learning rate, share of the budget)
+MODEL = dict(n_x=4, hidden_sizes=(64,))
+"""`NeuralStateSpace(1, n_x, 1, hidden_sizes, **rest)`'s settings."""
 
 
-def fit(train, val, budget: float):
+def fit(train, val, budget: float, model_settings: dict = MODEL, settings: dict = SETTINGS):
     """The staged fit within `budget` seconds (200 steps compile, 300 more measure a step)."""
-    model = sysid.NeuralStateSpace(1, 4, 1, (64,), key=jr.key(0))
+    kw = dict(model_settings)
+    n_x, hidden = kw.pop("n_x"), kw.pop("hidden_sizes")
+    model = sysid.NeuralStateSpace(1, n_x, 1, hidden, key=jr.key(0), **kw)
     start = time.perf_counter()
     model, _, h = sysid.fit(
-        model, train, steps=200, learning_rate=STAGES[0][0], key=jr.key(1), **SETTINGS
+        model, train, steps=200, learning_rate=STAGES[0][0], key=jr.key(1), **settings
     )
     t = time.perf_counter()
     model, _, _ = sysid.fit(
-        model, train, steps=300, learning_rate=STAGES[0][0], key=jr.key(9), **SETTINGS
+        model, train, steps=300, learning_rate=STAGES[0][0], key=jr.key(9), **settings
     )
     per_step = (time.perf_counter() - t) / 300  # compiled: the steps and the fit's epilogue
     print(f"  warm-up: 500 steps, {per_step * 1e3:.1f} ms a step, compile {h.compile_time:.1f} s")
@@ -61,7 +65,7 @@ def fit(train, val, budget: float):
             validation=val,
             standardize=False,
             key=jr.key(2 + i),
-            **SETTINGS,
+            **settings,
         )
         print(
             f"  stage {i + 1}: lr {lr:g}, {h.steps}/{steps} steps ({h.stop_reason}), best "
@@ -74,13 +78,20 @@ DATA = "/work/shared/data/SNLS80mV.csv"
 """The default path of the Silverbox record (its citation: the data folder's README)."""
 
 
-def recipe(path: str = DATA, budget: float = 540.0) -> dict:
-    """Fit within `budget` seconds and score: `{"seconds", "mv": {test record: RMSE in mV}}`."""
+def recipe(
+    path: str = DATA, budget: float = 540.0, model_settings: dict = MODEL, settings: dict = SETTINGS
+) -> dict:
+    """Fit within `budget` seconds and score: `{"seconds", "mv": {test record: RMSE in mV}}`
+    (`model_settings`, `settings`: the model's and `sysid.fit`'s, `MODEL` and `SETTINGS` by
+    default)."""
     train_all, tests = sysid.datasets.silverbox(path)
     train, val = train_all.split(0.9)
     val = sysid.Experiment(val.u, val.y, val.ts, "silverbox validation", n_init=50)
-    print(f"Silverbox: train {train.T}, validation {val.T} samples; settings {SETTINGS}")
-    model, seconds = fit(train, val, budget)
+    print(
+        f"Silverbox: train {train.T}, validation {val.T} samples; model {model_settings}; "
+        f"settings {settings}"
+    )
+    model, seconds = fit(train, val, budget, model_settings, settings)
     print(f"fitting time {seconds:.0f} s")
     scores = {}
     for name, rec in tests.items():
