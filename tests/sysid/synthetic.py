@@ -6,6 +6,15 @@ import numpy as np
 
 import eqx_ffn.sysid as sysid
 
+TRUNCATED = dict(
+    criterion="truncated",
+    window=20,
+    batch_size=16,
+    encoder={"n_init": 8, "hidden_sizes": (8,)},
+    learning_rate=1e-2,
+)
+"""Small truncated-simulation settings (windows of 20, an encoder over 8 samples) the tests share."""
+
 
 def tank_like(T: int = 120, seed: int = 0, x0: float = 0.0) -> sysid.Experiment:
     """A first-order nonlinear system driven by a random staircase input."""

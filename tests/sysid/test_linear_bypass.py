@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from synthetic import TRUNCATED as SMALL
 from synthetic import tank_like
 
 import eqx_ffn.sysid as sysid
@@ -21,15 +22,7 @@ from eqx_ffn.sysid import _fit as fit_module
 from eqx_ffn.sysid._files import read_header
 
 RECORDS = [tank_like(200, 0), tank_like(150, 1, x0=1.5)]
-TRUNCATED = dict(
-    criterion="truncated",
-    window=20,
-    batch_size=16,
-    encoder={"n_init": 8, "hidden_sizes": (8,)},
-    learning_rate=1e-2,
-    steps=20,
-    _chunk=4,
-)
+TRUNCATED = dict(SMALL, steps=20, _chunk=4)
 
 
 def _model(linear: bool = True, **options):

@@ -5,18 +5,12 @@ from __future__ import annotations
 import jax.random as jr
 import numpy as np
 import pytest
-from synthetic import tank_like
+from synthetic import TRUNCATED, tank_like
 
 import eqx_ffn.sysid as sysid
 from eqx_ffn.sysid import _programs
 
-OPTIONS = dict(
-    criterion="truncated",
-    window=20,
-    batch_size=16,
-    encoder={"n_init": 8, "hidden_sizes": (8,)},
-    learning_rate=1e-2,
-)
+OPTIONS = TRUNCATED
 
 
 @pytest.fixture(scope="module")
