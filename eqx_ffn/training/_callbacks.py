@@ -98,7 +98,7 @@ class FitInfo:
     - `model`: the model the fit would return now (built on first access only).
     - `ensemble`: K for `fit_ensemble`, else None.
 
-    Call `stop()` (or return `True` from the callback) to end the fit after this call.
+    Call `stop()` (or return `True` from the callback) to end the fit at this step.
     """
 
     def __init__(
@@ -143,7 +143,7 @@ class FitInfo:
         return self._model
 
     def stop(self) -> None:
-        """Ask the fit to stop after this program call."""
+        """Ask the fit to end at this step (`step`): it returns the model and History of it."""
         self._stop = True
 
     def __repr__(self) -> str:
