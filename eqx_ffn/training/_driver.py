@@ -10,6 +10,7 @@ finish and its results are not used: the model and History are those of the call
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -264,20 +265,18 @@ def _dispatch(
     target: float,
     programs: dict | None = None,
 ) -> _Pending:
-    """Dispatch one program call from step `t`, sized to run about `target` seconds (and at most
-    `callback_every` steps, rounded up to whole chunks, when callbacks are set); it runs while
-    the host goes on. `programs` (one fit's calls share it) keeps the program found for each
-    index shape: the later calls of a fit skip the program cache's key (a signature of every
-    argument)."""
+    """Dispatch one program call from step `t`, sized to run about `target` seconds (within the
+    chunks `cfg` allows: `sized_for_callbacks` caps them at one callback interval, or makes a
+    call end on one when it snapshots them); it runs while the host goes on. `programs` (one
+    fit's calls share it) keeps the program found for each index shape: the later calls of a
+    fit skip the program cache's key (a signature of every argument)."""
     options = prep.options
     steps, c_len = options.steps, cfg.chunk
     remaining = max(1, -(-(steps - t) // c_len))
     est = _program_cache.chunk_seconds(cfg) or c_len * prep.schedule.step_seconds
     m = max(1, min(cfg.max_chunks, remaining, int(target / max(est, 1e-9))))
-    if options.callbacks and options.callback_every is not None:
-        k = cfg.snap_chunks or -(-options.callback_every // c_len)
-        # a call snapshotting its intervals ends on one; else it runs one interval
-        m = max(k, m - m % k) if cfg.snap_chunks else min(m, k)
+    if cfg.snap_chunks:  # a call that snapshots its callback intervals ends on one
+        m = max(cfg.snap_chunks, m - m % cfg.snap_chunks)
     idx = None
     if prep.host_sampling:
         assert prep.key_data is not None
@@ -379,8 +378,10 @@ class _Session:
         the fit with (the record cut back to that step); else None."""
         snaps = call.out.snaps
         for i, b in enumerate(snapshot_steps(self.cfg, call.t, t)):
-            if self._run(b, lambda i=i: unpack(snaps, i, (state, result))[1], state):
-                s_state, s_result = unpack(snaps, i, (state, result))
+            # read from the device once, and only if the callback asks for the model or stops
+            slot = functools.cache(lambda i=i: unpack(snaps, i, (state, result)))
+            if self._run(b, lambda slot=slot: slot()[1], state):
+                s_state, s_result = slot()
                 self.record.truncate(b, np.asarray(s_state.ints))
                 return b, s_state, s_result
         return (t, state, result) if self._run(t, lambda: result, state) else None
