@@ -43,7 +43,7 @@ def run(mode: Mode) -> list[Table]:
     steps = 1000 if mode.quick else 2000  # the ratio does not depend on it: a call per 100 steps
     t = Table(
         f"fit, {steps} Adam steps: a callback every {EVERY} steps against none",
-        ["case", "without", "with the callback", "with / without", "program calls"],
+        ["case", "without", "with the callback", "with / without", "callbacks run"],
         formats="tssxg",
     )
     for name, (model, x, y, extra) in _cases().items():
