@@ -574,3 +574,22 @@ def test_bad_arguments_are_named(tmp_path):
         write_csv(tmp_path / "out", np.zeros((2, 1)), ["a"])
     with pytest.raises(NotADirectoryError, match=r"t.csv is a file, not a folder"):
         write_csv(path / "deeper.csv", np.zeros((2, 1)), ["a"])
+
+
+def test_reading_a_table_does_not_import_jax(tmp_path):
+    """`eqx_ffn.datasets.read_table` needs NumPy (and pandas) only: a script that reads a table
+    does not pay for importing JAX; the lecture's data sets load it on first use."""
+    path = _write(tmp_path, "a,b\n1,2\n3,4\n")
+    code = (
+        "import sys\n"
+        "from eqx_ffn.datasets import read_table, write_csv, Table, MISSING\n"
+        f"t = read_table({str(path)!r})\n"
+        "assert t.x.tolist() == [[1.0], [3.0]] and t.y.tolist() == [[2.0], [4.0]], (t.x, t.y)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'equinox'))\n"
+        "assert not heavy, heavy\n"
+        "from eqx_ffn import datasets\n"
+        "assert datasets.sine_1d(n=5).x.shape == (5, 1)\n"
+        "assert 'jax' in sys.modules and 'sine_1d' in dir(datasets)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
