@@ -38,7 +38,21 @@ _LECTURE = (
     "train_test_split",
 )
 
-__all__ = [*_LECTURE, "MISSING", "Table", "load_table", "read_table", "write_csv"]
+__all__ = [
+    "MISSING",
+    "Dataset",
+    "Table",
+    "lecture_params",
+    "load_table",
+    "read_table",
+    "sine_1d",
+    "sine_1d_large",
+    "sine_1d_target",
+    "sine_cosine_2d",
+    "sine_cosine_2d_target",
+    "train_test_split",
+    "write_csv",
+]
 
 
 def __getattr__(name: str) -> Any:
