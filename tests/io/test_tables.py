@@ -421,9 +421,51 @@ def test_fast_readers_agree_with_the_reference(tmp_path_factory, data, labels, d
         mp.setattr(_csv, "_fast_numpy", slow)
         reference = _outcome(path, labels, drop)
     assert _outcome(path, labels, drop) == reference  # pandas
+    with pytest.MonkeyPatch.context() as mp:  # pandas, the body in parts on threads
+        mp.setattr(_csv, "PARALLEL_PARSE_MIN_BYTES", 1)
+        mp.setattr(_csv, "_cores", lambda: 3)
+        assert _outcome(path, labels, drop) == reference
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_csv, "_pandas", lambda: None)
         assert _outcome(path, labels, drop) == reference  # NumPy
+
+
+def test_a_large_body_is_parsed_in_parts_and_joined_in_order(tmp_path, monkeypatch):
+    """Bodies of `PARALLEL_PARSE_MIN_BYTES` and more are cut at line ends and parsed on a thread
+    each: the table equals the one-stream parse, comments, blank lines, missing values, label
+    text and the line a problem is on included."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(400, 3)).round(4).astype(str)
+    values[rng.random(values.shape) < 0.03] = "NA"
+    labels = rng.choice(["cat", "dog"], 400)
+    rows = [",".join([*r, lab]) for r, lab in zip(values, labels, strict=True)]
+    rows[150:150] = ["# a comment", "", "# another"]
+    path = _write(tmp_path, "a,b,c,y\n" + "\n".join(rows) + "\n")
+    one = read_table(path, drop_missing=True, labels=True)
+    read = []
+    real = _csv._read_part
+    monkeypatch.setattr(_csv, "_read_part", lambda *a: read.append(a[2:4]) or real(*a))
+    monkeypatch.setattr(_csv, "PARALLEL_PARSE_MIN_BYTES", 1000)
+    monkeypatch.setattr(_csv, "_cores", lambda: 4)
+    parts = read_table(path, drop_missing=True, labels=True)
+    assert len(read) == 4 and [a for a, _ in read[1:]] == [b for _, b in read[:-1]]
+    assert parts.n_dropped == one.n_dropped > 0
+    np.testing.assert_array_equal(parts.x, one.x)
+    np.testing.assert_array_equal(parts.y, one.y)
+    # a problem in the last part is named by its line in the file
+    bad = _write(tmp_path, "a,b,c,y\n" + "\n".join(rows[:-1]) + "\n1,2,oops,cat\n", "bad.csv")
+    with pytest.raises(ValueError, match=rf"line {len(rows) + 1}, column 'c'.*'oops'"):
+        read_table(bad, labels=True, drop_missing=True)
+    # a part whose first record is far wider than the header: one stream (pandas would size
+    # its columns on that record), and the reference reader names the line
+    wide = rows[:300] + ["1," * 5000 + "2"] + rows[300:]
+    path = _write(tmp_path, "a,b,c,y\n" + "\n".join(wide) + "\n", "wide.csv")
+    cut = path.read_bytes().index(b"\n1,1,1,") + 1  # the wide record starts the second part
+    monkeypatch.setattr(_csv, "_parts", lambda raw, start, k: [(start, cut), (cut, len(raw))])
+    read.clear()
+    with pytest.raises(ValueError, match="line 302 has 5001 cells"):
+        read_table(path, labels=True, drop_missing=True)
+    assert len(read) == 1  # one stream: the parts were not parsed
 
 
 # -- bounded memory and time, whatever the file -------------------------------------------------
