@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import codecs
 import concurrent.futures
+import importlib.util
 import io
 import itertools
 import os
 import re
+import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,6 +35,14 @@ _NOT_SPACE = re.compile(rb"\S")
 # pandas' parser spends time and memory per column (a table of 100,000 columns and two rows
 # would take it gigabytes): wider tables are read by NumPy (numbers) or the reference reader.
 _PANDAS_MAX_COLUMNS = 2000
+
+
+def import_pandas_meanwhile() -> None:
+    """Start importing pandas on a thread (when it is installed and not imported yet), so that
+    reading the file's bytes overlaps it; `_pandas` then finds it imported or waits for it
+    (Python's import lock)."""
+    if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is not None:
+        threading.Thread(target=_pandas, name="eqx_ffn-import-pandas", daemon=True).start()
 
 
 def _pandas() -> Any:
@@ -222,12 +233,16 @@ def _fast_pandas(
             values = np.concatenate([part.to_numpy(np.float64) for part in parts])
         else:
             raise _Slow  # text (or True/False) in a numeric column
-        nan = np.isnan(values)
-        if np.isinf(values).any() or (
-            limit is not None and np.abs(values[~nan]).max(initial=0) > limit
-        ):
-            raise _Slow
-        missing |= nan
+        if np.isfinite(values.sum()):  # one pass: NaN and inf reach the sum
+            if limit is not None and max(values.max(), -values.min()) > limit:
+                raise _Slow
+        else:
+            nan = np.isnan(values)
+            if np.isinf(values).any() or (
+                limit is not None and np.abs(values[~nan]).max(initial=0) > limit
+            ):
+                raise _Slow
+            missing |= nan
         columns[j] = values
     keep = np.ones(n, bool)
     if missing.any() or any(df.isna().to_numpy().any() for df in frames):

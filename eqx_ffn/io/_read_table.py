@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_regular_file
-from ._csv import _read_csv
+from ._csv import _read_csv, import_pandas_meanwhile
 from ._npz import _read_npz
 from ._table import (
     DEFAULT_MAX_BYTES,
@@ -149,6 +149,7 @@ def read_table(
             why=why,
             limit=limit,
         )
+    import_pandas_meanwhile()
     raw = _read_bytes(path)
     return _read_csv(
         path,
