@@ -24,7 +24,7 @@ CASES = {
     "lecture": "lecture", "sizes": "sizes", "process": "process", "scaling": "scaling",
     "efficiency": "efficiency", "compile": "compile_time", "ensemble": "ensemble",
     "recompiles": "recompiles", "first_result": "first_result", "least_squares": "least_squares",
-    "sklearn_tables": "sklearn_tables", "sysid": "sysid", "silverbox": "silverbox",
+    "sklearn_tables": "sklearn_tables", "csv": "tables", "sysid": "sysid", "silverbox": "silverbox",
     "callbacks": "callbacks",
     "accelerator": "accelerator",
 }  # fmt: skip
