@@ -54,7 +54,7 @@ def _write(path: Path) -> int:
 
 
 def run(mode: Mode) -> list[Table]:
-    repeats = 3 if mode.quick else 5
+    repeats = 2 if mode.quick else 5
     with tempfile.TemporaryDirectory(prefix="eqx_ffn_csv_") as tmp:
         path = Path(tmp) / "table.csv"
         size = _write(path)
