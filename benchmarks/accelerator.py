@@ -53,6 +53,7 @@ import eqx_ffn
 from . import peers
 from ._common import Mode, attempt, lecture_data, median_time, paired, ratio, timed
 from ._report import Check, Table
+from .ensemble import _make
 
 TITLE = "Accelerator path (issue 11)"
 SMOKE = "CPU smoke run: not the targets"
@@ -92,6 +93,8 @@ class Sizes:
             self.members, self.ensemble_steps, self.sequential = 16, 200, 2
             self.unrolls = (1, 8)
             self.repeats = self.pairs = self.cheap_pairs = 1
+            if q:  # quick: the ensemble case's 8 members (its programs), one unroll
+                self.members, self.unrolls = 8, (1,)
 
     def check(self, name: str, value: float, target: str, ok: bool, how: str) -> Check:
         """A check judged only on an accelerator."""
@@ -234,7 +237,8 @@ def lecture(mode: Mode, sz: Sizes) -> list[Table]:
         "eqx_ffn.fit, optimizer=optax.adam(1e-2)": (lambda: eqx_ffn.fit(model, x, y, optimizer=opt, **kw), steps),
         "eqx_ffn.fit, optimizer='adam', learning_rate=1e-2":
             (lambda: eqx_ffn.fit(model, x, y, optimizer="adam", learning_rate=LECTURE_LR, **kw), steps),
-        "lean bare scan": (peers.bare_scan(model, x, y, steps, opt), steps),
+        "lean bare scan": (peers.bare_scan(model, x, y, steps, opt,
+                                           share=mode.quick and ("adam", LECTURE_LR)), steps),
         "lean bare scan, unroll=8": (peers.bare_scan(model, x, y, steps, opt, unroll=8), steps),
     }  # fmt: skip
     t, _ = _runs_table(f"Lecture problem, Adam 1e-2, {steps} full-batch steps", calls, sz,
@@ -317,9 +321,7 @@ def ensemble(mode: Mode, sz: Sizes) -> list[Table]:
     keys = jr.split(jr.key(0), k)
     kw = {"optimizer": optax.adam(LECTURE_LR), "steps": steps, "progress": False}
 
-    def make(key):
-        return eqx_ffn.FFN(1, 1, (16,), key=key)
-
+    make = _make  # the ensemble case's initialiser: 8 members share its programs on a CPU
     pairs = [jr.split(key) for key in keys[: sz.sequential]]
     ens_cold, (_, hists) = timed(lambda: eqx_ffn.fit_ensemble(make, x, y, keys=keys, **kw))
     ens = median_time(

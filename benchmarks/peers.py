@@ -47,6 +47,7 @@ def bare_scan(
     compute_dtype: Any = None,
     unroll: int = 1,
     lbfgs: bool = False,
+    share: Any = None,
 ) -> Callable[[], Any]:
     """`call() -> (params, losses)`: `steps` steps of the optax transformation `tx` on `model`
     in ONE `jax.jit(lax.scan)` and nothing else: no guards, padding, chunks or validation.
@@ -57,6 +58,8 @@ def bare_scan(
     permutation drawn on the device each epoch and sliced; `steps` then a multiple of
     `N // batch`). `lbfgs=True` for `optax.lbfgs()`: its line search gets the value and gradient.
     `compute_dtype`: parameters and inputs cast inside the loss, the loss reduced in float32.
+    `share`: a hashable name of `tx` (`("adam", 1e-2)`) for a quick run: scans of the same
+    settings and model structure then reuse one compiled program across cases (None: a new one).
     """
     import equinox as eqx
     import jax
@@ -65,6 +68,10 @@ def bare_scan(
     import optax
 
     params, static = eqx.partition(model, eqx.is_inexact_array)
+    memo = share and (share, static, steps, loss, batch, sampling, compute_dtype, unroll, lbfgs)
+    if memo in _SCANS:
+        hit, key = _SCANS[memo], jr.key(1)
+        return lambda: hit(params, x, y, key)
 
     def loss_fn(p, xb, yb):
         if compute_dtype is not None:
@@ -111,7 +118,12 @@ def bare_scan(
         return p, losses
 
     key = jr.key(1)
+    if memo:
+        _SCANS[memo] = run
     return lambda: run(params, x, y, key)
+
+
+_SCANS: dict[Any, Callable] = {}  # bare_scan's programs by `share` and settings
 
 
 # -- the lecture's problem in Python loops -------------------------------------------------------

@@ -41,7 +41,9 @@ def one(mode: Mode, n: int, width: int, batch: int | None) -> tuple[float, int, 
     steps = _steps_for(rows * max(width, 16))
     kw = {"steps": steps, "batch_size": batch, "progress": False}
     fit = median_time(lambda: eqx_ffn.fit(model, x, y, **kw), mode.repeats, warmup=1)
-    floor = peers.bare_scan(model, x, y, steps, optax.adam(1e-2), batch=batch)
+    floor = peers.bare_scan(
+        model, x, y, steps, optax.adam(1e-2), batch=batch, share=mode.quick and ("adam", 1e-2)
+    )
     per_floor = median_time(floor, mode.repeats, warmup=1).median / steps
     hist = fit.result[1]
     weights = sum(layer.in_size * layer.out_size for layer in model.layers)
