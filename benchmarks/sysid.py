@@ -277,7 +277,7 @@ def _full_only(check: Check, quick: bool) -> Check:
 
 def run(mode: Mode) -> list[Table]:
     q_ = mode.quick
-    steps, seeds = (100, 1) if q_ else (2000, 5)
+    steps, seeds = (50, 1) if q_ else (2000, 5)
     eq = lecture_equality(steps)
     sp = speed(steps, q_)
     lm = lm_vs_adam(eq["target"], steps)
