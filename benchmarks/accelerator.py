@@ -70,6 +70,7 @@ class Sizes:
         q = mode.quick
         self.accelerator = accelerator
         self.repeats = self.pairs = mode.repeats
+        self.skip: tuple = ()  # runners this run skips
         self.cheap_pairs = max(mode.repeats, 5)  # interleaved pairs of a call of milliseconds
         if accelerator:
             self.wide, self.wide_batch, self.wide_steps = (
@@ -93,8 +94,10 @@ class Sizes:
             self.members, self.ensemble_steps, self.sequential = 16, 200, 2
             self.unrolls = (1, 8)
             self.repeats = self.pairs = self.cheap_pairs = 1
-            if q:  # quick: the ensemble case's 8 members (its programs), one unroll
+            self.skip = SMOKE_SKIP
+            if q:  # quick: the ensemble case's 8 members (its programs), one unroll, no wide scan
                 self.members, self.unrolls = 8, (1,)
+                self.skip += ("lean bare scan, float32",)
 
     def check(self, name: str, value: float, target: str, ok: bool, how: str) -> Check:
         """A check judged only on an accelerator."""
@@ -134,7 +137,7 @@ def _runs_table(
     t = Table(title, cols, formats="tss" + ("g" if extra else "x") + "g")
     per: dict[str, float] = {}
     for label, (call, steps) in calls.items():
-        if not sz.accelerator and any(s in label for s in SMOKE_SKIP):
+        if any(s in label for s in sz.skip):
             continue
         out, error = attempt(lambda: _time(call, steps, sz))  # noqa: B023
         if out is None:

@@ -51,6 +51,7 @@ TARGET = 1e-4  # MSE
 BUDGET = 100  # steps, for the MSE after a fixed budget of every runner
 LBFGS_STEPS = 1000  # L-BFGS needs about 300 to reach TARGET
 RATIO_TARGET = 0.5  # LM's time to TARGET over L-BFGS's
+QUICK_NFEV = 500  # a quick run's cap on SciPy's function evaluations
 COLUMNS = ["runner", "via", "compile", "iterations to 1e-4", "time to 1e-4", "MSE there",
            "per iteration", "MSE after 100", "final MSE", "iterations"]  # fmt: skip
 
@@ -146,8 +147,10 @@ def direct_row(mode: Mode, label: str, solver: Any, model, x, y, steps: int, cal
 def scipy_row(mode: Mode, x, y, params) -> list:
     """MINPACK's LM: iterations are Jacobians (`njev`); the time to the target stops the solver
     at the first MSE <= 1e-4; the MSE at the budget is the best within 100 Jacobians."""
-    solve = peers.scipy_lm(x, y, params, BUDGET, TARGET)
+    solve = peers.scipy_lm(x, y, params, BUDGET, TARGET, QUICK_NFEV if mode.quick else None)
     label = "SciPy least_squares(method='lm'), MINPACK, float64, analytic Jacobian"
+    if mode.quick:  # its own stopping rule takes ~5000 Jacobians
+        label += f" (quick run: at most {QUICK_NFEV} evaluations)"
     if solve is None:
         return [f"{label}: SciPy not installed", *[None] * 9]
     full_s, (full, at_budget) = min(

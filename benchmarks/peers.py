@@ -430,12 +430,15 @@ class _Reached(Exception):
     pass
 
 
-def scipy_lm(x: Any, y: Any, params: dict[str, Any], budget: int, target: float) -> Callable | None:
+def scipy_lm(
+    x: Any, y: Any, params: dict[str, Any], budget: int, target: float, max_nfev: int | None = None
+) -> Callable | None:
     """`solve(stop_at_target) -> (result, best MSE within budget Jacobians)`:
     `scipy.optimize.least_squares(method="lm")` (MINPACK's lmder, float64, analytic Jacobian,
     default tolerances) on the lecture network's residuals `(pred - y) / sqrt(N)`. With
     `stop_at_target`, the solve stops at the first function value with MSE <= `target` and
-    `result` is the Jacobians evaluated by then. None when SciPy is not installed."""
+    `result` is the Jacobians evaluated by then; `max_nfev` caps the function evaluations (None:
+    SciPy's default). None when SciPy is not installed."""
     opt = optional("scipy.optimize")
     if opt is None:
         return None
@@ -470,7 +473,8 @@ def scipy_lm(x: Any, y: Any, params: dict[str, Any], budget: int, target: float)
             return r
 
         try:
-            return opt.least_squares(checked_fun, p0, jac=counted_jac, method="lm"), best[0]
+            return opt.least_squares(checked_fun, p0, jac=counted_jac, method="lm",
+                                     max_nfev=max_nfev), best[0]  # fmt: skip
         except _Reached as e:
             return e.args[0], best[0]
 
