@@ -1,9 +1,9 @@
 """Issue 10: what changing one setting of a `fit` costs, and what validation costs.
 
 **Recompiles.** The lecture's problem (N=200, 1-16-1 tanh, Adam, 2000 full-batch steps; a quick
-run's rows 500). Each row starts from a fit whose program this process has already compiled (its *base* call runs
-first, untimed, compiling a new structure where the row needs one), then makes ONE change and
-calls `fit` again. Reported for the changed call: the training programs compiled
+run's rows 500). Each row starts from a fit whose program this process has already compiled (its
+*base* call runs first, untimed, compiling a new structure where the row needs one), then makes
+ONE change and calls `fit` again. Reported for the changed call: the training programs compiled
 (`compile_count` before and after) and their seconds (`History.compile_time`);
 every XLA compile of the call, training program or not (the initial-state program, eager
 operations: JAX's monitoring events); the first changed call's wall time; and the warm call time
