@@ -68,6 +68,7 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
     compiling: dict[str, float] = {}
+    compiles: dict[str, int] = {}
     load = {"start": _load()}
     for name in (n for n in CASES if n in names):
         load[name] = _load()
@@ -82,9 +83,9 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
             traceback.print_exc()
             cases[name] = {"title": title, "error": f"{type(e).__name__}: {e}"}
         seconds[name], cpu[name] = time.perf_counter() - t, _cpu() - c
-        compiling[name] = XlaCompiles.since(x)[1]
+        compiles[name], compiling[name] = XlaCompiles.since(x)
         print(f"[benchmarks] {name} took {seconds[name]:.1f} s ({compiling[name]:.1f} s XLA "
-              "compiling here)", file=sys.stderr, flush=True)  # fmt: skip
+              f"compiling here, {compiles[name]} programs)", file=sys.stderr, flush=True)  # fmt: skip
     load["end"] = _load()
     meta = {
         "mode": mode.name,
@@ -93,6 +94,7 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
         "case_seconds": seconds,
         "case_cpu_seconds": cpu,
         "case_compile_seconds": compiling,
+        "case_compiles": compiles,
         "load_average_1min": load,
         "env": environment(),
     }

@@ -124,6 +124,7 @@ def render_result(result: dict[str, Any]) -> str:
     missing = ", ".join(k for k, val in v.items() if val is None)
     load = ", ".join(f"{k} {x:.2f}" for k, x in meta["load_average_1min"].items() if x is not None)
     quick = " --quick" if meta["mode"] == "quick" else ""
+    n = meta.get("case_compiles") or {}
     parts = [
         f"## {device_name(env)} — {meta['mode']} run",
         "",
@@ -141,8 +142,13 @@ def render_result(result: dict[str, Any]) -> str:
             else ""
         )
         + (
-            "; XLA compiling, seconds in this process: "
-            + ", ".join(f"{k} {s:.1f}" for k, s in meta["case_compile_seconds"].items())
+            "; XLA compiling, seconds in this process"
+            + (" (programs compiled: a figure the load does not change)" if n else "")
+            + ": "
+            + ", ".join(
+                f"{k} {s:.1f}" + (f" ({n[k]})" if k in n else "")
+                for k, s in meta["case_compile_seconds"].items()
+            )
             if "case_compile_seconds" in meta
             else ""
         ),
