@@ -174,17 +174,16 @@ def _read_part(pd: Any, raw: bytes, a: int, b: int, kwargs: dict[str, Any]) -> A
     return pd.read_csv(stream, **kwargs)
 
 
-def _fast_pandas(
-    pd: Any, raw: bytes, head: _Header, want: _Want
-) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    wanted, label_cols, comments, drop_missing, limit = want
-    ncol = len(head.names)
-    names = [f"c{j}" for j in range(ncol)]
+def _read_csv_kwargs(
+    head: _Header, names: list[str], label_cols: set[int], comments: bool
+) -> dict[str, Any]:
+    """`pd.read_csv`'s keywords for the body: missing-value markers as `MISSING` (only an empty
+    cell in a label column), label columns as text, '#' comments where the file has them."""
     # one list for every column unless some are labels (a dict costs memory per column)
     na: Any = sorted(MISSING)
     if label_cols:
-        na = {names[j]: [""] if j in label_cols else sorted(MISSING) for j in range(ncol)}
-    kwargs = {
+        na = {names[j]: [""] if j in label_cols else sorted(MISSING) for j in range(len(names))}
+    return {
         "sep": head.delimiter,
         "header": None,
         "names": names,
@@ -197,6 +196,14 @@ def _fast_pandas(
         "engine": "c",
         "encoding": "utf-8",
     }
+
+
+def _fast_pandas(
+    pd: Any, raw: bytes, head: _Header, want: _Want
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    wanted, label_cols, comments, drop_missing, limit = want
+    names = [f"c{j}" for j in range(len(head.names))]
+    kwargs = _read_csv_kwargs(head, names, label_cols, comments)
     try:
         with warnings.catch_warnings():
             # e.g. "Length of header or names does not match length of data. This leads to a

@@ -458,7 +458,7 @@ def test_a_large_body_is_parsed_in_parts_and_joined_in_order(tmp_path, monkeypat
         read_table(bad, labels=True, drop_missing=True)
     # a part whose first record is far wider than the header: one stream (pandas would size
     # its columns on that record), and the reference reader names the line
-    wide = rows[:300] + ["1," * 5000 + "2"] + rows[300:]
+    wide = [*rows[:300], "1," * 5000 + "2", *rows[300:]]
     path = _write(tmp_path, "a,b,c,y\n" + "\n".join(wide) + "\n", "wide.csv")
     cut = path.read_bytes().index(b"\n1,1,1,") + 1  # the wide record starts the second part
     monkeypatch.setattr(_csv, "_parts", lambda raw, start, k: [(start, cut), (cut, len(raw))])
