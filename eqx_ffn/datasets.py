@@ -27,17 +27,6 @@ if TYPE_CHECKING:
     from .io._lecture_data import sine_cosine_2d_target as sine_cosine_2d_target
     from .io._lecture_data import train_test_split as train_test_split
 
-_LECTURE = (
-    "Dataset",
-    "lecture_params",
-    "sine_1d",
-    "sine_1d_large",
-    "sine_1d_target",
-    "sine_cosine_2d",
-    "sine_cosine_2d_target",
-    "train_test_split",
-)
-
 __all__ = [
     "MISSING",
     "Dataset",
@@ -53,6 +42,7 @@ __all__ = [
     "train_test_split",
     "write_csv",
 ]
+_LECTURE = frozenset(__all__) - set(globals())  # the names not imported above: JAX programs
 
 
 def __getattr__(name: str) -> Any:
