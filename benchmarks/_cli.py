@@ -103,7 +103,9 @@ def run_cases(names: list[str], quick: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (~3 min on 2 cores)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats and sizes (~3 min on 2 cores)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder of the JSON")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES),
                         metavar="CASE", help=f"which cases (default all): {', '.join(CASES)}")  # fmt: skip
