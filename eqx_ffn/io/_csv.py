@@ -158,10 +158,10 @@ def _parse_pandas(pd: Any, raw: bytes, head: _Header, kwargs: dict[str, Any]) ->
         parts = _parts(raw, start, k)
     if len(parts) > 1 and all(_first_row_fits(raw, head, a) for a, _ in parts[1:]):
         with concurrent.futures.ThreadPoolExecutor(len(parts)) as pool:
-            futures = [pool.submit(_read_part, pd, raw, a, b, kwargs) for a, b in parts]
-            frames = [f.exception() or f.result() for f in futures]
-        if not any(isinstance(f, BaseException) for f in frames):
-            return frames
+            try:
+                return list(pool.map(lambda ab: _read_part(pd, raw, *ab, kwargs), parts))
+            except Exception:  # one stream decides (the caller names what pandas refused)
+                pass
     return [_read_part(pd, raw, start, len(raw), kwargs)]
 
 
