@@ -8,7 +8,9 @@ never a copy of the data through the host (arrays on the host CPU are read in pl
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
+import os
 import sys
 import threading
 import time
@@ -105,21 +107,88 @@ def on_host_if_cpu(a: Any) -> Any:
     return a
 
 
+BLOCK_BYTES = 4 << 20
+"""Rows of a large matrix are copied and checked in blocks of about this many bytes, one block
+per task on `_pool()`'s threads: NumPy's copies and sums release the GIL, and a block is summed
+while it is still in cache."""
+
+PARALLEL_MIN_BYTES = 16 << 20
+"""Below this many bytes a matrix is copied and checked on the calling thread."""
+
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for block copies and sums, one per core (at most 8). NOT BLAS: OpenBLAS's
+    threads busy-wait for a while after each call, and on a CPU device they take the cores
+    from the XLA program that runs next (a 188 MB check through `x @ ones` slowed the first
+    ~100 ms of the training program that followed by ~30 ms on 2 cores)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            workers = min(cores or os.cpu_count() or 1, 8)
+            _POOL.append(
+                concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="eqx_ffn-data")
+            )
+        return _POOL[0]
+
+
+def _blocks(arr: np.ndarray) -> list[slice]:
+    """`arr`'s rows in slices of about `BLOCK_BYTES` (one slice when it is small)."""
+    n = arr.shape[0]
+    if arr.nbytes < PARALLEL_MIN_BYTES or n < 2:
+        return [slice(0, n)]
+    step = max(1, BLOCK_BYTES // max(arr.nbytes // n, 1))
+    return [slice(a, min(n, a + step)) for a in range(0, n, step)]
+
+
+def _map_blocks(fn, blocks: list[slice]) -> list:
+    if len(blocks) == 1:
+        return [fn(blocks[0])]
+    return list(_pool().map(fn, blocks))
+
+
+def _exactly_finite(arr: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(arr)))
+
+
 def all_finite(arr: np.ndarray) -> bool:
-    """Whether a floating-point array holds no NaN or inf: one pass (a sum, into which NaN and
-    inf propagate), and an exact check only where the sum is not finite (NaN, inf, or a sum of
-    finite values that overflows). A large float32/float64 matrix is summed as a matrix-vector
-    product with ones (BLAS, on every core: about 3x NumPy's one-core sum)."""
+    """Whether a floating-point array holds no NaN or inf: one pass (sums, into which NaN and
+    inf propagate; a large matrix by blocks of rows on every core), and an exact check only
+    where a sum is not finite (NaN, inf, or a sum of finite values that overflows)."""
     if not jnp.issubdtype(arr.dtype, jnp.inexact):
         return True
+    blocks = _blocks(arr) if arr.ndim >= 1 else [slice(None)]
+
+    def one(b: slice):
+        with np.errstate(over="ignore", invalid="ignore"):  # (per thread)
+            return np.add.reduce(arr[b], axis=None)
+
     with np.errstate(over="ignore", invalid="ignore"):
-        if arr.ndim == 2 and arr.size >= 1 << 16 and arr.dtype in (np.float32, np.float64):
-            total = np.sum(arr @ np.ones(arr.shape[1], arr.dtype))
-        else:
-            total = np.sum(arr)
-        if np.isfinite(total):
+        if np.isfinite(np.asarray(_map_blocks(one, blocks))).all():
             return True
-    return bool(np.all(np.isfinite(arr)))
+    return _exactly_finite(arr)
+
+
+def copy_checked(out: np.ndarray, host: np.ndarray) -> bool:
+    """Copy `host` into `out[:len(host)]` (cast as NumPy's unsafe casting does: values that
+    overflow become inf) and return whether the copy is all finite: each block of rows is
+    summed just after it is copied, while in cache (one pass over the data, not two)."""
+    floating = jnp.issubdtype(out.dtype, jnp.inexact)
+
+    def one(b: slice):
+        with np.errstate(over="ignore", invalid="ignore"):  # (per thread)
+            np.copyto(out[b], host[b], casting="unsafe")
+            return np.add.reduce(out[b], axis=None) if floating else 0
+
+    sums = _map_blocks(one, _blocks(host))
+    if not floating:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.asarray(sums)).all():
+            return True
+    return _exactly_finite(out[: host.shape[0]])
 
 
 ALIGNMENT = 64
@@ -188,21 +257,24 @@ _staging = _StagingPool()
 
 
 def aligned_rows(arr: Array, rows: int, dtype: Any) -> np.ndarray:
+    return aligned_rows_checked(arr, rows, dtype)[0]
+
+
+def aligned_rows_checked(arr: Array, rows: int, dtype: Any) -> tuple[np.ndarray, bool]:
     """An array of `rows` rows, `arr`'s cast to `dtype` and then zeros, whose data start on an
     `ALIGNMENT` boundary: `jax.device_put` on a CPU then shares its memory (one copy of the data
     in all, where padding and then putting copy twice). Values that overflow `dtype` become inf
     (the caller checks finiteness). Its memory may be a reused staging buffer (`_StagingPool`),
-    never one that anything still references."""
+    never one that anything still references. Returns `(array, all_finite)` (`copy_checked`)."""
     dtype = np.dtype(dtype)
     host = np.asarray(on_host_if_cpu(arr))
     shape = (rows, *host.shape[1:])
     nbytes = int(np.prod(shape)) * dtype.itemsize
     out = _staging.take(nbytes, dtype, shape)
     n = host.shape[0]
-    with np.errstate(over="ignore", invalid="ignore"):
-        np.copyto(out[:n], host, casting="unsafe")
+    finite = copy_checked(out, host)
     out[n:] = 0
-    return out
+    return out, finite
 
 
 def cast_finite(arr: Array, dtype: Any, argument: str) -> Array:

@@ -10,7 +10,14 @@ from typing import Any, NamedTuple, TypeAlias
 import jax
 import numpy as np
 
-from ._data import aligned_rows, all_finite, cast_finite, on_host_if_cpu, pad_rows
+from ._data import (
+    aligned_rows,
+    aligned_rows_checked,
+    all_finite,
+    cast_finite,
+    on_host_if_cpu,
+    pad_rows,
+)
 from ._program_cache import bucket, bucket_floor
 
 Device: TypeAlias = Any
@@ -154,15 +161,19 @@ def _staged(arrays: list, rows: int, x_dtype: Any) -> list:
     """`arrays = [x, y, w]` as NumPy arrays of `rows` rows in memory a CPU device shares
     (`aligned_rows`); `x` (not yet checked) cast to `x_dtype`, then checked for NaN, inf and
     overflow in that one copy. A JAX array that needs neither padding nor a cast stays itself."""
-    out = []
+    out, x_finite = [], True
     for j, a in enumerate(arrays):
         dtype = x_dtype if j == 0 else a.dtype
         if isinstance(a, jax.Array) and a.shape[0] == rows and a.dtype == dtype:
             out.append(a)
+            if j == 0:
+                x_finite = all_finite(on_host_if_cpu(a))
+        elif j == 0:  # copied and checked in one pass
+            staged, x_finite = aligned_rows_checked(a, rows, dtype)
+            out.append(staged)
         else:
             out.append(aligned_rows(a, rows, dtype))
-    x = out[0]
-    if not all_finite(on_host_if_cpu(x)):
+    if not x_finite:
         cast_finite(arrays[0], x_dtype, "x")  # names the first bad value (raises)
     return out
 

@@ -125,6 +125,51 @@ def test_staging_buffer_is_reused_only_when_nothing_holds_it():
     assert again.ctypes.data == address  # a small request did not evict the large buffer
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_data_are_copied_and_checked_by_blocks(monkeypatch, dtype):
+    # blocks of 2 rows on the pool's threads (each summed after its copy): the same verdict
+    # as NumPy's `isfinite` wherever the bad value sits, and the exact copy
+    monkeypatch.setattr(_data, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_data, "BLOCK_BYTES", 2 * 5 * 8)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((41, 5))
+    assert len(_data._blocks(a)) == 21
+    out, finite = _data.aligned_rows_checked(a, 64, dtype)
+    assert finite and _data.all_finite(a)
+    np.testing.assert_array_equal(out[:41], a.astype(dtype))
+    assert not out[41:].any()
+    for row, value in [(0, np.nan), (20, np.inf), (40, -np.inf), (39, 1e300)]:
+        bad = a.copy()
+        bad[row, 2] = value
+        with np.errstate(over="ignore"):
+            expected = bool(np.isfinite(bad.astype(dtype)).all())  # 1e300 overflows float32
+        assert _data.aligned_rows_checked(bad, 64, dtype)[1] is expected
+        assert _data.all_finite(bad) is bool(np.isfinite(bad).all())
+    # finite values whose block sum overflows: the exact check says finite
+    huge = np.full((41, 5), 3e38, np.float32)
+    assert _data.aligned_rows_checked(huge, 64, np.float32)[1] is True
+    assert _data.all_finite(huge) is True
+
+
+def test_short_fits_of_large_steps_take_few_host_indices():
+    # the host-drawn indices of one call cover a few seconds of estimated steps (not 16 MB
+    # for a wide network's 1024-sample batches), whatever the size, and at least one chunk
+    from eqx_ffn.solvers._resolve import resolve_solver
+    from eqx_ffn.training._schedule import HOST_INDICES_MAX, schedule
+
+    adam, _ = resolve_solver("adam", 1e-3)
+    wide = schedule(adam, rows=1024, weights=1_863_690, k=1, platform="cpu",
+                    host_indices=1024, has_val=False)  # fmt: skip
+    assert wide.chunk == 1 and wide.chunk * wide.max_chunks <= 16
+    small = schedule(adam, rows=32, weights=49, k=1, platform="cpu", host_indices=32,
+                     has_val=False)  # fmt: skip
+    steps = small.chunk * small.max_chunks
+    assert steps * 32 <= HOST_INDICES_MAX and steps >= 4096
+    device = schedule(adam, rows=1024, weights=1_863_690, k=1, platform="cpu",
+                      host_indices=0, has_val=False)  # fmt: skip
+    assert device.max_chunks > wide.max_chunks  # indices drawn in the program: no input
+
+
 def _big(n=20000, d=8, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))  # float64: cast in the staging copy
