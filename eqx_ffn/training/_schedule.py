@@ -16,6 +16,15 @@ MAX_STEPS_PER_CALL = 16384
 """Steps one program call can run (its loss buffer's length); the host also returns between
 calls after about `CALL_SECONDS` (see `_driver`)."""
 
+HOST_INDEX_SECONDS = 4.0
+"""A call's host-drawn batch indices (a program input) cover about this many seconds of steps
+by the step's estimate (which errs long), and at most `HOST_INDICES_MAX` indices: a short fit
+of large steps draws, zeroes and transfers a few steps' indices, not thousands (16 MB for
+batches of 1024). Calls last about `CALL_SECONDS` anyway (see `_driver`)."""
+
+HOST_INDICES_MAX = 1 << 20
+"""The most host-drawn indices one call takes (4 MB of int32)."""
+
 FAST_COMPILE_MAX_STEP = 1e-4
 """CPU programs whose step is estimated at most this many seconds compile with
 `FAST_COMPILE_OPTIONS` (compiling dominates their cost); other CPU programs with
@@ -100,6 +109,7 @@ def schedule(
     per_step_floats = k * (2 if has_val else 1)
     cap = (1 << 21) // max(per_step_floats, 1)
     if host_indices:
-        cap = min(cap, (1 << 22) // host_indices)
+        timed = 1 << max(0, int(np.ceil(np.log2(max(HOST_INDEX_SECONDS / seconds, 1.0)))))
+        cap = min(cap, max(chunk, min(HOST_INDICES_MAX // host_indices, timed)))
     max_chunks = max(1, min(MAX_STEPS_PER_CALL, cap) // chunk)
     return Schedule(seconds, chunk, unroll, max_chunks)
