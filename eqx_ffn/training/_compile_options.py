@@ -17,6 +17,10 @@ initial state and the initialisation draws, which run once): also XLA's older fu
 which compile small programs faster and run tiny kernels as fast (on larger kernels they run
 slower, so larger programs keep the new ones)."""
 
+SMALL_CALL_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+"""For programs whose chunk is one kernel (`Config.small_call`): no YNNPACK fusions, which the
+one-kernel emitter cannot emit (their dots are tiny there)."""
+
 
 def compile_with_options(lowered: Any, options: dict[str, Any] | None) -> Any:
     """`lowered.compile(options)`, or XLA's defaults where the backend refuses an option."""

@@ -17,7 +17,7 @@ from ._flat import param_spec
 from ._options import FitOptions
 from ._placement import default_device, member_shardings, place
 from ._program_cache import compiled_init
-from ._schedule import FAST_COMPILE_MAX_STEP, n_weights, schedule
+from ._schedule import FAST_COMPILE_MAX_STEP, SMALL_CALL, n_weights, schedule
 from ._state import InitConfig, MemberState
 
 PyTree = Any
@@ -81,6 +81,13 @@ def _validation(options: FitOptions, in_size: int, out_size: int, x_dtype, y_dty
     return xv, yv
 
 
+def _library_ffn(model: Any) -> bool:
+    """Whether `model` is eqx_ffn's own `FFN`, or a `Standardized` one."""
+    if type(model).__name__ == "Standardized":
+        model = getattr(model, "model", None)
+    return type(model).__name__ == "FFN" and type(model).__module__ == "eqx_ffn.model._ffn"
+
+
 class Prepared:
     """One fit's (or ensemble's) checked and placed data, resolved settings and schedule.
 
@@ -120,6 +127,15 @@ class Prepared:
             full_line_search = self.batch_size is None and self.solver.line_search
             device = default_device(x_arr, full_line_search, n * max(weights, 1))
         self.device = device
+        # a step that XLA may compile into one kernel (`Config.small_call`): on one device (no
+        # collectives), an FFN of ours (no constants of a user's module) and a named loss
+        self.one_kernel_ok = (
+            options.mesh is None
+            and member_mesh is None
+            and _library_ffn(model)
+            and options.objective.weightable
+            and not (self.solver.least_squares or self.solver.line_search)
+        )
         weighted = options.objective.weightable
         w_full = None
         if weighted:
@@ -208,6 +224,14 @@ class Prepared:
             param_spec=self.param_spec,
             cpu_options=tuned,
             fast_compile=tuned and s.step_seconds <= FAST_COMPILE_MAX_STEP,
+            small_call=(
+                SMALL_CALL
+                and tuned
+                and s.step_seconds <= FAST_COMPILE_MAX_STEP
+                and self.one_kernel_ok
+                and self.val is None
+                and not self.device_sampling
+            ),
             penalty_terms=(
                 (True, True)
                 if self.n_weights <= PENALTY_ALWAYS_MAX_WEIGHTS

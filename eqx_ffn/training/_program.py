@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -322,6 +323,66 @@ def chunk_indices(cfg: Config, data, idx, sc: Scalars, state: MemberState, c, t0
     return lax.dynamic_slice_in_dim(idx, c * cfg.chunk, cfg.chunk, axis=0), state
 
 
+ONE_KERNEL_PRIMITIVES = frozenset(
+    "abs add add_any and broadcast_in_dim clamp concatenate convert_element_type copy copy_p "
+    "cos custom_jvp_call custom_vjp_call div dot_general dynamic_slice dynamic_update_slice eq "
+    "erf exp exp2 expand_dims gather ge gt integer_pow iota is_finite jit le log log1p logistic "
+    "lt max min mul ne neg not or pow reduce_and reduce_max reduce_min reduce_or reduce_sum rem "
+    "reshape rsqrt select_n sign sin slice split sqrt square squeeze stack stop_gradient sub "
+    "tan tanh transpose xor".split()
+)
+"""The primitives a chunk's step may use for its scan to be compiled into one kernel
+(`_chunk_scan`): those of the first-order steps of named losses, tested. Not control flow
+(`cond`, `while`, `scan`: a `cond` there made XLA's one-kernel emitter fail a CHECK, which
+aborts the process), nor scatter (not implemented there): such steps keep XLA's usual
+kernels."""
+
+
+def _sub_jaxprs(eqn) -> list:
+    out = []
+    for value in eqn.params.values():
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, jax.extend.core.ClosedJaxpr):
+                out.append(v.jaxpr)
+            elif isinstance(v, jax.extend.core.Jaxpr):
+                out.append(v)
+    return out
+
+
+def _one_kernel_ok(jaxpr) -> bool:
+    """Whether every primitive of `jaxpr` (nested ones included) is in
+    `ONE_KERNEL_PRIMITIVES`."""
+    return all(
+        e.primitive.name in ONE_KERNEL_PRIMITIVES and all(map(_one_kernel_ok, _sub_jaxprs(e)))
+        for e in jaxpr.eqns
+    )
+
+
+def _chunk_scan(cfg: Config, body: Callable, init, xs):
+    """`lax.scan(body, init, xs)` over the chunk's steps. In a small CPU program
+    (`Config.small_call`) whose step uses only `ONE_KERNEL_PRIMITIVES`, the scan is one call
+    that XLA's CPU backend compiles into ONE kernel (the frontend attribute
+    `xla_cpu_small_call`; `inlineable="false"` keeps the call until then): a tiny step runs
+    dozens of kernels, and dispatching each costs more than its arithmetic (the lecture's
+    step: ~33 kernels). XLA's own `SmallWhileLoopHoistingPass` does the same for loops under
+    a byte threshold that only `XLA_FLAGS` sets."""
+
+    def scan(init, xs):
+        return lax.scan(body, init, xs, unroll=cfg.unroll)
+
+    if not cfg.small_call:
+        return scan(init, xs)
+    (step,) = jax.make_jaxpr(scan)(init, xs).jaxpr.eqns  # the scan
+    if not all(map(_one_kernel_ok, _sub_jaxprs(step))):
+        return scan(init, xs)
+    from jax.experimental.xla_metadata import set_xla_metadata
+
+    # on the call's results: the attributes go to the op that produces them (the call),
+    # not to the ops inside it
+    out = jax.jit(scan)(init, xs)
+    return set_xla_metadata(out, xla_cpu_small_call="true", inlineable="false")
+
+
 def run_chunk(cfg: Config, data, val, idx, sc: Scalars, carry):
     """One chunk: `cfg.chunk` steps in a `lax.scan`, their losses written into the buffers."""
     c, t0, state, bufs = carry
@@ -331,7 +392,7 @@ def run_chunk(cfg: Config, data, val, idx, sc: Scalars, carry):
         return scan_step(cfg, data, val, sc, carry, xs)
 
     steps = jnp.arange(cfg.chunk, dtype=jnp.int32)
-    (state, _), outs = lax.scan(body, (state, t0), (steps, ids), unroll=cfg.unroll)
+    (state, _), outs = _chunk_scan(cfg, body, (state, t0), (steps, ids))
     bufs = tuple(
         lax.dynamic_update_slice_in_dim(buf, jnp.moveaxis(o, 0, -1), c * cfg.chunk, axis=-1)
         for buf, o in zip(bufs, outs, strict=True)

@@ -11,6 +11,7 @@ read it).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -18,7 +19,12 @@ from typing import Any
 import jax
 
 from ._cache_key import signature
-from ._compile_options import CPU_COMPILE_OPTIONS, FAST_COMPILE_OPTIONS, compile_with_options
+from ._compile_options import (
+    CPU_COMPILE_OPTIONS,
+    FAST_COMPILE_OPTIONS,
+    SMALL_CALL_OPTIONS,
+    compile_with_options,
+)
 from ._config import Config
 from ._program import precision_context, program
 from ._state import InitConfig, init_states
@@ -97,6 +103,20 @@ def program_key(cfg: Any, args) -> Any:
     return (cfg, treedef, tuple(signature(leaf) for leaf in leaves))
 
 
+def _compile(cfg: Config, args) -> Any:
+    with precision_context(cfg.precision):
+        lowered = _jitted_program.lower(cfg, *args)
+    options = None
+    if cfg.fast_compile:
+        options = FAST_COMPILE_OPTIONS
+    elif cfg.cpu_options:
+        options = CPU_COMPILE_OPTIONS
+    if cfg.small_call:
+        # no fallback to XLA's defaults here: the caller compiles without the one kernel
+        return lowered.compile({**(options or {}), **SMALL_CALL_OPTIONS})
+    return compile_with_options(lowered, options)
+
+
 def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
     """The compiled training program for `cfg` and these arguments, and the seconds spent
     compiling it (0 when it was cached)."""
@@ -106,14 +126,14 @@ def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
     if hit is not None:
         return hit, 0.0
     t0 = time.perf_counter()
-    with precision_context(cfg.precision):
-        lowered = _jitted_program.lower(cfg, *args)
-    options = None
-    if cfg.fast_compile:
-        options = FAST_COMPILE_OPTIONS
-    elif cfg.cpu_options:
-        options = CPU_COMPILE_OPTIONS
-    compiled = compile_with_options(lowered, options)
+    compiled = None
+    if cfg.small_call:
+        try:
+            compiled = _compile(cfg, args)
+        except Exception:  # e.g. a custom call in a callable loss: as other programs
+            cfg = dataclasses.replace(cfg, small_call=False)
+    if compiled is None:
+        compiled = _compile(cfg, args)
     seconds = time.perf_counter() - t0
     with _programs.lock:
         compile_count += 1

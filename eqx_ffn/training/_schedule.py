@@ -33,6 +33,11 @@ them a member of an ensemble and its own fit round their linear algebra differen
 Levenberg-Marquardt's accept/reject decisions amplify that into different trajectories."""
 
 
+SMALL_CALL = True
+"""Small CPU programs (`FAST_COMPILE_MAX_STEP`) compile each chunk's scan into one kernel
+(`Config.small_call`, see `_program._chunk_scan`)."""
+
+
 @identity_memo
 def n_weights(model: Any) -> int:
     """Trainable scalars of a model (or of a shape-only template)."""

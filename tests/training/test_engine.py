@@ -198,8 +198,64 @@ def test_the_step_loop_has_a_static_trip_count_and_one_call_runs_a_fit(lecture1,
     whiles = [e for e in jaxpr.eqns if e.primitive.name == "while"]
     assert len(whiles) == 1
     body = whiles[0].params["body_jaxpr"].jaxpr
-    scans = [e for e in body.eqns if e.primitive.name == "scan"]
+    # on a CPU the scan is one call (compiled into one kernel: `Config.small_call`)
+    calls = [e for e in body.eqns if e.primitive.name in ("pjit", "jit")]
+    inner = [e.params["jaxpr"].jaxpr for e in calls] if cfg.small_call else []
+    scans = [e for j in (body, *inner) for e in j.eqns if e.primitive.name == "scan"]
     assert len(scans) == 1 and scans[0].params["length"] == cfg.chunk >= 64
+    assert cfg.small_call == (jax.devices()[0].platform == "cpu")
+
+
+def _last_program_text() -> str:
+    """The text of the training program used last (the cache keeps its entries in order of
+    use)."""
+    return list(_program_cache._programs.entries.values())[-1].as_text()
+
+
+@pytest.mark.skipif(jax.devices()[0].platform != "cpu", reason="a CPU compiler feature")
+def test_small_cpu_programs_compile_each_chunk_into_one_kernel(monkeypatch, lecture1):
+    # the lecture's fit: each chunk's scan is one call XLA compiles into one kernel; the
+    # same fit in XLA's usual kernels agrees to float32 rounding (the kernels differ)
+    x, y, params = lecture1
+    kw = dict(steps=400, learning_rate=1e-2, progress=False)
+    _, one = fit(FFN.from_params(params), x, y, **kw)
+    assert 'xla_cpu_small_call="true"' in _last_program_text()
+    _, again = fit(FFN.from_params(params), x, y, **kw)
+    np.testing.assert_array_equal(again.loss, one.loss)  # deterministic
+    monkeypatch.setattr(_prepare, "SMALL_CALL", False)
+    _, usual = fit(FFN.from_params(params), x, y, **kw)
+    assert "xla_cpu_small_call" not in _last_program_text()
+    np.testing.assert_allclose(one.loss, usual.loss, rtol=2e-4)
+    assert one.final_loss == pytest.approx(usual.final_loss, rel=2e-4)
+
+
+@pytest.mark.skipif(jax.devices()[0].platform != "cpu", reason="a CPU compiler feature")
+def test_one_kernel_is_left_to_steps_it_suits(monkeypatch, lecture1):
+    x, y, params = lecture1
+    model = FFN.from_params(params)
+
+    def cfg_of(**kw):
+        options = FitOptions(**{"steps": 10, "progress": False, **kw})
+        prep = _prepare.Prepared(model, x, y, options)
+        p, frozen, static = _fit.split_model(model)
+        _prepare.initial_state(prep, p, frozen, jr.key(0), options.l1, options.l2, None)
+        return prep.config(static)
+
+    assert cfg_of().small_call and cfg_of(batch_size=16).small_call
+    assert not cfg_of(loss=lambda m, xb, yb: jnp.mean((jax.vmap(m)(xb) - yb) ** 2)).small_call
+    assert not cfg_of(validation=(x, y)).small_call  # a branch in the step
+    assert not cfg_of(optimizer="lbfgs").small_call
+    assert not cfg_of(batch_size=16, _device_sampling=True).small_call
+    big = FFN(1, 1, (512, 512), key=jr.key(0))  # a step too large to gain from it
+    options = FitOptions(steps=10, progress=False)
+    prep = _prepare.Prepared(big, x, y, options)
+    assert not prep.config(_fit.split_model(big)[2]).small_call
+    # a compiler that refuses it: the program compiles in XLA's usual kernels
+    monkeypatch.setattr(_program_cache, "SMALL_CALL_OPTIONS", {"no_such_xla_option": 1})
+    before = _program_cache.compile_count
+    _, h = fit(FFN(1, 1, (11,), key=jr.key(2)), x, y, steps=50, progress=False)  # a new program
+    assert _program_cache.compile_count == before + 1
+    assert "xla_cpu_small_call" not in _last_program_text() and np.isfinite(h.final_loss)
 
 
 def test_lbfgs_stops_when_converged(lecture1):
