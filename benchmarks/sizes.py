@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.random as jr
 import numpy as np
 import optax
@@ -127,6 +128,13 @@ def run(mode: Mode) -> list[Table]:
             f"bare scan on {bucket(n)} rows takes {r['bare_padded'] * 1e6:.2f} us a step, "
             f"{r['bare_padded'] / r['bare']:.2f}x its time on {n} rows; fit / that scan: "
             f"{r['fit'] / r['bare_padded']:.2f}."
+        )
+    if jax.devices()[0].platform == "cpu":
+        t.notes.append(
+            "On a CPU, fit runs the lecture's chunk of steps as one kernel (XLA's one-kernel "
+            "emitter for a call marked `xla_cpu_small_call`, `Config.small_call`); the lean bare "
+            "scan runs in XLA's usual kernels, one or more per operation, as a hand-written "
+            "`jit(lax.scan)` does by default."
         )
     steps = ", ".join(f"{k} {v[7] if mode.quick else v[6]}" for k, v in CASES.items())
     quick_note = (" (PyTorch at most 100; quick run: no padded-scan note, the figures are "

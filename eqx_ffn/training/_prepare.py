@@ -229,7 +229,6 @@ class Prepared:
                 and tuned
                 and s.step_seconds <= FAST_COMPILE_MAX_STEP
                 and self.one_kernel_ok
-                and self.val is None
                 and not self.device_sampling
             ),
             penalty_terms=(

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -36,6 +35,7 @@ from ._callbacks import pack
 from ._config import Config
 from ._flat import unraveler
 from ._objective import Objective, loss_dtype
+from ._one_kernel import one_kernel
 from ._sampling import device_chunk_indices
 from ._state import CONVERGED, DIVERGED, EARLY_STOPPING, NON_FINITE, RUNNING, MemberState
 
@@ -290,7 +290,11 @@ def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
         return member_step(cfg, data, sc, m, ids, t, in_range)
 
     penalty = penalties(cfg, state)
-    state, loss, ok = members(cfg, step, (0, None if ids is None else 0))(state, ids)
+    stepped = members(cfg, step, (0, None if ids is None else 0))
+    if cfg.has_val:  # the step (not the branch below) as one kernel (`_chunk_scan`)
+        state, loss, ok = one_kernel(cfg, stepped, state, ids)
+    else:
+        state, loss, ok = stepped(state, ids)
     # the loss and the data loss (NaN where the member did not step) as ONE output: one
     # write a step into the call's buffer
     losses = jnp.stack([loss, loss - penalty])
@@ -323,64 +327,15 @@ def chunk_indices(cfg: Config, data, idx, sc: Scalars, state: MemberState, c, t0
     return lax.dynamic_slice_in_dim(idx, c * cfg.chunk, cfg.chunk, axis=0), state
 
 
-ONE_KERNEL_PRIMITIVES = frozenset(
-    "abs add add_any and broadcast_in_dim clamp concatenate convert_element_type copy copy_p "
-    "cos custom_jvp_call custom_vjp_call div dot_general dynamic_slice dynamic_update_slice eq "
-    "erf exp exp2 expand_dims gather ge gt integer_pow iota is_finite jit le log log1p logistic "
-    "lt max min mul ne neg not or pow reduce_and reduce_max reduce_min reduce_or reduce_sum rem "
-    "reshape rsqrt select_n sign sin slice split sqrt square squeeze stack stop_gradient sub "
-    "tan tanh transpose xor".split()
-)
-"""The primitives a chunk's step may use for its scan to be compiled into one kernel
-(`_chunk_scan`): those of the first-order steps of named losses, tested. Not control flow
-(`cond`, `while`, `scan`: a `cond` there made XLA's one-kernel emitter fail a CHECK, which
-aborts the process), nor scatter (not implemented there): such steps keep XLA's usual
-kernels."""
-
-
-def _sub_jaxprs(eqn) -> list:
-    out = []
-    for value in eqn.params.values():
-        for v in value if isinstance(value, (list, tuple)) else (value,):
-            if isinstance(v, jax.extend.core.ClosedJaxpr):
-                out.append(v.jaxpr)
-            elif isinstance(v, jax.extend.core.Jaxpr):
-                out.append(v)
-    return out
-
-
-def _one_kernel_ok(jaxpr) -> bool:
-    """Whether every primitive of `jaxpr` (nested ones included) is in
-    `ONE_KERNEL_PRIMITIVES`."""
-    return all(
-        e.primitive.name in ONE_KERNEL_PRIMITIVES and all(map(_one_kernel_ok, _sub_jaxprs(e)))
-        for e in jaxpr.eqns
-    )
-
-
 def _chunk_scan(cfg: Config, body: Callable, init, xs):
-    """`lax.scan(body, init, xs)` over the chunk's steps. In a small CPU program
-    (`Config.small_call`) whose step uses only `ONE_KERNEL_PRIMITIVES`, the scan is one call
-    that XLA's CPU backend compiles into ONE kernel (the frontend attribute
-    `xla_cpu_small_call`; `inlineable="false"` keeps the call until then): a tiny step runs
-    dozens of kernels, and dispatching each costs more than its arithmetic (the lecture's
-    step: ~33 kernels). XLA's own `SmallWhileLoopHoistingPass` does the same for loops under
-    a byte threshold that only `XLA_FLAGS` sets."""
+    """`lax.scan(body, init, xs)` over the chunk's steps: one kernel (`one_kernel`), or with a
+    validation set (a branch in the step) one kernel a step for its training part
+    (`scan_step`)."""
 
     def scan(init, xs):
         return lax.scan(body, init, xs, unroll=cfg.unroll)
 
-    if not cfg.small_call:
-        return scan(init, xs)
-    (step,) = jax.make_jaxpr(scan)(init, xs).jaxpr.eqns  # the scan
-    if not all(map(_one_kernel_ok, _sub_jaxprs(step))):
-        return scan(init, xs)
-    from jax.experimental.xla_metadata import set_xla_metadata
-
-    # on the call's results: the attributes go to the op that produces them (the call),
-    # not to the ops inside it
-    out = jax.jit(scan)(init, xs)
-    return set_xla_metadata(out, xla_cpu_small_call="true", inlineable="false")
+    return scan(init, xs) if cfg.has_val else one_kernel(cfg, scan, init, xs)
 
 
 def run_chunk(cfg: Config, data, val, idx, sc: Scalars, carry):

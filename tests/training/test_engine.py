@@ -227,6 +227,14 @@ def test_small_cpu_programs_compile_each_chunk_into_one_kernel(monkeypatch, lect
     assert "xla_cpu_small_call" not in _last_program_text()
     np.testing.assert_allclose(one.loss, usual.loss, rtol=2e-4)
     assert one.final_loss == pytest.approx(usual.final_loss, rel=2e-4)
+    # with a validation set: the step's training part is one kernel, its branch is not
+    val = dict(kw, validation=(x[::3], y[::3]), eval_every=7)
+    _, v_usual = fit(FFN.from_params(params), x, y, **val)
+    monkeypatch.setattr(_prepare, "SMALL_CALL", True)
+    _, v_one = fit(FFN.from_params(params), x, y, **val)
+    assert 'xla_cpu_small_call="true"' in _last_program_text()
+    np.testing.assert_allclose(v_one.val_loss, v_usual.val_loss, rtol=2e-4)
+    np.testing.assert_array_equal(v_one.val_steps, v_usual.val_steps)
 
 
 @pytest.mark.skipif(jax.devices()[0].platform != "cpu", reason="a CPU compiler feature")
@@ -243,7 +251,7 @@ def test_one_kernel_is_left_to_steps_it_suits(monkeypatch, lecture1):
 
     assert cfg_of().small_call and cfg_of(batch_size=16).small_call
     assert not cfg_of(loss=lambda m, xb, yb: jnp.mean((jax.vmap(m)(xb) - yb) ** 2)).small_call
-    assert not cfg_of(validation=(x, y)).small_call  # a branch in the step
+    assert cfg_of(validation=(x, y)).small_call  # the step's training part (not its branch)
     assert not cfg_of(optimizer="lbfgs").small_call
     assert not cfg_of(batch_size=16, _device_sampling=True).small_call
     big = FFN(1, 1, (512, 512), key=jr.key(0))  # a step too large to gain from it
@@ -256,6 +264,20 @@ def test_one_kernel_is_left_to_steps_it_suits(monkeypatch, lecture1):
     _, h = fit(FFN(1, 1, (11,), key=jr.key(2)), x, y, steps=50, progress=False)  # a new program
     assert _program_cache.compile_count == before + 1
     assert "xla_cpu_small_call" not in _last_program_text() and np.isfinite(h.final_loss)
+
+
+def test_one_kernel_leaves_branches_and_scatters_to_the_usual_kernels():
+    from types import SimpleNamespace
+
+    from eqx_ffn.training._one_kernel import one_kernel
+
+    def text(f):
+        cfg = SimpleNamespace(small_call=True)
+        return jax.jit(lambda a: one_kernel(cfg, f, a)).lower(jnp.ones(3)).as_text()
+
+    assert 'xla_cpu_small_call = "true"' in text(lambda a: jnp.tanh(a) @ a * 2)
+    assert "xla_cpu_small_call" not in text(lambda a: jax.lax.cond(a[0] > 0, jnp.sin, jnp.cos, a))
+    assert "xla_cpu_small_call" not in text(lambda a: a.at[jnp.array([0, 0])].add(1.0))
 
 
 def test_lbfgs_stops_when_converged(lecture1):
