@@ -57,16 +57,17 @@ def one_kernel(cfg: Config, fn: Callable, *args):
     only `XLA_FLAGS` sets."""
     if not cfg.small_call:
         return fn(*args)
-    eqns = jax.make_jaxpr(fn)(*args).jaxpr.eqns
+    jitted = jax.jit(fn)
+    eqns = jitted.trace(*args).jaxpr.jaxpr.eqns  # traced once: the call below reuses it
+    out = jitted(*args)  # a plain call: XLA inlines it
     if not all(
         e.primitive.name in ONE_KERNEL_PRIMITIVES | {"scan"}
         and all(map(_one_kernel_ok, _sub_jaxprs(e)))
         for e in eqns
     ):
-        return fn(*args)
+        return out
     from jax.experimental.xla_metadata import set_xla_metadata
 
     # on the call's results: the attributes go to the op that produces them (the call),
     # not to the ops inside it
-    out = jax.jit(fn)(*args)
     return set_xla_metadata(out, xla_cpu_small_call="true", inlineable="false")
