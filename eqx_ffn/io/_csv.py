@@ -159,7 +159,7 @@ def _parse_pandas(pd: Any, raw: bytes, head: _Header, kwargs: dict[str, Any]) ->
     if len(parts) > 1 and all(_first_row_fits(raw, head, a) for a, _ in parts[1:]):
         with concurrent.futures.ThreadPoolExecutor(len(parts)) as pool:
             try:
-                return list(pool.map(lambda ab: _read_part(pd, raw, *ab, kwargs), parts))
+                return list(pool.map(lambda ab: _read_part(pd, raw, ab[0], ab[1], kwargs), parts))
             except Exception:  # one stream decides (the caller names what pandas refused)
                 pass
     return [_read_part(pd, raw, start, len(raw), kwargs)]

@@ -6,6 +6,7 @@ emitter, the path of its own `SmallWhileLoopHoistingPass` (whose byte threshold 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.extend.core
@@ -47,7 +48,7 @@ def _one_kernel_ok(jaxpr) -> bool:
     )
 
 
-def one_kernel(cfg: Config, fn: Callable, *args):
+def one_kernel(cfg: Config, fn: Callable, *args) -> Any:
     """`fn(*args)`; in a small CPU program (`Config.small_call`) whose `fn` uses only
     `ONE_KERNEL_PRIMITIVES` (a top-level `scan` of them too), as one call that XLA's CPU
     backend compiles into ONE kernel (the frontend attribute `xla_cpu_small_call`;

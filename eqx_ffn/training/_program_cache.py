@@ -113,7 +113,8 @@ def _compile(cfg: Config, args) -> Any:
         options = CPU_COMPILE_OPTIONS
     if cfg.small_call:
         # no fallback to XLA's defaults here: the caller compiles without the one kernel
-        return lowered.compile({**(options or {}), **SMALL_CALL_OPTIONS})
+        small: dict[str, Any] = {**(options or {}), **SMALL_CALL_OPTIONS}
+        return lowered.compile(small)
     return compile_with_options(lowered, options)
 
 
