@@ -266,6 +266,22 @@ def test_one_kernel_is_left_to_steps_it_suits(monkeypatch, lecture1):
     assert "xla_cpu_small_call" not in _last_program_text() and np.isfinite(h.final_loss)
 
 
+def test_one_kernel_can_be_turned_off_for_a_process():
+    code = textwrap.dedent("""
+        import jax.random as jr, numpy as np
+        import eqx_ffn
+        from eqx_ffn.training import _program_cache
+        x = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]
+        eqx_ffn.fit(eqx_ffn.FFN(1, 1, (4,), key=jr.key(0)), x, np.sin(x), steps=5, progress=False)
+        text = list(_program_cache._programs.entries.values())[-1].as_text()
+        print("xla_cpu_small_call" in text)
+    """)
+    env = {**os.environ, "EQX_FFN_ONE_KERNEL": "0", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "False"
+
+
 def test_one_kernel_leaves_branches_and_scatters_to_the_usual_kernels():
     from types import SimpleNamespace
 
