@@ -13,11 +13,9 @@ record), and the reference reader counts a record's delimiters before it splits 
 from __future__ import annotations
 
 import codecs
-import concurrent.futures
 import importlib.util
 import io
 import itertools
-import os
 import re
 import sys
 import threading
@@ -27,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._threads import cores, pool
 from ._csv_header import _Header, _header
 from ._csv_reference import _records, _reference
 from ._table import _NAME_SAFE, MAX_NAME_CHARS, MISSING, Table, _select
@@ -129,12 +128,6 @@ core: pandas' C parser releases the GIL, so 2 cores parse a 500,000 x 11 table i
 time of one stream."""
 
 
-def _cores() -> int:
-    """The cores this process may run on (at most 8 parts)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(cores or 1, 8)
-
-
 def _parts(raw: bytes, start: int, k: int) -> list[tuple[int, int]]:
     """`raw[start:]` cut into `k` byte ranges at line ends (about equal)."""
     cuts = [start]
@@ -152,16 +145,15 @@ def _parse_pandas(pd: Any, raw: bytes, head: _Header, kwargs: dict[str, Any]) ->
     first record fits the header, as the body's does). A part that pandas refuses alone (say,
     nothing but comments) sends the body to one stream, as before."""
     start = head.body_start
-    k = _cores()
+    k = cores()
     parts = [(start, len(raw))]
     if k > 1 and len(raw) - start >= PARALLEL_PARSE_MIN_BYTES and raw.find(b'"', start) < 0:
         parts = _parts(raw, start, k)
     if len(parts) > 1 and all(_first_row_fits(raw, head, a) for a, _ in parts[1:]):
-        with concurrent.futures.ThreadPoolExecutor(len(parts)) as pool:
-            try:
-                return list(pool.map(lambda ab: _read_part(pd, raw, ab[0], ab[1], kwargs), parts))
-            except Exception:  # one stream decides (the caller names what pandas refused)
-                pass
+        try:
+            return list(pool().map(lambda ab: _read_part(pd, raw, ab[0], ab[1], kwargs), parts))
+        except Exception:  # one stream decides (the caller names what pandas refused)
+            pass
     return [_read_part(pd, raw, start, len(raw), kwargs)]
 
 

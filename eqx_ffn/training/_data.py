@@ -8,9 +8,7 @@ never a copy of the data through the host (arrays on the host CPU are read in pl
 
 from __future__ import annotations
 
-import concurrent.futures
 import gc
-import os
 import sys
 import threading
 import time
@@ -21,6 +19,7 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
+from .._threads import pool
 from ._cache_key import identity_memo
 
 Array = Any  # a NumPy or JAX array
@@ -109,29 +108,14 @@ def on_host_if_cpu(a: Any) -> Any:
 
 BLOCK_BYTES = 4 << 20
 """Rows of a large matrix are copied and checked in blocks of about this many bytes, one block
-per task on `_pool()`'s threads: NumPy's copies and sums release the GIL, and a block is summed
-while it is still in cache."""
+per task on the process's threads (`eqx_ffn._threads`), a block summed while it is still in
+cache. NOT through BLAS (`x @ ones`): OpenBLAS's threads busy-wait for a while after each call,
+and on a CPU device they take the cores from the XLA program that runs next (a 188 MB check
+that way slowed the first ~100 ms of the training program that followed by ~30 ms on 2
+cores)."""
 
 PARALLEL_MIN_BYTES = 16 << 20
 """Below this many bytes a matrix is copied and checked on the calling thread."""
-
-_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads for block copies and sums, one per core (at most 8). NOT BLAS: OpenBLAS's
-    threads busy-wait for a while after each call, and on a CPU device they take the cores
-    from the XLA program that runs next (a 188 MB check through `x @ ones` slowed the first
-    ~100 ms of the training program that followed by ~30 ms on 2 cores)."""
-    with _POOL_LOCK:
-        if not _POOL:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-            workers = min(cores or os.cpu_count() or 1, 8)
-            _POOL.append(
-                concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="eqx_ffn-data")
-            )
-        return _POOL[0]
 
 
 def _blocks(arr: np.ndarray) -> list[slice]:
@@ -146,10 +130,15 @@ def _blocks(arr: np.ndarray) -> list[slice]:
 def _map_blocks(fn, blocks: list[slice]) -> list:
     if len(blocks) == 1:
         return [fn(blocks[0])]
-    return list(_pool().map(fn, blocks))
+    return list(pool().map(fn, blocks))
 
 
-def _exactly_finite(arr: np.ndarray) -> bool:
+def _finite_by_sums(sums: list, arr: np.ndarray) -> bool:
+    """Whether `arr`, whose blocks summed to `sums`, is all finite: yes when every sum is (NaN
+    and inf reach a sum), else by an exact check (a sum of finite values may overflow)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.asarray(sums)).all():
+            return True
     return bool(np.all(np.isfinite(arr)))
 
 
@@ -165,10 +154,7 @@ def all_finite(arr: np.ndarray) -> bool:
         with np.errstate(over="ignore", invalid="ignore"):  # (per thread)
             return np.add.reduce(arr[b], axis=None)
 
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.asarray(_map_blocks(one, blocks))).all():
-            return True
-    return _exactly_finite(arr)
+    return _finite_by_sums(_map_blocks(one, blocks), arr)
 
 
 def copy_checked(out: np.ndarray, host: np.ndarray) -> bool:
@@ -183,12 +169,7 @@ def copy_checked(out: np.ndarray, host: np.ndarray) -> bool:
             return np.add.reduce(out[b], axis=None) if floating else 0
 
     sums = _map_blocks(one, _blocks(host))
-    if not floating:
-        return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.asarray(sums)).all():
-            return True
-    return _exactly_finite(out[: host.shape[0]])
+    return _finite_by_sums(sums, out[: host.shape[0]]) if floating else True
 
 
 ALIGNMENT = 64

@@ -423,7 +423,7 @@ def test_fast_readers_agree_with_the_reference(tmp_path_factory, data, labels, d
     assert _outcome(path, labels, drop) == reference  # pandas
     with pytest.MonkeyPatch.context() as mp:  # pandas, the body in parts on threads
         mp.setattr(_csv, "PARALLEL_PARSE_MIN_BYTES", 1)
-        mp.setattr(_csv, "_cores", lambda: 3)
+        mp.setattr(_csv, "cores", lambda: 3)
         assert _outcome(path, labels, drop) == reference
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_csv, "_pandas", lambda: None)
@@ -446,7 +446,7 @@ def test_a_large_body_is_parsed_in_parts_and_joined_in_order(tmp_path, monkeypat
     real = _csv._read_part
     monkeypatch.setattr(_csv, "_read_part", lambda *a: read.append(a[2:4]) or real(*a))
     monkeypatch.setattr(_csv, "PARALLEL_PARSE_MIN_BYTES", 1000)
-    monkeypatch.setattr(_csv, "_cores", lambda: 4)
+    monkeypatch.setattr(_csv, "cores", lambda: 4)
     parts = read_table(path, drop_missing=True, labels=True)
     assert len(read) == 4 and [a for a, _ in read[1:]] == [b for _, b in read[:-1]]
     assert parts.n_dropped == one.n_dropped > 0
