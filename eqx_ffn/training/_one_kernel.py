@@ -39,12 +39,12 @@ def _sub_jaxprs(eqn) -> list:
     return out
 
 
-def _one_kernel_ok(jaxpr) -> bool:
-    """Whether every primitive of `jaxpr` (nested ones included) is in
-    `ONE_KERNEL_PRIMITIVES`."""
+def _one_kernel_ok(eqns, allowed: frozenset = ONE_KERNEL_PRIMITIVES) -> bool:
+    """Whether every primitive of `eqns` is `allowed`, and every one of the jaxprs they call
+    (nested ones included) in `ONE_KERNEL_PRIMITIVES`."""
     return all(
-        e.primitive.name in ONE_KERNEL_PRIMITIVES and all(map(_one_kernel_ok, _sub_jaxprs(e)))
-        for e in jaxpr.eqns
+        e.primitive.name in allowed and all(_one_kernel_ok(j.eqns) for j in _sub_jaxprs(e))
+        for e in eqns
     )
 
 
@@ -61,11 +61,7 @@ def one_kernel(cfg: Config, fn: Callable, *args) -> Any:
     jitted = jax.jit(fn)
     eqns = jitted.trace(*args).jaxpr.jaxpr.eqns  # traced once: the call below reuses it
     out = jitted(*args)  # a plain call: XLA inlines it
-    if not all(
-        e.primitive.name in ONE_KERNEL_PRIMITIVES | {"scan"}
-        and all(map(_one_kernel_ok, _sub_jaxprs(e)))
-        for e in eqns
-    ):
+    if not _one_kernel_ok(eqns, ONE_KERNEL_PRIMITIVES | {"scan"}):
         return out
     from jax.experimental.xla_metadata import set_xla_metadata
 

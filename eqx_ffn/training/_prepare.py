@@ -82,7 +82,8 @@ def _validation(options: FitOptions, in_size: int, out_size: int, x_dtype, y_dty
 
 
 def _library_ffn(model: Any) -> bool:
-    """Whether `model` is eqx_ffn's own `FFN`, or a `Standardized` one."""
+    """Whether `model` is eqx_ffn's own `FFN`, or a `Standardized` one (by name: `model`
+    imports from `training`, so `training` does not import it)."""
     if type(model).__name__ == "Standardized":
         model = getattr(model, "model", None)
     return type(model).__name__ == "FFN" and type(model).__module__ == "eqx_ffn.model._ffn"

@@ -127,14 +127,12 @@ def compiled_program(cfg: Config, *args) -> tuple[Any, float]:
     if hit is not None:
         return hit, 0.0
     t0 = time.perf_counter()
-    compiled = None
-    if cfg.small_call:
-        try:
-            compiled = _compile(cfg, args)
-        except Exception:  # e.g. a custom call in a callable loss: as other programs
-            cfg = dataclasses.replace(cfg, small_call=False)
-    if compiled is None:
+    try:
         compiled = _compile(cfg, args)
+    except Exception:  # a compiler that refuses the one kernel: XLA's usual kernels
+        if not cfg.small_call:
+            raise
+        compiled = _compile(dataclasses.replace(cfg, small_call=False), args)
     seconds = time.perf_counter() - t0
     with _programs.lock:
         compile_count += 1
