@@ -47,6 +47,7 @@ class Config:
     cpu_options: bool = False  # compiled with CPU_COMPILE_OPTIONS
     fast_compile: bool = False  # a small CPU program (see FAST_COMPILE_OPTIONS)
     small_call: bool = False  # its chunk's scan compiled into one kernel (`_program`)
+    ring: bool = False  # the step's guard rotates two buffers (`_program.member_step`)
     # (l1, l2): a term that is 0 for every member is left out of the program
     penalty_terms: tuple[bool, bool] = (True, True)
     # callbacks every `snap_chunks` chunks, several to a call: the state at each (0: none)
@@ -76,6 +77,7 @@ class Config:
             self.cpu_options,
             self.fast_compile,
             self.small_call,
+            self.ring,
             self.penalty_terms,
             self.snap_chunks,
         )

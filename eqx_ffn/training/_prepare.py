@@ -203,6 +203,13 @@ class Prepared:
         # accept/reject decisions amplify into different trajectories
         tuned = self.platform == "cpu" and not self.solver.least_squares
         s = self.schedule
+        small_call = (
+            SMALL_CALL
+            and tuned
+            and s.step_seconds <= FAST_COMPILE_MAX_STEP
+            and self.one_kernel_ok
+            and not self.device_sampling
+        )
         return Config(
             solver=self.solver,
             loss=self.options.objective,
@@ -225,13 +232,8 @@ class Prepared:
             param_spec=self.param_spec,
             cpu_options=tuned,
             fast_compile=tuned and s.step_seconds <= FAST_COMPILE_MAX_STEP,
-            small_call=(
-                SMALL_CALL
-                and tuned
-                and s.step_seconds <= FAST_COMPILE_MAX_STEP
-                and self.one_kernel_ok
-                and not self.device_sampling
-            ),
+            small_call=small_call,
+            ring=s.ring and not small_call,
             penalty_terms=(
                 (True, True)
                 if self.n_weights <= PENALTY_ALWAYS_MAX_WEIGHTS

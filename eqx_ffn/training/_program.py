@@ -195,7 +195,16 @@ def _plateau(cfg: Config, sc: Scalars, m: MemberState, loss, weight, use, t):
 
 def member_step(cfg: Config, data, sc: Scalars, m: MemberState, ids, t, in_range):
     """One step of one member: `(member, loss, ok)`; `loss` is NaN where the member did not
-    step, `ok` whether it took the step with a finite loss."""
+    step, `ok` whether it took the step with a finite loss.
+
+    The guard keeps `good`, the parameters the last finite loss was computed at: `(params,
+    good)` becomes `(new, params)` after a step with a finite loss, and stays otherwise. Done
+    by selecting into both, XLA copies the parameters every step (the old `params` is read by
+    one select while the other overwrites it). With `cfg.ring` the step writes
+    `(new if ok else good, params)` instead: two steps a scan iteration (`unroll` 2) then
+    write each buffer in place, with no copy. A step that is not `ok` swaps the two (`ok` is
+    False for every later step of the call), so `program` carries a `swapped` flag a member and
+    puts them back (`unswapped`) where they are read."""
     ldt = loss_dtype(m.params)
     out, weight = _solver_step(cfg, data, sc.n, m, ids, t)
     loss = jnp.asarray(out.loss).astype(ldt)
@@ -223,14 +232,12 @@ def member_step(cfg: Config, data, sc: Scalars, m: MemberState, ids, t, in_range
         status=status,
         stop_step=jnp.where(bad | diverged, t, jnp.where(done, t + 1, i.stop_step)),
     )
-    m = m.update(
-        f,
-        i,
-        good=_where(ok, m.params, m.good),
-        params=_where(ok, out.params, m.params),
-        # the optimiser state needs no guard: a stopped member never steps again
-        opt=out.state,
-    )
+    if cfg.ring:
+        good, params = m.params, _where(ok, out.params, m.good)
+    else:
+        good, params = _where(ok, m.params, m.good), _where(ok, out.params, m.params)
+    # the optimiser state needs no guard: a stopped member never steps again
+    m = m.update(f, i, good=good, params=params, opt=out.state)
     return m, jnp.where(active & ~diverged, loss, jnp.asarray(jnp.nan, ldt)), ok
 
 
@@ -277,11 +284,24 @@ def penalties(cfg: Config, state: MemberState):
     return members(cfg, lambda m: objective_of(cfg, m).penalty(m.params).astype(ldt))(state)
 
 
+def unswapped(cfg: Config, state: MemberState, swapped) -> MemberState:
+    """The state with each member's `params` and `good` in their places (`swapped`: None, or
+    a flag a member, see `member_step`)."""
+    if swapped is None:
+        return state
+
+    def one(m: MemberState, s):
+        return m.update(params=_where(s, m.good, m.params), good=_where(s, m.params, m.good))
+
+    return members(cfg, one)(state, swapped)
+
+
 def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
     """The body of the chunk's `lax.scan`: one step of every member, and its evaluation.
     Records the step's loss and data loss (the loss less the penalty of the parameters the
-    step started from: the solver reports the loss before its update)."""
-    state, t0 = carry
+    step started from: the solver reports the loss before its update). `carry` is `(state,
+    t0, swapped)` (`swapped`: see `member_step`)."""
+    state, t0, swapped = carry
     j, ids = xs
     t = t0 + j
     in_range = t < sc.end
@@ -295,11 +315,13 @@ def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
         state, loss, ok = one_kernel(cfg, stepped, state, ids)
     else:
         state, loss, ok = stepped(state, ids)
+    if swapped is not None:
+        swapped = swapped ^ ~ok
     # the loss and the data loss (NaN where the member did not step) as ONE output: one
     # write a step into the call's buffer
     losses = jnp.stack([loss, loss - penalty])
     if not cfg.has_val:
-        return (state, t0), (losses,)
+        return (state, t0, swapped), (losses,)
     eval_now = in_range & (((t + 1) % sc.eval_every == 0) | (t + 1 == sc.end))
     # only the validation loss under the branch (a forward pass): the bookkeeping outside
     # it, so the branch neither carries nor copies the members' state
@@ -311,7 +333,7 @@ def scan_step(cfg: Config, data, val, sc: Scalars, carry, xs):
     )
     evaluate = members(cfg, lambda m, ok, v: member_eval(sc, m, ok, v, t))
     state, v = evaluate(state, ok, v)
-    return (state, t0), (losses, v)
+    return (state, t0, swapped), (losses, v)
 
 
 def chunk_indices(cfg: Config, data, idx, sc: Scalars, state: MemberState, c, t0):
@@ -340,19 +362,19 @@ def _chunk_scan(cfg: Config, body: Callable, init, xs):
 
 def run_chunk(cfg: Config, data, val, idx, sc: Scalars, carry):
     """One chunk: `cfg.chunk` steps in a `lax.scan`, their losses written into the buffers."""
-    c, t0, state, bufs = carry
+    c, t0, state, bufs, swapped = carry
     ids, state = chunk_indices(cfg, data, idx, sc, state, c, t0)
 
     def body(carry, xs):
         return scan_step(cfg, data, val, sc, carry, xs)
 
     steps = jnp.arange(cfg.chunk, dtype=jnp.int32)
-    (state, _), outs = _chunk_scan(cfg, body, (state, t0), (steps, ids))
+    (state, _, swapped), outs = _chunk_scan(cfg, body, (state, t0, swapped), (steps, ids))
     bufs = tuple(
         lax.dynamic_update_slice_in_dim(buf, jnp.moveaxis(o, 0, -1), c * cfg.chunk, axis=-1)
         for buf, o in zip(bufs, outs, strict=True)
     )
-    return c + 1, t0 + cfg.chunk, state, bufs
+    return c + 1, t0 + cfg.chunk, state, bufs, swapped
 
 
 # --- what each member returns -------------------------------------------------------------------
@@ -435,23 +457,26 @@ def program(cfg: Config, state: MemberState, data, val, idx, sc_vector):
 
     def chunk(carry):
         *carry, snaps = carry
-        c, t0, state, bufs = run_chunk(cfg, data, val, idx, sc, tuple(carry))
+        c, t0, state, bufs, swapped = run_chunk(cfg, data, val, idx, sc, tuple(carry))
         if snaps is not None:  # the slot of this chunk's interval: its last chunk writes last
             slot = (c - 1) // cfg.snap_chunks
             snaps = jax.tree.map(
                 lambda buf, a: lax.dynamic_update_index_in_dim(buf, a, slot, 0),
                 snaps,
-                snapshot(cfg, sc, state),
+                snapshot(cfg, sc, unswapped(cfg, state, swapped)),
             )
-        return c, t0, state, bufs, snaps
+        return c, t0, state, bufs, swapped, snaps
 
     snaps = None
     if cfg.snap_chunks:
         n_snaps = cfg.max_chunks // cfg.snap_chunks
         first = snapshot(cfg, sc, state)
         snaps = jax.tree.map(lambda a: jnp.broadcast_to(a[None], (n_snaps, *a.shape)), first)
-    carry = (jnp.int32(0), sc.t0, state, bufs, snaps)
-    _, t_end, state, bufs, snaps = lax.while_loop(cond, chunk, carry)
+    # with `cfg.ring`, whether each member's `params` and `good` are swapped (`member_step`)
+    swapped = jnp.zeros(k_shape, bool) if cfg.ring else None
+    carry = (jnp.int32(0), sc.t0, state, bufs, swapped, snaps)
+    _, t_end, state, bufs, swapped, snaps = lax.while_loop(cond, chunk, carry)
+    state = unswapped(cfg, state, swapped)
     final_loss, result, state = _finish(cfg, data, sc, t_end, state)
     as_tree = _as_tree(cfg)
     i = state.i

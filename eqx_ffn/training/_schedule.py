@@ -34,6 +34,13 @@ them a member of an ensemble and its own fit round their linear algebra differen
 Levenberg-Marquardt's accept/reject decisions amplify that into different trajectories."""
 
 
+RING_MIN_WEIGHTS = 1 << 16
+"""Programs that train at least this many weights (all members together) and whose step is not
+small (`FAST_COMPILE_MAX_STEP`) keep the last finite parameters without a copy a step
+(`Schedule.ring`, see `_program.member_step`): two steps a scan iteration (`unroll` 2, chunks
+of at least 2 steps). Below it the copy costs less than compiling the step twice."""
+
+
 SMALL_CALL = os.environ.get("EQX_FFN_ONE_KERNEL", "1") != "0"
 """Small CPU programs (`FAST_COMPILE_MAX_STEP`) compile each chunk's scan into one kernel
 (`Config.small_call`, see `_one_kernel`). The environment variable `EQX_FFN_ONE_KERNEL=0`
@@ -81,6 +88,7 @@ class Schedule(NamedTuple):
     chunk: int
     unroll: int
     max_chunks: int
+    ring: bool = False  # the step's guard rotates two buffers (`RING_MIN_WEIGHTS`)
 
 
 def schedule(
@@ -100,7 +108,7 @@ def schedule(
     scalars, `k` members, `platform` the device's, `host_indices` indices a step reads from the
     host (0 when they are drawn on the device or there are none), `has_val`, and `unroll` to
     force the unroll factor (None: 8 on accelerators when a chunk holds at least 16 steps,
-    else 1).
+    else 2 for a `ring` guard and 1 without; a forced odd factor turns the ring off).
     """
     cpu = platform == "cpu"
     seconds = step_seconds(solver, rows, weights, k, cpu)
@@ -111,14 +119,18 @@ def schedule(
     chunk = 1
     while chunk < 256 and (2 * chunk) * seconds <= chunk_target:
         chunk *= 2
+    ring = weights * k >= RING_MIN_WEIGHTS and not (cpu and seconds <= FAST_COMPILE_MAX_STEP)
+    if ring:  # two steps an iteration: a chunk holds an even number of steps
+        chunk = max(chunk, 2)
     if unroll is None:
-        unroll = 8 if (not cpu and chunk >= 16) else 1
+        unroll = 8 if (not cpu and chunk >= 16) else (2 if ring else 1)
     else:
         unroll = max(1, min(int(unroll), chunk))
+    ring = ring and unroll % 2 == 0
     per_step_floats = k * (2 if has_val else 1)
     cap = (1 << 21) // max(per_step_floats, 1)
     if host_indices:
         timed = 1 << max(0, int(np.ceil(np.log2(max(HOST_INDEX_SECONDS / seconds, 1.0)))))
         cap = min(cap, max(chunk, min(HOST_INDICES_MAX // host_indices, timed)))
     max_chunks = max(1, min(MAX_STEPS_PER_CALL, cap) // chunk)
-    return Schedule(seconds, chunk, unroll, max_chunks)
+    return Schedule(seconds, chunk, unroll, max_chunks, ring)
