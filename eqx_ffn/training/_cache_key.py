@@ -3,9 +3,10 @@
 Two `optax.adam(1e-2)` made separately are different objects holding equal functions; two
 models built alike hold equal static parts. The program cache must see them as one program, as
 `eqx.filter_jit` does for static pytrees: a function is keyed by its code and the values it
-closes over, a pytree by its structure and its static leaves. What cannot be keyed by value (an
-unhashable object of an unknown kind, a large array in a closure) is keyed by identity: the
-program is then reused only for that very object, and `UncachedWarning` says so once.
+closes over or reads as globals, a pytree by its structure and its static leaves. What cannot
+be keyed by value (an unhashable object of an unknown kind, a large array in a closure or a
+global) is keyed by identity: the program is then reused only for that very object, and
+`UncachedWarning` says so once.
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ def _array_key(arr: Any) -> tuple:
     return ("array", arr.shape, str(arr.dtype), arr.tobytes())
 
 
+@functools.lru_cache(maxsize=1024)
+def _global_names(code: types.CodeType) -> frozenset[str]:
+    """The names `code` (and the functions defined in it) may read as globals."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return frozenset(names)
+
+
 def _key(obj: Any, stack: tuple[int, ...]) -> Any:
     if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
         return (type(obj), obj)
@@ -78,6 +89,9 @@ def _key(obj: Any, stack: tuple[int, ...]) -> Any:
                 cells.append(_key(cell.cell_contents, stack))
             except ValueError:  # an empty cell
                 cells.append(("empty",))
+        # the module-level names it reads, by value too: a loss redefined in a notebook
+        # after `scale = 2.0` is another function (as a new function object is to `jax.jit`)
+        names = sorted(n for n in _global_names(obj.__code__) if n in obj.__globals__)
         return (
             "function",
             obj.__module__,
@@ -85,6 +99,7 @@ def _key(obj: Any, stack: tuple[int, ...]) -> Any:
             _key(obj.__defaults__, stack),
             _key(obj.__kwdefaults__, stack),
             tuple(cells),
+            tuple((n, _key(obj.__globals__[n], stack)) for n in names),
         )
     if isinstance(obj, functools.partial):
         return ("partial", _key(obj.func, stack), _key(obj.args, stack), _key(obj.keywords, stack))

@@ -533,3 +533,33 @@ def test_identity_memo_reuses_while_the_object_lives_and_never_keeps_it_alive():
     del odd, key
     gc.collect()
     assert ref() is None  # an identity key is not memoised (it would keep the object)
+
+
+SCALE = 1.0  # a module-level value a loss reads (`test_a_loss_reading_a_global_is_keyed_by_it`)
+
+
+def test_a_loss_reading_a_global_is_keyed_by_it(lecture1):
+    # the same code redefined after its global changed is another loss (as a new function is
+    # to `jax.jit`): never the program compiled for the old value
+    global SCALE
+    x, y, params = lecture1
+
+    def define():
+        def scaled(model, xb, yb):
+            return SCALE * jnp.mean((jax.vmap(model)(xb) - yb) ** 2)
+
+        return scaled
+
+    kw = dict(steps=3, progress=False, optimizer="sgd", learning_rate=1e-3)
+    try:
+        SCALE = 1.0
+        _, one = fit(FFN.from_params(params), x, y, loss=define(), **kw)
+        before = _engine.compile_count
+        _, same = fit(FFN.from_params(params), x, y, loss=define(), **kw)
+        assert _engine.compile_count == before  # an equal definition: no compile
+        SCALE = 3.0
+        _, three = fit(FFN.from_params(params), x, y, loss=define(), **kw)
+    finally:
+        SCALE = 1.0
+    np.testing.assert_array_equal(same.loss, one.loss)
+    np.testing.assert_allclose(three.loss[0], 3 * one.loss[0], rtol=1e-6)
