@@ -46,7 +46,7 @@ def loss_dtype(kind: str, vars_: Any) -> str:
     """The dtype of the chunk programs' loss buffers (`_programs`, `_truncated`): the
     parameters' for Levenberg-Marquardt, JAX's default float for the optax optimizers."""
     if kind == "lm":
-        return np.dtype(ravel_pytree(vars_)[0].dtype).name
+        return np.dtype(jax.eval_shape(lambda v: ravel_pytree(v)[0], vars_).dtype).name
     return np.dtype(jnp.result_type(float)).name
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -178,7 +179,7 @@ def fit_ensemble(
         opts = (kind, optimizer, criterion, lr, steps, l2, tol, standardize, None, None, chunk)
         options = {"members": k, **_options_fingerprint(*opts)}
         ses.fingerprint = fingerprint(members[0], records, None, options)
-    dtype_loss = loss_dtype(kind, jax.tree.map(lambda a: a[0], vars_))
+    dtype_loss = loss_dtype(kind, jax.eval_shape(lambda v: jax.tree.map(lambda a: a[0], v), vars_))
     ses.restore_ensemble(ens, dtype_loss, steps)
     _loop(ens, static, (rest_arrays, data, l2a, tol_a), steps, (ses, dtype_loss))
     vars_ = ens.vars
@@ -190,11 +191,19 @@ def fit_ensemble(
     wall = ens.prior_wall + time.perf_counter() - start
     run = (ens, finals, wall, steps)
     single = not isinstance(experiments, Sequence)
-    out_models = [
-        eqx.combine(jax.tree.map(lambda a, i=i: a[i], vars_[0]), parts[i][1]) for i in range(k)
-    ]
-    out_x0 = [vars_[1][i][0] if single else vars_[1][i] for i in range(k)]
+    # the members' arrays apart in one program (indexing each leaf eagerly compiles a kernel
+    # a leaf shape)
+    params, x0s = _unstacked(vars_, k)
+    out_models = [eqx.combine(params[i], parts[i][1]) for i in range(k)]
+    out_x0 = [x0s[i][0] if single else x0s[i] for i in range(k)]
     return out_models, out_x0, [_history(run, i) for i in range(k)]
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _unstacked(tree: Any, k: int) -> tuple[list, list]:
+    """`(params, x0s)` of each of the `k` members of the stacked `(params, x0s)`."""
+    params, x0s = tree
+    return [jax.tree.map(lambda a, i=i: a[i], params) for i in range(k)], [x0s[i] for i in range(k)]
 
 
 def _loop(ens: _Loop, static, inputs, steps: int, saving: tuple[Session, str]) -> None:

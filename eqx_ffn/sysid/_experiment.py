@@ -18,7 +18,7 @@ MIN_SAMPLES = 2
 
 
 def _default_float() -> np.dtype:
-    return np.dtype(jnp.zeros(()).dtype)
+    return np.dtype(jnp.result_type(float))  # JAX's default float (float64 under x64)
 
 
 def as_signal(value: Any, argument: str) -> np.ndarray:

@@ -135,7 +135,8 @@ def _check_options(model, records, criterion, optimizer, learning_rate, steps, l
     check_int(steps, "steps", 0)
     check_number(l2, "l2", 0.0, closed=True)
     n_x = model.state_size
-    dtype = sq_norm(eqx.filter(model, eqx.is_inexact_array)).dtype
+    # the penalty's dtype, traced abstractly (an eager sum would compile a kernel a leaf)
+    dtype = jax.eval_shape(sq_norm, eqx.filter(model, eqx.is_inexact_array)).dtype
     if x0 is None:
         x0s = jnp.zeros((len(records), n_x), dtype)
     else:
@@ -411,7 +412,7 @@ def _loop(run: _Run, call, steps: int, val, rest, progress: bool, saving) -> Non
                 out = call(jnp.asarray(n, jnp.int32))
                 run.vars, run.state, buf, done, code = out
                 done, code = int(done), int(code)
-                run.losses.append(np.asarray(buf[:done]))
+                run.losses.append(np.asarray(buf)[:done])  # (a device slice compiles a size)
                 run.steps += done
                 if bar is not None:
                     bar.update(done)
