@@ -71,9 +71,10 @@ def lecture_equality(steps: int) -> dict:
 
 
 def speed(steps: int, quick: bool = False) -> dict:
-    """Seconds per step. A quick run's few steps take a 1-step call's time off theirs, for the
-    fit (its per-call work) and the loop (it jits its gradient anew on every call): both would
-    weigh on so few steps."""
+    """Seconds per step: the minimums over interleaved rounds (3; a quick run 1) of the library's
+    fit, the bare scan and the lecture's loop. A quick run's few steps take a 1-step call's time
+    off theirs, for the fit (its per-call work) and the loop (it jits its gradient anew on every
+    call): both would weigh on so few steps."""
     model = sysid.NeuralStateSpace.from_params(L.init_params())
     sysid.fit(model, TRAIN, steps=10)  # compile
     L.train_bare_scan(steps)  # compile
@@ -84,16 +85,20 @@ def speed(steps: int, quick: bool = False) -> dict:
         t = time.perf_counter()
         sysid.fit(model, TRAIN, steps=1)
     lib_one = time.perf_counter() - t if quick else 0.0
-    t = time.perf_counter()
-    _, _, hist = sysid.fit(model, TRAIN, steps=steps)
-    lib = (time.perf_counter() - t - lib_one) / (steps - 1 if quick else steps)
-    t = time.perf_counter()
-    jax.block_until_ready(L.train_bare_scan(steps)[0])
-    bare = (time.perf_counter() - t) / steps
-    t = time.perf_counter()
-    jax.block_until_ready(L.train_python_loop(steps)[0])
-    loop = (time.perf_counter() - t - one) / (steps - 1 if quick else steps)
-    return {"library": lib, "bare": bare, "loop": loop, "compile": hist.compile_time}
+    per = steps - 1 if quick else steps
+    lib, bare, loop, hist = [], [], [], None
+    for _ in range(1 if quick else 3):
+        t = time.perf_counter()
+        _, _, hist = sysid.fit(model, TRAIN, steps=steps)
+        lib.append((time.perf_counter() - t - lib_one) / per)
+        t = time.perf_counter()
+        jax.block_until_ready(L.train_bare_scan(steps)[0])
+        bare.append((time.perf_counter() - t) / steps)
+        t = time.perf_counter()
+        jax.block_until_ready(L.train_python_loop(steps)[0])
+        loop.append((time.perf_counter() - t - one) / per)
+    assert hist is not None
+    return {"library": min(lib), "bare": min(bare), "loop": min(loop), "compile": hist.compile_time}
 
 
 def lm_vs_adam(target: float, adam_steps: int) -> dict:
@@ -317,9 +322,10 @@ def run(mode: Mode) -> list[Table]:
         Check("per-step losses equal the transcription's (jitted update)", eq["jit_loop"],
               "<= 1e-5", eq["jit_loop"] <= 1e-5, 22, "max relative difference"),
         _full_only(Check("fit per step within 1.2x a bare jit(lax.scan)", ratio, "<= 1.2",
-                         ratio <= 1.2, 22), q_),
+                         ratio <= 1.2, 22, "minimums of 3 interleaved rounds"), q_),
         Check("fit at least 2.5x faster than the lecture's loop", speedup, ">= 2.5",
-              speedup >= 2.5, 22, f"quick: {steps}-step calls less 1-step calls, indicative" if q_ else ""),
+              speedup >= 2.5, 22, f"quick: {steps}-step calls less 1-step calls, indicative" if q_
+              else "minimums of 3 interleaved rounds"),
         _full_only(Check("LM reaches Adam's loss in at most 1/10 of its time",
               None if lm["lm"] is None else lm["lm"] / lm["adam"], "<= 0.1",
               None if lm["lm"] is None else lm["lm"] / lm["adam"] <= 0.1, 22), q_),
