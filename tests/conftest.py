@@ -81,3 +81,19 @@ def lecture2():
 @pytest.fixture(scope="session")
 def batched():
     return jax.vmap(lecture_nn, in_axes=(None, 0))
+
+
+@pytest.fixture
+def program_configs(monkeypatch):
+    """The `Config` of every training program the test's fits look up, in order."""
+    from eqx_ffn.training import _program_cache
+
+    seen = []
+    real = _program_cache.compiled_program
+
+    def recording(cfg, *args):
+        seen.append(cfg)
+        return real(cfg, *args)
+
+    monkeypatch.setattr(_program_cache, "compiled_program", recording)
+    return seen

@@ -10,7 +10,6 @@ import pytest
 
 import eqx_ffn
 from eqx_ffn import FFN, fit
-from eqx_ffn.training import _program_cache as _engine
 
 
 def test_bfloat16_compute_trains_the_lecture_problem(lecture1):
@@ -50,17 +49,10 @@ def test_a_bfloat16_model_trains_with_every_named_optimizer(lecture1, optimizer)
     assert h.loss[-1] < h.loss[0]
 
 
-def test_matmul_precision_is_part_of_the_program(lecture1, monkeypatch):
+def test_matmul_precision_is_part_of_the_program(lecture1, program_configs):
     x, y, params = lecture1
     model = FFN.from_params(params)
-    seen = []
-    real = _engine.compiled_program
-
-    def spy(cfg, *args):
-        seen.append(cfg)
-        return real(cfg, *args)
-
-    monkeypatch.setattr(_engine, "compiled_program", spy)
+    seen = program_configs
     kw = dict(steps=5, progress=False)
     with jax.default_matmul_precision(None):  # JAX's own default (the suite asks for highest)
         fit(model, x, y, precision="highest", **kw)

@@ -31,19 +31,11 @@ def _model(key=0):
 
 
 @pytest.fixture
-def ring(monkeypatch):
+def ring(monkeypatch, program_configs):
     """Every program with a step that is not small takes the ring guard; returns the configs
     of the programs the fits ran."""
     monkeypatch.setattr(_schedule, "RING_MIN_WEIGHTS", 0)
-    seen = []
-    real = _program_cache.compiled_program
-
-    def recording(cfg, *args):
-        seen.append(cfg)
-        return real(cfg, *args)
-
-    monkeypatch.setattr(_program_cache, "compiled_program", recording)
-    return seen
+    return program_configs
 
 
 def _flat(model):
