@@ -137,3 +137,12 @@ def check_regular_file(path: str | os.PathLike[str], what: str = "file") -> os.s
     if not os.access(p, os.R_OK):
         raise PermissionError(f"cannot read {what} {p} (permission denied)")
     return st
+
+
+def default_float() -> np.dtype:
+    """JAX's default float dtype: float32, or float64 under `jax_enable_x64`. Without making an
+    array (`jnp.zeros(()).dtype` compiles a kernel in a fresh process); JAX is imported here, so
+    modules that avoid importing it at start-up can call this."""
+    import jax.numpy as jnp
+
+    return np.dtype(jnp.result_type(float))

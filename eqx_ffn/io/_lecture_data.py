@@ -21,7 +21,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validation import check_int
+from .._validation import check_int, default_float
 from ..model._ffn import check_hidden_sizes
 
 __all__ = [
@@ -139,11 +139,6 @@ def _check_key(key: Any, default_seed: int = 42) -> jax.Array:
             f"{type(key).__name__} with shape {getattr(key, 'shape', None)}."
         )
     return key
-
-
-def _default_float() -> np.dtype:
-    """float32, or float64 when `jax_enable_x64` is on (what `jnp.zeros(())` gives)."""
-    return np.dtype(jnp.zeros(()).dtype)
 
 
 # -- section 1-3: the 1-D problem --------------------------------------------------------------
@@ -309,7 +304,7 @@ def sine_cosine_2d(
         raise ValueError(
             f"noise must be a finite number >= 0 (a standard deviation); got {noise!r}."
         )
-    dtype = _default_float()
+    dtype = default_float()
     x, y, x_test, y_test = _sine_cosine_2d(
         _check_key(key), jnp.asarray(noise, dtype), n_train, n_test
     )

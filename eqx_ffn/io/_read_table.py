@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_regular_file
+from .._validation import check_regular_file, default_float
 from ._csv import _read_csv, import_pandas_meanwhile
 from ._npz import _read_npz
 from ._table import (
@@ -165,9 +165,7 @@ def read_table(
 
 def _resolve_dtype(dtype: Any) -> np.dtype:
     if dtype is None:
-        import jax.numpy as jnp
-
-        return np.dtype(jnp.zeros(()).dtype)
+        return default_float()
     dt = np.dtype(dtype)
     if not np.issubdtype(dt, np.floating):
         raise ValueError(f"dtype must be a floating-point dtype such as float32; got {dt}.")

@@ -18,7 +18,7 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
-from .._validation import check_bool, check_int, check_precision
+from .._validation import check_bool, check_int, check_precision, default_float
 from ..training._compile_options import FAST_COMPILE_OPTIONS, compile_with_options
 from ._activations import resolve_activation
 from ._init import check_init, init_dense
@@ -167,7 +167,7 @@ def check_hidden_sizes(hidden_sizes: Sequence[int] | int) -> tuple[int, ...]:
 def check_param_dtype(dtype: Any) -> jnp.dtype:
     """A floating parameter dtype that JAX can hold (float64 only with `jax_enable_x64`)."""
     if dtype is None:
-        return jnp.zeros(()).dtype
+        return default_float()
     try:
         dt = jnp.dtype(dtype)
     except TypeError:

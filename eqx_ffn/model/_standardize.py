@@ -11,9 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-
-def _default_float() -> np.dtype:
-    return np.dtype(jnp.zeros(()).dtype)
+from .._validation import default_float
 
 
 def check_scaler_values(mean: Any, scale: Any, where: str, prefix: str = "") -> None:
@@ -81,7 +79,7 @@ def _fit_columns(x: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
             f"{where} expects real numbers; got an array of dtype {x.dtype}. Convert the data "
             "first, e.g. np.asarray(x, dtype=float)."
         )
-    working = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else _default_float()
+    working = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else default_float()
     working = np.dtype(jax.dtypes.canonicalize_dtype(working))  # float64 -> float32 without x64
     a = x.astype(np.float64)
     bad = np.argwhere(~np.isfinite(a))
@@ -159,7 +157,7 @@ class Standardizer(eqx.Module):
         if jnp.issubdtype(dtype, jnp.complexfloating):
             raise TypeError(f"Standardizer needs real mean and scale; got dtype {dtype}.")
         if not jnp.issubdtype(dtype, jnp.floating):
-            dtype = _default_float()
+            dtype = default_float()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, scale = mean.astype(dtype), scale.astype(dtype)

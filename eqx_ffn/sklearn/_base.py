@@ -39,6 +39,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._validation import default_float
 from ..model._ffn import FFN
 from ..model._init import INITS
 from ..model._standardize import Standardized, Standardizer
@@ -286,7 +287,7 @@ class _FFNEstimator(PartialFitMixin, BaseEstimator):
         """The network a fit starts from when it starts afresh (`fit`, the first
         `partial_fit`): the scalers of these data (`standardize`; no y scaler for a
         classifier) around an `FFN` initialised from the first key of `seed`."""
-        dtype = jnp.zeros(()).dtype  # the network's: float32, float64 under jax_enable_x64
+        dtype = default_float()  # the network's: float32, float64 under jax_enable_x64
         k_init = jr.split(jr.key(seed))[0]
         x_scaler = y_scaler = None
         if self.standardize:

@@ -219,7 +219,8 @@ def _loop(ens: _Loop, static, inputs, steps: int, saving: tuple[Session, str]) -
                 if not n.any():
                     break
                 dyn = (ens.vars, ens.state, rest_arrays, data, l2a, jnp.asarray(n, jnp.int32))
-                program, t = compiled("ensemble", _program, static, (*dyn, tol_a))
+                name = f"ensemble_{static[0]}"  # ensemble_lm or ensemble_optax
+                program, t = compiled(name, _program, static, (*dyn, tol_a))
                 ens.compile_time += t
                 ens.vars, ens.state, buf, ran, code = program((*dyn, tol_a))
                 ran, code, buf = np.asarray(ran), np.asarray(code), np.asarray(buf)

@@ -11,14 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._validation import ArgumentTypeError, check_int, check_number
+from .._validation import ArgumentTypeError, check_int, check_number, default_float
 
 MIN_SAMPLES = 2
 """The fewest samples a record may hold."""
-
-
-def _default_float() -> np.dtype:
-    return np.dtype(jnp.result_type(float))  # JAX's default float (float64 under x64)
 
 
 def as_signal(value: Any, argument: str) -> np.ndarray:
@@ -46,7 +42,7 @@ def as_signal(value: Any, argument: str) -> np.ndarray:
             f"{argument} must have shape (T,) or (T, channels) with channels >= 1; got shape "
             f"{arr.shape}."
         )
-    arr = arr.astype(_default_float())
+    arr = arr.astype(default_float())
     bad = ~np.isfinite(arr)
     if bad.any():
         t, c = (int(i) for i in np.argwhere(bad)[0])
@@ -195,7 +191,7 @@ class Scaler(eqx.Module):
     @classmethod
     def identity(cls, n_u: int, n_y: int, dtype: Any = None) -> Scaler:
         """The scaler that leaves data unchanged."""
-        dtype = dtype or _default_float()
+        dtype = dtype or default_float()
         return cls(
             jnp.zeros(n_u, dtype), jnp.ones(n_u, dtype), jnp.zeros(n_y, dtype), jnp.ones(n_y, dtype)
         )

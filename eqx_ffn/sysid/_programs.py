@@ -39,16 +39,14 @@ def _aval(leaf: Any) -> Any:
     return (jnp.shape(leaf), jnp.result_type(leaf), getattr(leaf, "weak_type", False))
 
 
-FAST_COMPILED = frozenset({"lm", "loss", "truncated_loss", "ensemble_loss", "validation"})
+FAST_COMPILED = frozenset(
+    {"lm", "ensemble_lm", "loss", "truncated_loss", "ensemble_loss", "validation"}
+)
 """Programs compiled on a CPU with `FAST_COMPILE_OPTIONS` (LLVM -O1, XLA's older fusion
 emitters): Levenberg-Marquardt's chunks (and an ensemble's) compile about a third faster and
 run faster too (0.19 against 0.24 s a 100-step Cascaded Tanks chunk), the losses run a few
 times. The optax chunks keep XLA's defaults: under those options they compiled twice as fast
 but ran 14% slower a step."""
-
-
-def _fast(name: str, static: Any) -> bool:
-    return name in FAST_COMPILED or (name == "ensemble" and static[0] == "lm")
 
 
 def compiled(name: str, fn: Callable, static: Any, dyn: Any) -> tuple[Callable, float]:
@@ -65,8 +63,7 @@ def compiled(name: str, fn: Callable, static: Any, dyn: Any) -> tuple[Callable, 
         return fn(static, d)
 
     lowered = jax.jit(traced).lower(dyn)
-    cpu = jax.devices()[0].platform == "cpu"
-    fast = cpu and _fast(name, static)
+    fast = name in FAST_COMPILED and jax.devices()[0].platform == "cpu"
     program = compile_with_options(lowered, FAST_COMPILE_OPTIONS if fast else None)
     _PROGRAMS[key] = program
     return program, time.perf_counter() - start

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._threads import pool
+from .._validation import default_float
 from ._cache_key import identity_memo
 
 Array = Any  # a NumPy or JAX array
@@ -329,7 +330,7 @@ def check_features(
         )
     if not values:
         return arr
-    return cast_finite(arr, jnp.zeros(()).dtype if dtype is None else dtype, argument)
+    return cast_finite(arr, default_float() if dtype is None else dtype, argument)
 
 
 def check_targets(
@@ -383,7 +384,7 @@ def check_targets(
             f"{argument} must have shape (N, out_size) = ({n}, {out_size}); got "
             f"{tuple(arr.shape)}.{hint}"
         )
-    return cast_finite(arr, jnp.zeros(()).dtype if dtype is None else dtype, argument)
+    return cast_finite(arr, default_float() if dtype is None else dtype, argument)
 
 
 def check_sample_weight(w: Any, n: int, *, dtype: Any = None) -> Array:
@@ -391,7 +392,7 @@ def check_sample_weight(w: Any, n: int, *, dtype: Any = None) -> Array:
     arr = as_array(w, "sample_weight")
     if tuple(arr.shape) != (n,):
         raise ValueError(f"sample_weight must have shape (N,) = ({n},); got {tuple(arr.shape)}.")
-    arr = cast_finite(arr, jnp.zeros(()).dtype if dtype is None else dtype, "sample_weight")
+    arr = cast_finite(arr, default_float() if dtype is None else dtype, "sample_weight")
     lo, hi = (float(v) for v in (arr.min(), arr.max()))
     if lo < 0:
         raise ValueError(f"sample_weight must be >= 0; got a minimum of {lo:g}.")
@@ -435,4 +436,4 @@ def float_dtype(model: Any) -> jnp.dtype:
         is_array = isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct))
         if is_array and jnp.issubdtype(leaf.dtype, jnp.floating):
             return leaf.dtype
-    return jnp.zeros(()).dtype
+    return default_float()

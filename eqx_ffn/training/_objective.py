@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._validation import default_float
 from ._losses import Loss
 
 PyTree = Any
@@ -195,4 +196,4 @@ def loss_dtype(params: PyTree) -> jnp.dtype:
         if eqx.is_inexact_array(leaf) or isinstance(leaf, jax.ShapeDtypeStruct):
             if jnp.issubdtype(leaf.dtype, jnp.floating):
                 return jnp.promote_types(leaf.dtype, jnp.float32)
-    return jnp.zeros(()).dtype
+    return default_float()
