@@ -180,7 +180,7 @@ def test_ensemble_ctrl_c_then_resume_is_bit_identical(tmp_path, monkeypatch):
     kw = dict(learning_rate=1e-2, steps=STEPS, l2=1e-4, _chunk=CHUNK)
     path = tmp_path / "ens.ckpt"
     ref = sysid.fit_ensemble(models, RECORD, **kw)
-    _ctrl_c_after(monkeypatch, _ensemble, "ensemble", STOP)
+    _ctrl_c_after(monkeypatch, _ensemble, "ensemble_optax", STOP)  # adam
     _, _, hs = sysid.fit_ensemble(models, RECORD, checkpoint=path, checkpoint_every=0, **kw)
     assert [(h.stop_reason, h.steps) for h in hs] == [("interrupted", STOP * CHUNK)] * 3
     assert _step_of(path) == STOP * CHUNK
