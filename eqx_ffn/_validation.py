@@ -146,3 +146,23 @@ def default_float() -> np.dtype:
     import jax.numpy as jnp
 
     return np.dtype(jnp.result_type(float))
+
+
+def as_jax_array(x: Any, dtype: Any = None) -> Any:
+    """`jnp.asarray(x, dtype)` without compiling anything for host data.
+
+    JAX arrays and tracers go through `jnp.asarray`. Anything else (a NumPy array, a list, a
+    scalar) becomes a NumPy array of JAX's dtype for it (float64 -> float32 without
+    `jax_enable_x64`) and goes to the default device with `jax.device_put`: `jnp.asarray` of a
+    NumPy array compiles and runs a staging program for each new shape (about 15 ms each in a
+    fresh process, JAX 0.10). Unlike `jnp.asarray`, a Python scalar is not weakly typed."""
+    import jax
+    import jax.numpy as jnp
+    from jax.core import Tracer
+
+    if isinstance(x, (jax.Array, Tracer)):
+        return jnp.asarray(x, dtype)
+    arr = np.asarray(x, dtype)
+    if arr.dtype.kind not in "biufc":  # text, objects: jnp.asarray's own error or result
+        return jnp.asarray(x, dtype)
+    return jax.device_put(arr.astype(jax.dtypes.canonicalize_dtype(arr.dtype), copy=False))

@@ -18,7 +18,7 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
-from .._validation import check_bool, check_int, check_precision, default_float
+from .._validation import as_jax_array, check_bool, check_int, check_precision, default_float
 from ..training._compile_options import FAST_COMPILE_OPTIONS, compile_with_options
 from ._activations import resolve_activation
 from ._init import check_init, init_dense
@@ -89,8 +89,8 @@ class Dense(eqx.Module):
     precision: str | None = eqx.field(static=True, default=None)
 
     def __init__(self, weight: Any, bias: Any | None, *, precision: str | None = None):
-        self.weight = jnp.asarray(weight)
-        self.bias = None if bias is None else jnp.asarray(bias)
+        self.weight = as_jax_array(weight)
+        self.bias = None if bias is None else as_jax_array(bias)
         self.precision = check_precision(precision)
         if self.weight.ndim != 2 or 0 in self.weight.shape:
             raise ValueError(
@@ -467,14 +467,14 @@ class FFN(eqx.Module):
             raise ValueError(f"params has biases without weights: {sorted(extra_b)}.")
         layers = []
         for i in range(1, n + 1):
-            w = jnp.asarray(params[f"W{i}"])
+            w = as_jax_array(params[f"W{i}"])
             b = params.get(f"b{i}")
             if w.ndim != 2:
                 raise ValueError(f"params['W{i}'] must have shape (out, in); got {w.shape}.")
-            if b is not None and jnp.shape(b) != (w.shape[0],):
+            if b is not None and np.shape(b) != (w.shape[0],):
                 raise ValueError(
                     f"params['b{i}'] must have shape ({w.shape[0]},) to match W{i} {w.shape}; "
-                    f"got {jnp.shape(b)}."
+                    f"got {np.shape(b)}."
                 )
             layers.append(Dense(w, b, precision=precision))
         return cls.from_layers(layers, activation=activation, final_activation=final_activation)

@@ -7,10 +7,10 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._validation import as_jax_array
 from ..training._data import check_features, float_dtype, model_sizes
 
 
@@ -50,7 +50,7 @@ def _check_points(model: Any, x: Any, argument: str) -> tuple[Array, bool]:
             f"(N, in_size) = (N, {in_size}) for a batch; got {tuple(shape)}.{hint}"
         )
     arr = check_features(np.asarray(x)[None] if single else x, in_size, argument)
-    return jnp.asarray(arr, float_dtype(model)), single
+    return as_jax_array(arr, float_dtype(model)), single
 
 
 def jacobian(

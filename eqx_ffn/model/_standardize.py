@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._validation import default_float
+from .._validation import as_jax_array, default_float
 
 
 def check_scaler_values(mean: Any, scale: Any, where: str, prefix: str = "") -> None:
@@ -146,8 +146,8 @@ class Standardizer(eqx.Module):
         given = (mean, scale)
         with warnings.catch_warnings():  # an overflow in the cast to float32 is reported below
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean = jnp.asarray(mean)
-            scale = jnp.asarray(scale)
+            mean = as_jax_array(mean)
+            scale = as_jax_array(scale)
         if mean.ndim != 1 or mean.shape != scale.shape or mean.shape[0] == 0:
             raise ValueError(
                 f"Standardizer needs mean and scale of the same shape (d,) with d >= 1; got "

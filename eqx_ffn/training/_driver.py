@@ -564,9 +564,9 @@ def _keep_finite(result: PyTree, good: PyTree, reasons: list[str], ens: bool) ->
         ok &= np.isfinite(arr).all(axis=1)
     if ok.all():
         return result
-    use_good = jnp.asarray(~ok)
     if not ens:
         return good
+    use_good = jax.device_put(~ok)
     return jax.tree.map(
         lambda g, r: jnp.where(use_good.reshape((-1,) + (1,) * (r.ndim - 1)), g, r), good, result
     )

@@ -10,6 +10,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ._data import check_features, float_dtype, model_sizes, pad_rows
@@ -26,8 +27,21 @@ def predict_rows(
     in_size, _ = model_sizes(model)
     arr = check_features(x, in_size, argument, dtype=float_dtype(model))
     n = int(arr.shape[0])
-    out = apply(jnp.asarray(pad_rows(arr, bucket(n))))
-    return jax.lax.slice_in_dim(out, 0, n, axis=row_axis)
+    out = apply(pad_rows(arr, bucket(n)))  # NumPy rows go to the program as they are
+    return first_rows(out, n, row_axis)
+
+
+def first_rows(out: Array, n: int, axis: int = 0) -> Array:
+    """The first `n` entries of `out` along `axis`. On one CPU device, a NumPy view of `out`
+    copied to the device: `lax.slice_in_dim` would compile a program for each `n`, which a
+    fresh process pays for (the padded size is a bucket, `n` any number of rows)."""
+    if out.shape[axis] == n:
+        return out
+    devices = out.sharding.device_set
+    if len(devices) == 1 and next(iter(devices)).platform == "cpu":
+        view = np.asarray(out)[(slice(None),) * axis + (slice(0, n),)]
+        return jax.device_put(view, out.sharding)
+    return jax.lax.slice_in_dim(out, 0, n, axis=axis)
 
 
 @eqx.filter_jit
