@@ -24,7 +24,7 @@ PREDICT_ROWS = 1024
 
 @eqx.filter_jit
 def _predict_block(model, x):
-    return jax.vmap(model)(x)
+    return jax.vmap(model.__call__)(x)
 
 
 def predict_rows(model: Any, x: np.ndarray) -> np.ndarray:

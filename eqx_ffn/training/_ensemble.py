@@ -187,7 +187,7 @@ def ensemble_member(models: M, i: int) -> M:
 
 @eqx.filter_jit
 def _predict_all(models, x):
-    return eqx.filter_vmap(lambda m: jax.vmap(m)(x))(models)
+    return eqx.filter_vmap(lambda m: jax.vmap(m.__call__)(x))(models)
 
 
 def ensemble_predict(

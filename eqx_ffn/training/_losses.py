@@ -55,7 +55,7 @@ class Loss(eqx.Module):
             if weight is not None:
                 raise ValueError("A callable loss cannot take sample weights.")
             return jnp.asarray(self.fn(model, x, y))
-        return self.on_predictions(jax.vmap(model)(x), y, weight)
+        return self.on_predictions(jax.vmap(model.__call__)(x), y, weight)
 
     def on_predictions(self, pred: Array, y: Array, weight: Array | None = None) -> Array:
         """The loss of predictions `pred` (`(B, out)`) against targets `y` (named losses only),

@@ -94,7 +94,8 @@ class Objective:
 
     def predictions(self, params: PyTree, x: jax.Array) -> jax.Array:
         """`vmap(model)(x)`, computed in `compute_dtype`, returned in the loss dtype."""
-        pred = jax.vmap(self.compute_model(params))(self._inputs(x))
+        # the bound method, not the module: JAX names a vmapped module by formatting it
+        pred = jax.vmap(self.compute_model(params).__call__)(self._inputs(x))
         return pred.astype(loss_dtype(params))
 
     def data_loss(self, params: PyTree, batch: Any) -> jax.Array:

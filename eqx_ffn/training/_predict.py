@@ -47,7 +47,7 @@ def first_rows(out: Array, n: int, axis: int = 0) -> Array:
 @eqx.filter_jit
 def _apply(model, x, precision):
     with precision_context(precision):
-        return jax.vmap(model)(x)
+        return jax.vmap(model.__call__)(x)
 
 
 def _batched(model: Any, x: Any, precision: str | None, argument: str = "x") -> Array:

@@ -78,3 +78,22 @@ def test_as_jax_array_matches_jnp_asarray():
     assert as_jax_array(np.ones(3), jnp.float16).dtype == jnp.float16
     arr = jnp.ones(3)
     assert as_jax_array(arr) is arr
+
+
+def test_fit_and_predict_never_format_the_model(monkeypatch):
+    # `jax.vmap(module)` names the function by formatting the module (~3 ms a trace for a
+    # Standardized network, more for larger ones); the library vmaps its bound `__call__`
+    formatted = []
+
+    def counting_repr(self):
+        formatted.append(type(self).__name__)
+        return "Standardized(...)"
+
+    monkeypatch.setattr(eqx_ffn.Standardized, "__repr__", counting_repr)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 3)).astype(np.float32)
+    y = x[:, :1] ** 2
+    model = eqx_ffn.Standardized.around(eqx_ffn.FFN(3, 1, (9,), key=jr.key(2)), x, y)
+    model, _ = eqx_ffn.fit(model, x, y, steps=3, validation=(x[:8], y[:8]), progress=False)
+    eqx_ffn.predict(model, x)
+    assert formatted == []
