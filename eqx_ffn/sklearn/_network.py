@@ -8,23 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import equinox as eqx
-import jax
 import numpy as np
 
 from ..model._ffn import FFN
 from ..model._standardize import Standardized, Standardizer
 from ..training._data import float_dtype
+from ..training._predict import _apply
 
 __all__ = ["PREDICT_ROWS", "from_portable", "portable", "predict_rows", "scaler"]
 
 PREDICT_ROWS = 1024
 """Rows per compiled prediction call (the last block is padded)."""
-
-
-@eqx.filter_jit
-def _predict_block(model, x):
-    return jax.vmap(model.__call__)(x)
 
 
 def predict_rows(model: Any, x: np.ndarray) -> np.ndarray:
@@ -44,7 +38,7 @@ def predict_rows(model: Any, x: np.ndarray) -> np.ndarray:
         part = x[start : start + PREDICT_ROWS]
         block[: len(part)] = part
         block[len(part) :] = 0
-        out.append(np.asarray(_predict_block(model, block))[: len(part)])
+        out.append(np.asarray(_apply(model, block, None))[: len(part)])
     return np.concatenate(out).astype(np.float64)
 
 
