@@ -70,8 +70,11 @@ def _apply(model: Any, x: Any, precision: str | None) -> Array:
     key = program_key((pytree_key(static), precision), (dynamic, x))
     compiled = _applies.get(key)
     if compiled is None:
-        jitted = jax.jit(lambda d, rows: _vmapped(eqx.combine(d, static), rows, precision))
-        lowered = jitted.lower(dynamic, x)
+
+        def predict(arrays: Any, rows: Any) -> Array:
+            return _vmapped(eqx.combine(arrays, static), rows, precision)
+
+        lowered = jax.jit(predict).lower(dynamic, x)
         weights = sum(int(np.size(a)) for a in jax.tree.leaves(dynamic))
         cpu = all(d.platform == "cpu" for d in _devices((dynamic, x)))
         small = cpu and weights * int(np.shape(x)[0]) <= FAST_APPLY_MAX_FLOPS
