@@ -16,7 +16,7 @@ from jaxtyping import Array, Float
 
 from ._cache_key import pytree_key
 from ._compile_options import FAST_COMPILE_OPTIONS, compile_with_options
-from ._data import check_features, float_dtype, model_sizes, pad_rows
+from ._data import check_features, float_dtype, model_sizes, on_host_if_cpu, pad_rows
 from ._options import resolve_precision
 from ._program import precision_context
 from ._program_cache import _Cache, bucket, program_key
@@ -30,7 +30,8 @@ def predict_rows(
     in_size, _ = model_sizes(model)
     arr = check_features(x, in_size, argument, dtype=float_dtype(model))
     n = int(arr.shape[0])
-    out = apply(pad_rows(arr, bucket(n)))  # NumPy rows go to the program as they are
+    # NumPy rows (a CPU array's too, read in place) go to the program as they are
+    out = apply(pad_rows(on_host_if_cpu(arr), bucket(n)))
     return first_rows(out, n, row_axis)
 
 

@@ -97,3 +97,13 @@ def test_fit_and_predict_never_format_the_model(monkeypatch):
     model, _ = eqx_ffn.fit(model, x, y, steps=3, validation=(x[:8], y[:8]), progress=False)
     eqx_ffn.predict(model, x)
     assert formatted == []
+
+
+def test_predict_on_a_cpu_jax_array_compiles_nothing_more():
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((90, 3)), jnp.float32)
+    model = eqx_ffn.FFN(3, 1, (4,), key=jr.key(3))
+    full = np.asarray(eqx_ffn.predict(model, np.asarray(x)))  # compiles the bucket of 128 rows
+    part = jax.block_until_ready(x[:70])
+    out, compiled = _compiles(lambda: eqx_ffn.predict(model, part))  # no padding on the device
+    assert compiled == []
+    np.testing.assert_array_equal(np.asarray(out), full[:70])
