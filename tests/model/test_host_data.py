@@ -5,6 +5,10 @@ process pays ~15-40 ms for each)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -107,3 +111,28 @@ def test_predict_on_a_cpu_jax_array_compiles_nothing_more():
     out, compiled = _compiles(lambda: eqx_ffn.predict(model, part))  # no padding on the device
     assert compiled == []
     np.testing.assert_array_equal(np.asarray(out), full[:70])
+
+
+def test_a_fresh_process_compiles_four_programs_for_its_first_result():
+    # the README's claim: a standardised model, a fit with validation and a prediction on host
+    # data compile the draw, the initial state, the training program and the prediction
+    code = (
+        "import json, jax, jax.random as jr, numpy as np\n"
+        "import eqx_ffn\n"
+        "keys = jr.key(0), jr.key(1)  # JAX's own programs for jax.random.key, before counting\n"
+        "names = []\n"
+        "jax.monitoring.register_event_duration_secs_listener(lambda e, d, **kw: names.append("
+        "str(kw.get('fun_name'))) if e.endswith('backend_compile_duration') else None)\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((150, 5)); y = x[:, :1] ** 2 + 0.1 * x[:, 1:2]\n"
+        "net = eqx_ffn.FFN(5, 1, (12,), activation='relu', key=keys[0])\n"
+        "model = eqx_ffn.Standardized.around(net, x[:120], y[:120])\n"
+        "model, h = eqx_ffn.fit(model, x[:120], y[:120], steps=40, batch_size=32, key=keys[1],\n"
+        "    validation=(x[120:], y[120:]), eval_every=4, patience=3, progress=False)\n"
+        "eqx_ffn.predict(model, x[120:])\n"
+        "print(json.dumps(names))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    names = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sorted(names) == ["jit(draw)", "jit(init_states)", "jit(predict)", "jit(program)"]
