@@ -41,11 +41,10 @@ def first_rows(out: Array, n: int, axis: int = 0) -> Array:
     fresh process pays for (the padded size is a bucket, `n` any number of rows)."""
     if out.shape[axis] == n:
         return out
-    devices = out.sharding.device_set
-    if len(devices) == 1 and next(iter(devices)).platform == "cpu":
-        view = np.asarray(out)[(slice(None),) * axis + (slice(0, n),)]
-        return jax.device_put(view, out.sharding)
-    return jax.lax.slice_in_dim(out, 0, n, axis=axis)
+    host = on_host_if_cpu(out)
+    if host is out:  # on an accelerator or several devices
+        return jax.lax.slice_in_dim(out, 0, n, axis=axis)
+    return jax.device_put(host[(slice(None),) * axis + (slice(0, n),)], out.sharding)
 
 
 FAST_APPLY_MAX_FLOPS = 1e7
