@@ -47,6 +47,18 @@ def import_tensorboardx_without_torch() -> None:
             pass
 
 
+def run_python(code: str, timeout: float = 180) -> str:
+    """Run `code` in a fresh Python process (this environment, so the shared compilation cache
+    too); its standard output, after asserting that it exited 0 (else its stderr's tail)."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
 def lecture_data_and_params(n_keys: int = 5, hidden=(16,), n: int = 200):
     """REFERENCE.md sections 1 and 2, written out as the lecture does (independent of the package)."""
     keys = jr.split(jr.key(42), n_keys)

@@ -169,8 +169,7 @@ def test_from_params_errors():
 
 
 def test_float64_in_subprocess():
-    import subprocess
-    import sys
+    from conftest import run_python
 
     code = (
         "import jax; jax.config.update('jax_enable_x64', True)\n"
@@ -184,9 +183,7 @@ def test_float64_in_subprocess():
         "p, un = eqx_ffn.ravel(m); assert p.dtype == jnp.float64\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert run_python(code, timeout=120).strip() == "ok"
 
 
 def test_dtype_argument():

@@ -6,14 +6,13 @@ process pays ~15-40 ms for each)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import run_python
 
 import eqx_ffn
 from eqx_ffn._validation import as_jax_array
@@ -132,7 +131,5 @@ def test_a_fresh_process_compiles_four_programs_for_its_first_result():
         "eqx_ffn.predict(model, x[120:])\n"
         "print(json.dumps(names))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
-    names = json.loads(out.stdout.strip().splitlines()[-1])
+    names = json.loads(run_python(code).strip().splitlines()[-1])
     assert sorted(names) == ["jit(draw)", "jit(init_states)", "jit(predict)", "jit(program)"]

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 
 import equinox as eqx
 import jax
@@ -11,7 +9,7 @@ import jax.random as jr
 import numpy as np
 import optax
 import pytest
-from conftest import lecture_data_and_params, lecture_nn
+from conftest import lecture_data_and_params, lecture_nn, run_python
 
 import eqx_ffn
 from eqx_ffn import FFN, Standardized, fit
@@ -527,9 +525,7 @@ def test_float64_fit_in_subprocess():
         "out, h = eqx_ffn.fit(m, x, y, batch_size=16, steps=20, progress=False)\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() == "ok"
+    assert run_python(code).strip() == "ok"
 
 
 class _GaussNewton(eqx_ffn.Solver):
