@@ -52,6 +52,7 @@ class Config:
     penalty_terms: tuple[bool, bool] = (True, True)
     # callbacks every `snap_chunks` chunks, several to a call: the state at each (0: none)
     snap_chunks: int = 0
+    feature_major: bool = False  # an FFN's batch along the minor axis (`model._rows`)
 
     def __post_init__(self):
         key = (
@@ -80,6 +81,7 @@ class Config:
             self.ring,
             self.penalty_terms,
             self.snap_chunks,
+            self.feature_major,
         )
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_hash", hash(key))

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .._validation import default_float
+from ..model._rows import apply_rows
 from ._losses import Loss
 
 PyTree = Any
@@ -58,6 +59,7 @@ class Objective:
         compute_dtype: Any = None,
         unravel: Any = None,
         terms: tuple[bool, bool] = (True, True),
+        feature_major: bool = False,
     ):
         self.unravel = unravel  # params arrive as ONE vector (an elementwise solver) or a tree
         self.loss = loss
@@ -67,6 +69,7 @@ class Objective:
         self.l2 = l2
         self.tol = tol
         self.terms = terms  # which of the l1, l2 terms `penalty` computes (static)
+        self.feature_major = feature_major  # an FFN's batch along the minor axis (`apply_rows`)
         self.compute_dtype = None if compute_dtype is None else jnp.dtype(compute_dtype)
 
     def tree(self, params: PyTree) -> PyTree:
@@ -93,9 +96,10 @@ class Objective:
         return x if self.compute_dtype is None else x.astype(self.compute_dtype)
 
     def predictions(self, params: PyTree, x: jax.Array) -> jax.Array:
-        """`vmap(model)(x)`, computed in `compute_dtype`, returned in the loss dtype."""
-        # the bound method, not the module: JAX names a vmapped module by formatting it
-        pred = jax.vmap(self.compute_model(params).__call__)(self._inputs(x))
+        """`vmap(model)(x)` (see `apply_rows`), computed in `compute_dtype`, returned in the
+        loss dtype."""
+        model = self.compute_model(params)
+        pred = apply_rows(model, self._inputs(x), feature_major=self.feature_major)
         return pred.astype(loss_dtype(params))
 
     def data_loss(self, params: PyTree, batch: Any) -> jax.Array:

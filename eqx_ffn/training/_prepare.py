@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from ..model._rows import feature_major_ok
 from ._config import Config
 from ._data import check_features, check_sample_weight, check_targets, float_dtype, model_sizes
 from ._flat import param_spec
@@ -231,6 +232,7 @@ class Prepared:
             batch_sharding=self.batch_sharding,
             param_spec=self.param_spec,
             cpu_options=tuned,
+            feature_major=tuned and feature_major_ok(static),
             fast_compile=tuned and s.step_seconds <= FAST_COMPILE_MAX_STEP,
             small_call=small_call,
             ring=s.ring and not small_call,

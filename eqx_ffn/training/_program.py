@@ -121,6 +121,7 @@ def objective_of(cfg: Config, m: MemberState) -> Objective:
         compute_dtype=cfg.compute_dtype,
         unravel=None if cfg.param_spec is None else unraveler(cfg.param_spec),
         terms=cfg.penalty_terms,
+        feature_major=cfg.feature_major,
     )
 
 
@@ -520,6 +521,7 @@ def _final_values(cfg: Config, frozen, l1, l2, result, data):
             tol=None,
             compute_dtype=cfg.compute_dtype,
             terms=cfg.penalty_terms,
+            feature_major=cfg.feature_major,
         )
         return objective(r, data).astype(loss_dtype(r))
 
