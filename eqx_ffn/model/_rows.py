@@ -49,6 +49,8 @@ def feature_major_ok(static: Any) -> bool:
     ffn = _ffn_of(static)
     if ffn is None or ffn.activation_name is None or ffn.final_activation_name is None:
         return False
+    if not all(type(layer) is Dense for layer in ffn.layers):  # (edited with eqx.tree_at)
+        return False
     sizes = (ffn.in_size, *ffn.hidden_sizes, ffn.out_size)
     return max(a * b for a, b in itertools.pairwise(sizes)) <= FEATURE_MAJOR_MAX_WEIGHT
 

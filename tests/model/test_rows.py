@@ -10,7 +10,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from eqx_ffn import FFN, Standardized, fit
+from eqx_ffn import FFN, Dense, Standardized, fit
 from eqx_ffn.model._rows import FEATURE_MAJOR_MAX_WEIGHT, apply_rows, feature_major_ok
 from eqx_ffn.training import _prepare
 from eqx_ffn.training._options import FitOptions
@@ -62,6 +62,21 @@ def test_other_models_are_vmapped_unchanged():
     # without the flag, every model is vmapped
     small = FFN(3, 2, (8,), key=jr.key(0))
     np.testing.assert_array_equal(apply_rows(small, jnp.asarray(X)), _vmapped(small, X))
+
+
+def test_an_ffn_with_a_layer_of_its_own_is_vmapped():
+    class Scaled(eqx.Module):
+        inner: Dense
+
+        def __call__(self, x):
+            return 2.0 * self.inner(x)
+
+    model = FFN(3, 2, (8,), key=jr.key(0))
+    edited = eqx.tree_at(lambda m: m.layers[1], model, Scaled(model.layers[1]))
+    assert not feature_major_ok(edited)
+    got = apply_rows(edited, jnp.asarray(X), feature_major=True)
+    np.testing.assert_array_equal(got, _vmapped(edited, jnp.asarray(X)))
+    np.testing.assert_allclose(got, 2.0 * _vmapped(model, jnp.asarray(X)), rtol=1e-6)
 
 
 def test_the_non_array_part_decides():
