@@ -27,13 +27,12 @@ def _vmapped(model, x):
     "model",
     [
         FFN(3, 2, (8, 5), key=jr.key(0)),
-        FFN(3, 2, (8,), activation="relu", final_activation="sigmoid", key=jr.key(1)),
-        FFN(3, 2, (), key=jr.key(2)),
-        FFN(3, 2, (6,), use_bias=False, precision="highest", key=jr.key(3)),
+        FFN(3, 2, (6,), activation="relu", final_activation="sigmoid", use_bias=False,
+            precision="highest", key=jr.key(1)),
         Standardized.around(FFN(3, 1, (8,), key=jr.key(4)), X, Y),
     ],
-    ids=["tanh", "relu-sigmoid", "affine", "no-bias", "standardized"],
-)
+    ids=["tanh", "relu-sigmoid-no-bias", "standardized"],
+)  # fmt: skip
 def test_feature_major_agrees_with_vmap(model):
     assert feature_major_ok(model)
     got = eqx.filter_jit(lambda m, x: apply_rows(m, x, feature_major=True))(model, X)
