@@ -134,7 +134,11 @@ def run(mode: Mode) -> list[Table]:
             "On a CPU, fit runs the lecture's chunk of steps as one kernel (XLA's one-kernel "
             "emitter for a call marked `xla_cpu_small_call`, `Config.small_call`); the lean bare "
             "scan runs in XLA's usual kernels, one or more per operation, as a hand-written "
-            "`jit(lax.scan)` does by default."
+            "`jit(lax.scan)` does by default. fit computes the lecture, mid and big-N networks "
+            "feature-major (`model/_rows.py`: activations `(width, B)`, every weight gradient "
+            "contracting a contiguous axis); the bare scan, as users write it, vmaps the "
+            "one-sample network, whose weight gradients contract the rows, the major axis, on "
+            "XLA's slower Eigen path."
         )
     steps = ", ".join(f"{k} {v[7] if mode.quick else v[6]}" for k, v in CASES.items())
     quick_note = (" (PyTorch at most 100; quick run: no padded-scan note, the figures are "
