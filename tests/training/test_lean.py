@@ -170,6 +170,27 @@ def test_short_fits_of_large_steps_take_few_host_indices():
     assert device.max_chunks > wide.max_chunks  # indices drawn in the program: no input
 
 
+def test_a_short_call_draws_only_its_own_host_indices():
+    # NumPy draws a block's stream in order: a call of a few steps draws only their rows, the
+    # same indices the whole block gives them (so calls may be cut anywhere)
+    from types import SimpleNamespace
+
+    from eqx_ffn.training._sampling import REPLACEMENT_BLOCK, host_indices, replacement_block
+
+    kd = np.asarray(jax.random.key_data(jr.key(5)))
+    full = replacement_block(kd, 3, 1000, 7)
+    assert full.shape == (REPLACEMENT_BLOCK, 7)
+    for rows in (1, 8, REPLACEMENT_BLOCK - 1):
+        np.testing.assert_array_equal(replacement_block(kd, 3, 1000, 7, rows), full[:rows])
+    cfg = SimpleNamespace(batch_size=7, ensemble=False, steps_per_call=600, sampling="replacement")
+    whole = host_indices(cfg, kd, 1000, 0, 600)  # type: ignore[arg-type]
+    assert whole.min() >= 0 and whole.max() < 1000 and len(np.unique(whole)) > 900
+    for start, count in ((0, 8), (250, 10), (300, 256), (511, 2), (0, 1)):
+        part = host_indices(cfg, kd, 1000, start, count)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(part[:count], whole[start : start + count])
+        assert not part[count:].any()
+
+
 def _big(n=20000, d=8, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))  # float64: cast in the staging copy
