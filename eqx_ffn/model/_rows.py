@@ -34,25 +34,26 @@ faster in a hand-written scan and slower inside `fit`; at 784 x 512 as fast, and
 784 x 1024 and 1024 x 1024."""
 
 
-def _ffn_of(static: Any) -> FFN | None:
-    """The `FFN` that `static` (a model, or its non-array part) computes, or None."""
-    if type(static) is Standardized:
-        static = static.model
-    return static if type(static) is FFN else None
+def _feature_major_ffn(static: Any) -> FFN | None:
+    """The `FFN` that `static` (a model, or its non-array part) computes, alone or inside
+    `Standardized`, if it can be computed feature-major: `Dense` layers, named (elementwise)
+    activations and every weight at most `FEATURE_MAJOR_MAX_WEIGHT` entries; else None."""
+    ffn = static.model if type(static) is Standardized else static
+    if type(ffn) is not FFN or ffn.activation_name is None or ffn.final_activation_name is None:
+        return None
+    if not all(type(layer) is Dense for layer in ffn.layers):  # (edited with eqx.tree_at)
+        return None
+    sizes = (ffn.in_size, *ffn.hidden_sizes, ffn.out_size)
+    if max(a * b for a, b in itertools.pairwise(sizes)) > FEATURE_MAJOR_MAX_WEIGHT:
+        return None
+    return ffn
 
 
 def feature_major_ok(static: Any) -> bool:
-    """Whether `apply_rows(..., feature_major=True)` computes `static`'s model feature-major:
-    an `FFN` (alone or inside `Standardized`) with named (elementwise) activations and every
-    weight at most `FEATURE_MAJOR_MAX_WEIGHT` entries. `static` may be the model's non-array
-    part (its sizes are static fields)."""
-    ffn = _ffn_of(static)
-    if ffn is None or ffn.activation_name is None or ffn.final_activation_name is None:
-        return False
-    if not all(type(layer) is Dense for layer in ffn.layers):  # (edited with eqx.tree_at)
-        return False
-    sizes = (ffn.in_size, *ffn.hidden_sizes, ffn.out_size)
-    return max(a * b for a, b in itertools.pairwise(sizes)) <= FEATURE_MAJOR_MAX_WEIGHT
+    """Whether `apply_rows(..., feature_major=True)` computes `static`'s model feature-major
+    (see `_feature_major_ffn`). `static` may be the model's non-array part (its sizes are
+    static fields)."""
+    return _feature_major_ffn(static) is not None
 
 
 def _dense_columns(layer: Dense, h: jax.Array) -> jax.Array:
@@ -72,12 +73,11 @@ def apply_rows(model: Any, x: jax.Array, *, feature_major: bool = False) -> jax.
     """`jax.vmap(model.__call__)(x)` for rows `x` of shape `(B, in_size)`; with
     `feature_major=True` and a model that `feature_major_ok` accepts, the same network computed
     with the batch along the minor axis (see the module's docstring)."""
-    ffn = _ffn_of(model) if feature_major and feature_major_ok(model) else None
+    ffn = _feature_major_ffn(model) if feature_major else None
+    # (a stacked ensemble's weights are 3-D)
     if ffn is not None and all(layer.weight.ndim == 2 for layer in ffn.layers):
-        if not isinstance(model, Standardized):  # (a stacked ensemble's weights are 3-D)
-            return _ffn_rows(ffn, x)
-        z = x if model.x_scaler is None else model.x_scaler.transform(x)
-        out = _ffn_rows(ffn, z)
-        return out if model.y_scaler is None else model.y_scaler.inverse_transform(out)
+        if isinstance(model, Standardized):
+            return model._around(lambda z: _ffn_rows(ffn, z), x)
+        return _ffn_rows(ffn, x)
     # the bound method, not the module: JAX names a vmapped module by formatting it
     return jax.vmap(model.__call__)(x)

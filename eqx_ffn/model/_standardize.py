@@ -279,6 +279,11 @@ class Standardized(eqx.Module):
         return self.model.out_size  # type: ignore[attr-defined]
 
     def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, " out_size"]:
+        return self._around(self.model, x)
+
+    def _around(self, inner: Any, x: Array) -> Array:
+        """`inner` between the scalers: `y_scaler.inverse_transform(inner(x_scaler.transform(x)))`,
+        for one sample (`__call__`) or for rows (the training programs' `apply_rows`)."""
         z = x if self.x_scaler is None else self.x_scaler.transform(x)
-        out = self.model(z)  # pyright: ignore[reportCallIssue]  (the inner model checks x)
+        out = inner(z)  # (the inner model checks x)
         return out if self.y_scaler is None else self.y_scaler.inverse_transform(out)
