@@ -21,6 +21,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 from .._validation import as_jax_array, check_bool, check_int, check_precision, default_float
 from ..training._compile_options import FAST_COMPILE_OPTIONS, compile_with_options
 from ._activations import resolve_activation
+from ._host_draw import draw_uniform, host_draw_ok
 from ._init import check_init, init_dense
 
 
@@ -285,6 +286,36 @@ def _init_compiled(
     return compile_with_options(lowered, FAST_COMPILE_OPTIONS)  # runs once
 
 
+def _on_host(sizes: tuple[int, ...], init: str, dtype: str, key: jax.Array) -> bool:
+    """Whether the draw runs on the host (`_host_draw`): a uniform scheme, small enough, from one
+    threefry key that no device holds on purpose, for the first `HOST_DRAWS` models of an
+    architecture (later ones compile the draw program, faster per model)."""
+    if not (
+        init in _UNIFORM_SCALING
+        and host_draw_ok(sizes, dtype)
+        and not key.committed
+        and key.shape == (() if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else (2,))
+        and _batched_draw_exact(key)
+    ):
+        return False
+    seen = _host_draws.get((sizes, init, dtype), 0)
+    _host_draws[sizes, init, dtype] = seen + 1
+    return seen < HOST_DRAWS
+
+
+HOST_DRAWS = 3
+"""Models of one architecture drawn on the host before its draw program is compiled."""
+_host_draws: dict[tuple, int] = {}
+
+
+def _host_uniform(sizes, init: str, use_bias: bool, dtype: str, key: jax.Array) -> tuple:
+    """`_batched_draw`'s numbers for a uniform scheme, drawn with NumPy (no compile)."""
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    weights = draw_uniform(np.asarray(data), sizes, *_UNIFORM_SCALING[init], dtype)
+    biases = [as_jax_array(np.zeros((n,), dtype)) if use_bias else None for n in sizes[1:]]
+    return [as_jax_array(w) for w in weights], biases
+
+
 def _init_program(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str) -> Callable:
     """One compiled program drawing every layer of an architecture (not one per eager op);
     traced inline when the key is traced (`fit_ensemble` vmaps the model's constructor)."""
@@ -292,6 +323,8 @@ def _init_program(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str)
     def call(key):
         if isinstance(key, jax.core.Tracer):
             return _draw_fn(sizes, init, use_bias, dtype)(key)
+        if _on_host(sizes, init, dtype, key):
+            return _host_uniform(sizes, init, use_bias, dtype, key)
         aval = jax.ShapeDtypeStruct(key.shape, key.dtype)
         return _init_compiled(sizes, init, use_bias, dtype, aval)(key)
 
