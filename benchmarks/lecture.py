@@ -157,22 +157,26 @@ def run(mode: Mode) -> list[Table]:
         return model.to_params(), losses
 
     flax = peers.flax_nnx_lecture(x, y, params, LR)
+    full = "full run only" if mode.quick else ""  # rows no check of a quick run needs
     makers: list[tuple[str, Callable[[], Any]]] = [
         ("lecture", lambda: python_run(mode, "lecture loop: jit(value_and_grad) + optax in Python, "
                                        "dict params", lecture_train, py_steps, x, y)),
-        ("", lambda: python_run(mode, "eqx.nn.MLP + hand-written eqx.filter_jit step, Python loop",
-                                peers.equinox_mlp_loop(x, y, params, LR), py_steps, x, y)),
-        ("", lambda: python_run(mode, "eqx_ffn.make_step, Python loop", make_step_loop,
-                                py_steps, x, y)),
+        ("", lambda: f"eqx.nn.MLP + hand-written eqx.filter_jit step, Python loop: {full}" if full
+         else python_run(mode, "eqx.nn.MLP + hand-written eqx.filter_jit step, Python loop",
+                         peers.equinox_mlp_loop(x, y, params, LR), py_steps, x, y)),
+        ("", lambda: f"eqx_ffn.make_step, Python loop: {full}" if full else python_run(
+            mode, "eqx_ffn.make_step, Python loop", make_step_loop, py_steps, x, y)),
         ("fit_adam", lambda: fit_run(mode, x, y, params, "adam")),
-        ("", lambda: fit_run(mode, x, y, params, "lbfgs")),
+        ("", lambda: f"eqx_ffn.fit, L-BFGS: {full}" if full
+         else fit_run(mode, x, y, params, "lbfgs")),
         ("bare_adam", lambda: bare_run(mode, x, y, params, "adam")),
-        ("bare_lbfgs", lambda: "lean bare jax.jit(lax.scan) of the L-BFGS step (floor): full run "
-         "only" if mode.quick else bare_run(mode, x, y, params, "lbfgs")),
+        ("bare_lbfgs", lambda: f"lean bare jax.jit(lax.scan) of the L-BFGS step (floor): {full}"
+         if full else bare_run(mode, x, y, params, "lbfgs")),
         ("", lambda: sklearn_run(mode, x, y, params, "adam", py_steps)),
         ("", lambda: sklearn_run(mode, x, y, params, "lbfgs")),
         ("", lambda: torch_run(mode, x, y, params, "adam", py_steps)),
-        ("", lambda: torch_run(mode, x, y, params, "lbfgs", py_steps // 4 if mode.quick else STEPS)),
+        ("", lambda: f"PyTorch LBFGS loop: {full}" if full
+         else torch_run(mode, x, y, params, "lbfgs", STEPS)),
         ("", lambda: "Flax not installed" if flax is None else python_run(
             mode, "Flax NNX: nnx.jit step + nnx.Optimizer, Python loop", flax, py_steps, x, y)),
     ]  # fmt: skip

@@ -32,7 +32,7 @@ CASES = {
     "mid": ((8, 64, 64, 1), "tanh", 20_000, None, "mse", 1e-3, 100, 20),
     "big N": ((1, 64, 64, 1), "tanh", 200_000, 256, "mse", 1e-3, 2000, 400),
     "MNIST-size": ((784, 256, 256, 10), "relu", 60_000, 128, "ce", 1e-3, 200, 40),
-    "wide": ((784, 1024, 1024, 10), "relu", 8192, 1024, "ce", 1e-3, 8, 2),
+    "wide": ((784, 1024, 1024, 10), "relu", 8192, 1024, "ce", 1e-3, 8, 4),
 }
 TORCH_CHECKED = ("mid", "big N", "MNIST-size", "wide")
 BARE_TARGET, TORCH_TARGET = 1.2, 1.0
