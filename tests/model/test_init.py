@@ -96,3 +96,25 @@ def test_one_batched_draw_equals_the_layer_by_layer_draws(init, sizes, use_bias,
             np.testing.assert_array_equal(layer.bias, b)
         else:
             assert layer.bias is None and b is None
+
+
+def test_models_built_under_vmap_draw_in_one_program_and_equal_their_own_draws():
+    # vmap over keys (what fit_ensemble does) runs one batched draw program, not one per op;
+    # under an outer jit the draw is inlined (compiler options are refused there)
+    import equinox as eqx
+    import jax
+
+    from eqx_ffn.model import _ffn
+
+    keys = jr.split(jr.key(8), 3)
+    _ffn._jitted_draw.cache_clear()
+    batched = eqx.filter_vmap(lambda k: FFN(2, 1, (5,), key=k))(keys)
+    assert _ffn._jitted_draw.cache_info().misses == 1
+    jitted = eqx.filter_jit(eqx.filter_vmap(lambda k: FFN(2, 1, (5,), key=k)))(keys)
+    assert _ffn._jitted_draw.cache_info().misses == 1  # inlined, not the top-level program
+    for i, key in enumerate(keys):
+        alone = FFN(2, 1, (5,), key=key)
+        for a, b, c in zip(alone.layers, batched.layers, jitted.layers, strict=True):
+            np.testing.assert_array_equal(a.weight, b.weight[i])
+            np.testing.assert_array_equal(a.bias, c.bias[i])
+    assert jax.numpy.shape(batched.layers[0].weight) == (3, 5, 2)
