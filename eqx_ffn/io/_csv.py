@@ -210,7 +210,8 @@ def _fast_pandas(
         raise _Slow
     columns: dict[int, np.ndarray] = {}
     missing = np.zeros(n, bool)
-    for j in wanted:
+    store = np.empty((len(wanted), n))  # the numeric columns, one row each: copied once
+    for row, j in enumerate(wanted):
         parts = [df[names[j]] for df in frames]
         if j in label_cols:
             col = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
@@ -229,7 +230,7 @@ def _fast_pandas(
                 columns[j] = text[:, None]
                 continue
         elif all(part.dtype.kind in "fiu" for part in parts):
-            values = np.concatenate([part.to_numpy(np.float64) for part in parts])
+            values = np.concatenate([part.to_numpy(np.float64) for part in parts], out=store[row])
         else:
             raise _Slow  # text (or True/False) in a numeric column
         if np.isfinite(values.sum()):  # one pass: NaN and inf reach the sum
@@ -333,6 +334,23 @@ def _read_csv(
         raise ValueError(f"{e}{head.hint}") from None
 
 
+def _stacked(cols: list[np.ndarray]) -> np.ndarray:
+    """The 1-D columns as a `(k, N)` array: a view where they are consecutive rows of one array
+    (the fast reader's store), else a copy."""
+    base = cols[0].base
+    if isinstance(base, np.ndarray) and base.ndim == 2 and base.flags.c_contiguous:
+        step = base.strides[0]
+        first = (cols[0].ctypes.data - base.ctypes.data) // step
+        if all(
+            c.base is base
+            and c.shape == base.shape[1:]
+            and c.ctypes.data == base.ctypes.data + (first + i) * step
+            for i, c in enumerate(cols)
+        ):
+            return base[first : first + len(cols)]
+    return np.array(cols)
+
+
 def _read_body(
     path: Path,
     raw: bytes,
@@ -374,7 +392,7 @@ def _read_body(
             return cols[0] if everything else cols[0][keep]
         if not cols:
             return np.zeros((int(keep.sum()), 0))
-        block = np.array(cols)  # (k, N): one contiguous copy per column
+        block = _stacked(cols)  # (k, N)
         return (block if everything else block[:, keep]).T  # (N, k), column-major
 
     return Table(
