@@ -19,7 +19,7 @@ from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
 from .._validation import as_jax_array, check_bool, check_int, check_precision, default_float
-from ..training._compile_options import FAST_COMPILE_OPTIONS, compile_with_options
+from ..training._compile_options import FAST_COMPILE_OPTIONS, compile_with_options, fast_jit
 from ._activations import resolve_activation
 from ._host_draw import draw_uniform, host_draw_ok
 from ._init import check_init, init_dense
@@ -286,23 +286,13 @@ def _init_compiled(
     return compile_with_options(lowered, FAST_COMPILE_OPTIONS)  # runs once
 
 
-def _vmapped_only(key: Any) -> bool:
-    """Whether `key` is batched by `jax.vmap` (perhaps nested) over a concrete array: no `jit`
-    traces the caller, so the draw may be a top-level program of its own. A tracer of JAX's
-    batching carries `val` and `batch_dim`; any other (or a future JAX without them) says no."""
-    while isinstance(key, jax.core.Tracer) and hasattr(key, "batch_dim"):
-        key = getattr(key, "val", None)
-    return key is not None and not isinstance(key, jax.core.Tracer)
-
-
 @functools.lru_cache(maxsize=64)
 def _jitted_draw(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str) -> Callable:
-    """The draw as one jitted function, for `jax.vmap` building models from a batch of keys (as
-    `fit_ensemble` does) outside any `jit`: one batched program (on a CPU compiled with
-    `FAST_COMPILE_OPTIONS`, as the unbatched draw), where the draw would otherwise run, and
-    compile, op by op. Compiler options are refused under an outer `jit` (`_vmapped_only`)."""
-    options = FAST_COMPILE_OPTIONS if jax.default_backend() == "cpu" else None
-    return jax.jit(_draw_fn(sizes, init, use_bias, dtype), compiler_options=options)
+    """The draw as one jitted function, for a traced key: under `jax.vmap` alone (as when
+    `fit_ensemble` builds models from a batch of keys) one batched program compiled for compile
+    speed, where the draw would otherwise run, and compile, op by op; under an outer `jit`
+    traced inline (`fast_jit`)."""
+    return fast_jit(_draw_fn(sizes, init, use_bias, dtype))
 
 
 def _on_host(sizes: tuple[int, ...], init: str, dtype: str, key: jax.Array) -> bool:
@@ -341,9 +331,7 @@ def _init_program(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str)
 
     def call(key):
         if isinstance(key, jax.core.Tracer):
-            if _vmapped_only(key):  # one program, not one per eager op
-                return _jitted_draw(sizes, init, use_bias, dtype)(key)
-            return _draw_fn(sizes, init, use_bias, dtype)(key)  # inlined into the caller's
+            return _jitted_draw(sizes, init, use_bias, dtype)(key)
         if _on_host(sizes, init, dtype, key):
             return _host_uniform(sizes, init, use_bias, dtype, key)
         aval = jax.ShapeDtypeStruct(key.shape, key.dtype)

@@ -212,3 +212,18 @@ def test_float64_under_x64(tmp_path):
     env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_generators_programs_give_the_same_numbers_under_jit_and_vmap():
+    # on a CPU the generators compile with FAST_COMPILE_OPTIONS (`fast_jit`); an outer jit,
+    # which refuses compiler options on a nested one, traces them inline instead
+    from eqx_ffn.io._lecture_data import _lecture_params
+
+    keys = jr.split(jr.key(3), 2)
+    alone = [_lecture_params(k, (1, 16, 1)) for k in keys]
+    jitted = jax.jit(lambda k: _lecture_params(k, (1, 16, 1)))(keys[1])
+    batched = jax.vmap(lambda k: _lecture_params(k, (1, 16, 1)))(keys)
+    for name in ("W1", "b1", "W2", "b2"):
+        np.testing.assert_array_equal(jitted[name], alone[1][name])
+        for i in range(2):
+            np.testing.assert_array_equal(batched[name][i], alone[i][name])
