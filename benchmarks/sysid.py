@@ -287,7 +287,7 @@ def run(mode: Mode) -> list[Table]:
     ensemble); the sections whose checks only the full run judges (LM, the recipe, NARX,
     truncated simulation, the LM ensemble) are the full run's, their checks listed as not run."""
     q_ = mode.quick
-    steps, seeds = (50, 1) if q_ else (2000, 5)
+    steps, seeds = (20, 1) if q_ else (2000, 5)
     eq = lecture_equality(steps)
     sp = speed(steps, q_)
     lm = {"lm": None} if q_ else lm_vs_adam(eq["target"], steps)
