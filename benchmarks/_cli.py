@@ -21,9 +21,10 @@ from ._report import case_checks, render_result, to_json, write_md
 HERE = Path(__file__).resolve().parent
 # case -> module; the heaviest (accelerator) last: on a GPU it fills the chip
 CASES = {
-    "lecture": "lecture", "sizes": "sizes", "process": "process", "scaling": "scaling",
+    "lecture": "lecture", "sizes": "sizes", "scaling": "scaling",
     "efficiency": "efficiency", "compile": "compile_time", "ensemble": "ensemble",
     "recompiles": "recompiles", "first_result": "first_result", "least_squares": "least_squares",
+    "process": "process",  # after least_squares, whose L-BFGS program it reuses
     "sklearn_tables": "sklearn_tables", "csv": "tables", "sysid": "sysid", "silverbox": "silverbox",
     "callbacks": "callbacks",
     "accelerator": "accelerator",
