@@ -295,6 +295,11 @@ def _jitted_draw(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str) 
     return fast_jit(_draw_fn(sizes, init, use_bias, dtype))
 
 
+HOST_DRAWS = 3
+"""Models of one architecture drawn on the host before its draw program is compiled."""
+_host_draws: dict[tuple, int] = {}
+
+
 def _on_host(sizes: tuple[int, ...], init: str, dtype: str, key: jax.Array) -> bool:
     """Whether the draw runs on the host (`_host_draw`): a uniform scheme, small enough, from one
     threefry key that no device holds on purpose, for the first `HOST_DRAWS` models of an
@@ -310,11 +315,6 @@ def _on_host(sizes: tuple[int, ...], init: str, dtype: str, key: jax.Array) -> b
     seen = _host_draws.get((sizes, init, dtype), 0)
     _host_draws[sizes, init, dtype] = seen + 1
     return seen < HOST_DRAWS
-
-
-HOST_DRAWS = 3
-"""Models of one architecture drawn on the host before its draw program is compiled."""
-_host_draws: dict[tuple, int] = {}
 
 
 def _host_uniform(sizes, init: str, use_bias: bool, dtype: str, key: jax.Array) -> tuple:
