@@ -21,7 +21,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 from .._validation import as_jax_array, check_bool, check_int, check_precision, default_float
 from ..training._compile_options import FAST_COMPILE_OPTIONS, compile_with_options, fast_jit
 from ._activations import resolve_activation
-from ._host_draw import draw_uniform, host_draw_ok
+from ._host_draw import UNIFORM_SCALING, draw_uniform, host_draw_ok, uniform_factor
 from ._init import check_init, init_dense
 
 
@@ -216,9 +216,6 @@ _BATCHED_DRAW_MAX = 1 << 20
 """Networks whose layers padded to the largest take at most this many draws draw all their
 random arrays in ONE batched draw (see `_batched_draw`)."""
 
-_UNIFORM_SCALING = {"glorot_uniform": (1.0, "fan_avg"), "kaiming_uniform": (2.0, "fan_in")}
-"""`jax.nn.initializers.variance_scaling(scale, mode, "uniform")` behind these names."""
-
 
 def _batched_draw(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: Any, keys) -> tuple:
     """The same numbers as `init_dense(init, ...)` layer by layer, in one batched draw, for
@@ -240,12 +237,10 @@ def _batched_draw(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: Any,
             weights.append(flat[2 * i, : n_out * n_in].reshape(n_out, n_in))
             biases.append(flat[2 * i + 1, :n_out] if use_bias else None)
         return weights, biases
-    scale, mode = _UNIFORM_SCALING[init]
     flat = jax.vmap(lambda k: jr.uniform(k, (m,), dtype, -1))(pairs[:, 0])
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        denominator = (n_in + n_out) / 2 if mode == "fan_avg" else n_in
-        variance = jnp.array(scale / denominator, dtype=dtype)
-        weights.append(flat[i, : n_out * n_in].reshape(n_out, n_in) * jnp.sqrt(3 * variance))
+        factor = uniform_factor(init, n_in, n_out, dtype)
+        weights.append(flat[i, : n_out * n_in].reshape(n_out, n_in) * factor)
         biases.append(jnp.zeros((n_out,), dtype) if use_bias else None)
     return weights, biases
 
@@ -262,7 +257,7 @@ def _draw_fn(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str) -> C
         keys = jr.split(key, len(sizes) - 1)
         padded = (len(sizes) - 1) * 2 * max(a * b for a, b in itertools.pairwise(sizes))
         if (
-            (init == "normal" or init in _UNIFORM_SCALING)
+            (init == "normal" or init in UNIFORM_SCALING)
             and len(sizes) > 2
             and padded <= _BATCHED_DRAW_MAX
             and _batched_draw_exact(key)
@@ -300,27 +295,30 @@ HOST_DRAWS = 3
 _host_draws: dict[tuple, int] = {}
 
 
-def _on_host(sizes: tuple[int, ...], init: str, dtype: str, key: jax.Array) -> bool:
-    """Whether the draw runs on the host (`_host_draw`): a uniform scheme, small enough, from one
-    threefry key that no device holds on purpose, for the first `HOST_DRAWS` models of an
-    architecture (later ones compile the draw program, faster per model)."""
+def _host_key(sizes: tuple[int, ...], init: str, dtype: str, key: jax.Array) -> Any:
+    """The key's data `(2,)` when the draw runs on the host (`_host_draw`), else None: a uniform
+    scheme, small enough, from one threefry key that no device holds on purpose, for the first
+    `HOST_DRAWS` models of an architecture (later ones compile the draw program, faster per
+    model)."""
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     if not (
-        init in _UNIFORM_SCALING
+        init in UNIFORM_SCALING
         and host_draw_ok(sizes, dtype)
         and not key.committed
-        and key.shape == (() if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else (2,))
+        and key.shape == (() if typed else (2,))
         and _batched_draw_exact(key)
     ):
-        return False
+        return None
     seen = _host_draws.get((sizes, init, dtype), 0)
     _host_draws[sizes, init, dtype] = seen + 1
-    return seen < HOST_DRAWS
+    if seen >= HOST_DRAWS:
+        return None
+    return np.asarray(jax.random.key_data(key) if typed else key)
 
 
-def _host_uniform(sizes, init: str, use_bias: bool, dtype: str, key: jax.Array) -> tuple:
+def _host_uniform(sizes, init: str, use_bias: bool, dtype: str, key_data: Any) -> tuple:
     """`_batched_draw`'s numbers for a uniform scheme, drawn with NumPy (no compile)."""
-    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    weights = draw_uniform(np.asarray(data), sizes, *_UNIFORM_SCALING[init], dtype)
+    weights = draw_uniform(key_data, sizes, init, dtype)
     biases = [as_jax_array(np.zeros((n,), dtype)) if use_bias else None for n in sizes[1:]]
     return [as_jax_array(w) for w in weights], biases
 
@@ -332,8 +330,9 @@ def _init_program(sizes: tuple[int, ...], init: str, use_bias: bool, dtype: str)
     def call(key):
         if isinstance(key, jax.core.Tracer):
             return _jitted_draw(sizes, init, use_bias, dtype)(key)
-        if _on_host(sizes, init, dtype, key):
-            return _host_uniform(sizes, init, use_bias, dtype, key)
+        key_data = _host_key(sizes, init, dtype, key)
+        if key_data is not None:
+            return _host_uniform(sizes, init, use_bias, dtype, key_data)
         aval = jax.ShapeDtypeStruct(key.shape, key.dtype)
         return _init_compiled(sizes, init, use_bias, dtype, aval)(key)
 

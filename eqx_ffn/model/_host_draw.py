@@ -32,6 +32,19 @@ takes 6 ms)."""
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
+UNIFORM_SCALING = {"glorot_uniform": (1.0, "fan_avg"), "kaiming_uniform": (2.0, "fan_in")}
+"""`jax.nn.initializers.variance_scaling(scale, mode, "uniform")` behind these names."""
+
+
+def uniform_factor(init: str, n_in: int, n_out: int, dtype: Any) -> np.ndarray:
+    """What a uniform scheme multiplies `jr.uniform(k, shape, dtype, -1)` by, as
+    `variance_scaling` does: `sqrt(3 * variance)`, `variance` rounded to `dtype` (a 0-d array:
+    the compiled draw and the host draw scale by the same number)."""
+    scale, mode = UNIFORM_SCALING[init]
+    denominator = (n_in + n_out) / 2 if mode == "fan_avg" else n_in
+    variance = np.asarray(scale / denominator, dtype)
+    return np.sqrt(np.asarray(3, dtype) * variance)
+
 
 def threefry2x32(k1: int, k2: int, x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The Threefry-2x32 hash (20 rounds) of the counters `(x1, x2)` under the key `(k1, k2)`,
@@ -79,19 +92,14 @@ def host_draw_ok(sizes: tuple[int, ...], dtype: Any) -> bool:
     )
 
 
-def draw_uniform(
-    key_data: np.ndarray, sizes: tuple[int, ...], scale: float, mode: str, dtype: Any
-) -> list[np.ndarray]:
-    """The weights `_ffn._batched_draw` draws for a uniform variance-scaling scheme (`scale`,
-    `mode` "fan_avg" or "fan_in"), from the key's data `(2,)` uint32, as NumPy arrays."""
+def draw_uniform(key_data: np.ndarray, sizes: tuple[int, ...], init: str, dtype: Any) -> list:
+    """The weights `_ffn._batched_draw` draws for a uniform scheme (`UNIFORM_SCALING`), from the
+    key's data `(2,)` uint32, as NumPy arrays."""
     dtype = np.dtype(dtype)
     root = (int(key_data[0]), int(key_data[1]))
     weights = []
     layers = itertools.pairwise(sizes)
     for layer, (n_in, n_out) in zip(split(root, len(sizes) - 1), layers, strict=True):
-        weight_key = split(layer, 2)[0]
-        denominator = (n_in + n_out) / 2 if mode == "fan_avg" else n_in
-        variance = dtype.type(scale / denominator)
-        w = uniform_pm1(weight_key, n_out * n_in, dtype).reshape(n_out, n_in)
-        weights.append(w * np.sqrt(dtype.type(3) * variance))
+        w = uniform_pm1(split(layer, 2)[0], n_out * n_in, dtype).reshape(n_out, n_in)
+        weights.append(w * uniform_factor(init, n_in, n_out, dtype))
     return weights
